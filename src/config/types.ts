@@ -1,0 +1,144 @@
+/** Deployment mode of the server. */
+export type Mode = "dev" | "prod";
+
+/** Output format of a TypeScript worker build. */
+export type BuildFormat = "bundle" | "compile";
+
+/** Per-worker settings: `workers.default`, overridden by matching `workers.paths."{prefix}"`. */
+export interface WorkerSettings {
+  /** Requests after which an instance is replaced; 0 = no limit. Default 0. */
+  max_requests: number;
+  /** Seconds to read a request body from the client. Default 30. */
+  read_timeout_seconds: number;
+  /** Seconds to wait for the worker's response headers before 504. Default 30. */
+  write_timeout_seconds: number;
+  /** Seconds an idle upstream connection is kept. Default 120. */
+  idle_timeout_seconds: number;
+  /** Extra environment for the worker process. Default `{}`. */
+  env: Record<string, string>;
+  /** Health probe path. Default `/health`. */
+  health_path: string;
+  /** Time a new instance has to become healthy. Default 10000. */
+  startup_timeout_ms: number;
+  /** Longest wait for in-flight requests of a retiring instance. Default 30000. */
+  drain_timeout_ms: number;
+  /** Instances per worker. Default 1. */
+  instances: number;
+}
+
+/** `deployment.{dev,prod}.file_watcher`. */
+export interface FileWatcherSettings {
+  /** Watch files at all. Default true in dev, false in prod. */
+  enabled: boolean;
+  /** Quiet time after the last event before acting. Default 50. */
+  debounce_ms: number;
+  /** Root-relative globs that are watched. Default: the SPEC's list. */
+  paths: string[];
+  /** Root-relative globs that are never acted on. */
+  ignore: string[];
+}
+
+/** `deployment.{dev,prod}.build`. */
+export interface BuildSettings {
+  /** `bundle` (needs deno at run time) or `compile` (standalone). Default bundle in dev, compile in prod. */
+  format: BuildFormat;
+  /** Builds run at once. Default 2. */
+  parallel_builds: number;
+  /** Type-check before building. Default false. */
+  check: boolean;
+  /** Minify bundles. Default false. */
+  minify: boolean;
+  /** Deno permission flags baked into the worker's shebang / compile. Default `["--allow-all"]`. */
+  permissions: string[];
+  /** Extra `deno compile --target` for prod builds; empty = host. */
+  target: string;
+}
+
+/** `deployment.{dev,prod}.resources`. */
+export interface ResourceSettings {
+  /** V8 heap limit per TypeScript worker in MiB; 0 = Deno's default. */
+  worker_max_memory_mb: number;
+}
+
+/** `deployment.{dev,prod}.timestamp_check`. */
+export interface TimestampCheckSettings {
+  /** Check mtimes on SIGHUP. Default true. */
+  enabled: boolean;
+  /** Also check every N seconds; 0 = only on signal. Default 0. */
+  interval_seconds: number;
+}
+
+/** Settings of one deployment mode. */
+export interface ModeSettings {
+  file_watcher: FileWatcherSettings;
+  build: BuildSettings;
+  resources: ResourceSettings;
+  timestamp_check: TimestampCheckSettings;
+}
+
+/** `deployment.targets.{name}` used by scripts/deploy.sh. */
+export interface DeployTarget {
+  /** `user@host` entries; none = `path` is a local directory. */
+  hosts: string[];
+  /** Project root on the target. */
+  path: string;
+  /** Extra ssh options. */
+  ssh_options: string;
+  /** Admin base URL of the target's server for `--reload`, e.g. `http://127.0.0.1:8081`. */
+  admin_url: string;
+}
+
+/** The whole, validated configuration with every default filled in. */
+export interface Config {
+  server: {
+    port: number;
+    host: string;
+    read_timeout_seconds: number;
+    write_timeout_seconds: number;
+    idle_timeout_seconds: number;
+    /** Expanded `server.deployment_mode`; undefined when it expands to nothing. */
+    deployment_mode: Mode | undefined;
+    /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */
+    log_file: string;
+    static: { enabled: boolean; url_prefix: string; cache_max_age_seconds: number };
+    admin: { enabled: boolean; host: string; port: number };
+  };
+  workers: {
+    workers_dir: string;
+    port_range_start: number;
+    port_range_end: number;
+    startup_delay_ms: number;
+    restart_delay_ms: number;
+    shutdown_grace_period_ms: number;
+    default: WorkerSettings;
+    /** Prefix → partial settings, applied to workers routed at or under the prefix. */
+    paths: Record<string, Partial<WorkerSettings>>;
+    /** Worker name → route override. */
+    routes: Record<string, string>;
+  };
+  deployment: {
+    mode: Mode | undefined;
+    dev: ModeSettings;
+    prod: ModeSettings;
+    targets: Record<string, DeployTarget>;
+  };
+}
+
+/** A configuration problem that names the file, line and key. */
+export class ConfigError extends Error {
+  /** File the problem is in, root-relative when possible. */
+  readonly file: string;
+  /** 1-based line, or 0 when unknown. */
+  readonly line: number;
+  /** Dotted key path, e.g. `server.port`. */
+  readonly key: string;
+
+  constructor(file: string, line: number, key: string, message: string, options?: ErrorOptions) {
+    const where = line > 0 ? `${file}:${line}` : file;
+    super(`${where}: ${key ? `"${key}": ` : ""}${message}`, options);
+    this.name = "ConfigError";
+    this.file = file;
+    this.line = line;
+    this.key = key;
+  }
+}

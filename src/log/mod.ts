@@ -1,0 +1,6 @@
+/**
+ * The one small structured logger used by every tqserver module.
+ *
+ * @module
+ */
+export * from "./logger.ts";
