@@ -24,7 +24,12 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+const LEVELS: Record<LogLevel, number> = {
+  debug: 0,
+  info: 1,
+  warn: 2,
+  error: 3,
+};
 const encoder = new TextEncoder();
 
 function formatValue(value: unknown): string {
@@ -59,11 +64,16 @@ function writeStderr(line: string): void {
  * ```
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = "info", write = writeStderr, now = () => new Date() } = options;
+  const { level = "info", write = writeStderr, now = () => new Date() } =
+    options;
   const min = LEVELS[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (LEVELS[lvl] < min) return;
-    write(`${now().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${formatFields(fields)}`);
+    write(
+      `${now().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${
+        formatFields(fields)
+      }`,
+    );
   };
   return {
     debug: (msg, fields) => emit("debug", msg, fields),

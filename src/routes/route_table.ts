@@ -46,12 +46,17 @@ export class RouteTable {
 
   /** Replaces the whole table atomically. */
   set(upstreams: Iterable<Upstream>): void {
-    this.#sorted = [...upstreams].sort((a, b) => b.route.length - a.route.length);
+    this.#sorted = [...upstreams].sort((a, b) =>
+      b.route.length - a.route.length
+    );
   }
 
   /** Adds or replaces the upstream with the same name. */
   put(upstream: Upstream): void {
-    this.set([...this.#sorted.filter((u) => u.name !== upstream.name), upstream]);
+    this.set([
+      ...this.#sorted.filter((u) => u.name !== upstream.name),
+      upstream,
+    ]);
   }
 
   /** Removes the upstream of a worker. */

@@ -1,0 +1,6 @@
+/**
+ * The admin listener: dashboard, status, reload and metrics.
+ *
+ * @module
+ */
+export * from "./admin.ts";

@@ -1,0 +1,7 @@
+/**
+ * The `tqserver` command line.
+ *
+ * @module
+ */
+export * from "./args.ts";
+export * from "./main.ts";

@@ -1,0 +1,36 @@
+import type { DevHooks } from "../server/handler.ts";
+import { LiveReload } from "./livereload.ts";
+import { type DevHost, DevWatcher } from "./watcher.ts";
+
+/** A server that dev hooks can attach to. */
+export interface DevServer extends DevHost {
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Creates the dev-mode hooks of a server: live reload endpoints, HTML script
+ * injection, and the file watcher (started at once, closed when the server stops).
+ */
+export function createDevHooks(
+  server: DevServer,
+): DevHooks & { live: LiveReload; watcher: DevWatcher | undefined } {
+  const live = new LiveReload();
+  const settings = server.config.deployment.dev.file_watcher;
+  let watcher: DevWatcher | undefined;
+  if (settings.enabled) {
+    watcher = new DevWatcher(server, live, {
+      debounceMs: settings.debounce_ms,
+    });
+    watcher.start();
+  }
+  server.finished.then(() => {
+    watcher?.close();
+    live.close();
+  });
+  return {
+    live,
+    watcher,
+    handle: (req, pathname) => live.handle(req, pathname),
+    transform: (res) => live.transform(res),
+  };
+}

@@ -1,0 +1,200 @@
+/** An event pushed to browsers over `/_tq/events`. */
+export type LiveEvent =
+  | { type: "reload"; reason: string }
+  | { type: "css"; path: string }
+  | {
+    type: "error";
+    worker: string;
+    message: string;
+    file?: string;
+    line?: number;
+    column?: number;
+  }
+  | { type: "ok"; worker: string };
+
+const encoder = new TextEncoder();
+
+/** The browser side: reconnecting EventSource, CSS swap, reload, error overlay. */
+export const LIVERELOAD_JS = `(() => {
+  "use strict";
+  const errors = new Map();
+  let wasConnected = false;
+  function overlay() {
+    let el = document.getElementById("__tq_overlay");
+    if (errors.size === 0) { if (el) el.remove(); return; }
+    if (!el) {
+      el = document.createElement("div");
+      el.id = "__tq_overlay";
+      el.style.cssText = "position:fixed;inset:0;z-index:2147483647;background:rgba(20,20,24,.92);color:#f8f8f2;" +
+        "font:14px/1.5 ui-monospace,monospace;padding:32px;overflow:auto;white-space:pre-wrap";
+      document.documentElement.appendChild(el);
+    }
+    el.textContent = "";
+    for (const e of errors.values()) {
+      const h = document.createElement("div");
+      h.style.cssText = "color:#ff6b6b;font-weight:bold;margin-bottom:8px";
+      h.textContent = "Build failed: " + e.worker + (e.file ? " — " + e.file + (e.line ? ":" + e.line + (e.column ? ":" + e.column : "") : "") : "");
+      const m = document.createElement("div");
+      m.style.marginBottom = "24px";
+      m.textContent = e.message;
+      el.append(h, m);
+    }
+  }
+  function swapCss(path) {
+    for (const link of document.querySelectorAll('link[rel="stylesheet"]')) {
+      const url = new URL(link.href, location.href);
+      if (url.pathname !== path) continue;
+      url.searchParams.set("__tq", Date.now().toString(36));
+      const next = link.cloneNode();
+      next.href = url.href;
+      next.onload = () => link.remove();
+      link.after(next);
+    }
+  }
+  const es = new EventSource("/_tq/events");
+  es.addEventListener("hello", () => { if (wasConnected) location.reload(); wasConnected = true; });
+  es.addEventListener("reload", () => location.reload());
+  es.addEventListener("css", (ev) => swapCss(JSON.parse(ev.data).path));
+  es.addEventListener("error", (ev) => { if (!ev.data) return; const e = JSON.parse(ev.data); errors.set(e.worker, e); overlay(); });
+  es.addEventListener("ok", (ev) => { errors.delete(JSON.parse(ev.data).worker); overlay(); });
+})();
+`;
+
+const SCRIPT_TAG = `<script src="/_tq/livereload.js" defer></script>`;
+
+/**
+ * Live reload for dev mode: an SSE hub at `/_tq/events`, the client script at
+ * `/_tq/livereload.js`, and script injection into HTML responses. Build errors
+ * are remembered and sent to every browser that connects until the build succeeds.
+ */
+export class LiveReload {
+  #clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  #errors = new Map<string, LiveEvent & { type: "error" }>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  /** Browsers connected now. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Sends an event to every connected browser (and remembers build errors). */
+  emit(event: LiveEvent): void {
+    if (event.type === "error") this.#errors.set(event.worker, event);
+    if (event.type === "ok") {
+      if (!this.#errors.delete(event.worker)) return;
+    }
+    const bytes = encoder.encode(
+      `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`,
+    );
+    for (const client of this.#clients) {
+      try {
+        client.enqueue(bytes);
+      } catch {
+        this.#clients.delete(client);
+      }
+    }
+  }
+
+  /** Answers `/_tq/livereload.js` and `/_tq/events`; 404 otherwise. */
+  handle(req: Request, pathname: string): Response {
+    if (pathname === "/_tq/livereload.js") {
+      return new Response(LIVERELOAD_JS, {
+        headers: {
+          "content-type": "text/javascript; charset=utf-8",
+          "cache-control": "no-cache",
+        },
+      });
+    }
+    if (pathname === "/_tq/events") return this.#events(req);
+    return new Response("Not found\n", { status: 404 });
+  }
+
+  #events(req: Request): Response {
+    let self: ReadableStreamDefaultController<Uint8Array>;
+    const errors = [...this.#errors.values()];
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        self = controller;
+        this.#clients.add(controller);
+        controller.enqueue(
+          encoder.encode(`retry: 500\nevent: hello\ndata: {}\n\n`),
+        );
+        for (const e of errors) {
+          controller.enqueue(
+            encoder.encode(`event: error\ndata: ${JSON.stringify(e)}\n\n`),
+          );
+        }
+        this.#heartbeat ??= setInterval(() => {
+          for (const c of this.#clients) {
+            try {
+              c.enqueue(encoder.encode(`: ping\n\n`));
+            } catch {
+              this.#clients.delete(c);
+            }
+          }
+        }, 15_000);
+      },
+      cancel: () => {
+        this.#clients.delete(self);
+      },
+    });
+    req.signal.addEventListener("abort", () => this.#clients.delete(self), {
+      once: true,
+    });
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  /** Injects the client script into an HTML response that is not compressed. */
+  transform(res: Response): Response {
+    const type = res.headers.get("content-type") ?? "";
+    if (
+      !type.includes("text/html") || res.headers.has("content-encoding") ||
+      !res.body
+    ) return res;
+    const headers = new Headers(res.headers);
+    headers.delete("content-length");
+    const body = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(
+      new TransformStream<string, string>(
+        {
+          injected: false,
+          transform(chunk, controller) {
+            const at = chunk.lastIndexOf("</body>");
+            if (at >= 0 && !this.injected) {
+              this.injected = true;
+              controller.enqueue(
+                chunk.slice(0, at) + SCRIPT_TAG + chunk.slice(at),
+              );
+            } else controller.enqueue(chunk);
+          },
+          flush(controller) {
+            if (!this.injected) controller.enqueue(SCRIPT_TAG);
+          },
+        } as Transformer<string, string> & { injected: boolean },
+      ),
+    ).pipeThrough(new TextEncoderStream());
+    return new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
+  }
+
+  /** Ends every SSE stream (server stopping). */
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const c of this.#clients) {
+      try {
+        c.close();
+      } catch {
+        // Already closed by the browser.
+      }
+    }
+    this.#clients.clear();
+  }
+}

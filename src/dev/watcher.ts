@@ -1,0 +1,303 @@
+import { join, relative, sep } from "node:path";
+import type { Config, WorkerSpec } from "../config/mod.ts";
+import type { BuildResult, BuildTarget } from "../build/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { Supervisor } from "../supervisor/mod.ts";
+import { fileMtime } from "../reload/mtimes.ts";
+import type { LiveReload } from "./livereload.ts";
+
+/** What the watcher needs from the server. */
+export interface DevHost {
+  readonly root: string;
+  readonly log: Logger;
+  readonly supervisor: Supervisor;
+  readonly builder: {
+    dependents(file: string): string[];
+    invalidate(name?: string): void;
+    build(
+      target: BuildTarget,
+      options?: { force?: boolean },
+    ): Promise<BuildResult>;
+    graph(target: BuildTarget): Promise<string[]>;
+  };
+  config: Config;
+  /** The SIGHUP check: applies config, adds and removes workers. */
+  reload(): Promise<unknown>;
+  /** Restarts the server on a new process (server source changed). */
+  upgrade?(): Promise<boolean>;
+}
+
+/** Options for {@linkcode DevWatcher}. */
+export interface DevWatcherOptions {
+  /** Quiet time after the last event before acting. Default 50. */
+  debounceMs?: number;
+  /** Called after each batch is handled (tests, benchmarks). */
+  onBatch?: (summary: BatchSummary) => void;
+}
+
+/** What one batch of file events did. */
+export interface BatchSummary {
+  built: string[];
+  failed: string[];
+  replaced: string[];
+  private: string[];
+  css: string[];
+  reload: boolean;
+  config: boolean;
+  server: boolean;
+}
+
+const IGNORED_DIRS = new Set([
+  ".git",
+  "node_modules",
+  "logs",
+  ".cache",
+  "coverage",
+]);
+
+function ignoredName(name: string): boolean {
+  return name.startsWith(".#") || name.endsWith("~") ||
+    /\.sw[a-p]x?$/.test(name) || name === "4913" ||
+    name.includes(".tmp-") || name.endsWith(".tmp");
+}
+
+function targetOf(spec: WorkerSpec): BuildTarget {
+  return {
+    name: spec.name,
+    entry: spec.entry!,
+    binPath: spec.binPath,
+    dir: spec.dir,
+  };
+}
+
+/**
+ * The dev-mode file watcher (SPEC §6): one recursive `Deno.watchFs` over the
+ * project, debounced; each batch rebuilds exactly the workers whose module
+ * graph contains a changed file and replaces them, signals or replaces on
+ * `private/` changes, swaps CSS, applies config, and restarts the server when
+ * its own source changes. Build outputs it writes never trigger anything.
+ */
+export class DevWatcher {
+  #host: DevHost;
+  #live: LiveReload;
+  #debounceMs: number;
+  #onBatch: ((summary: BatchSummary) => void) | undefined;
+  #watcher: Deno.FsWatcher | undefined;
+  #pending = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    host: DevHost,
+    live: LiveReload,
+    options: DevWatcherOptions = {},
+  ) {
+    const { debounceMs = 50, onBatch } = options;
+    this.#host = host;
+    this.#live = live;
+    this.#debounceMs = debounceMs;
+    this.#onBatch = onBatch;
+  }
+
+  /** Starts watching; returns at once. */
+  start(): void {
+    this.#watcher = Deno.watchFs(this.#host.root, { recursive: true });
+    (async () => {
+      for await (const event of this.#watcher!) {
+        for (const path of event.paths) {
+          if (!this.#relevant(path)) continue;
+          this.#pending.add(path);
+        }
+        if (this.#pending.size === 0) continue;
+        clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => this.#flush(), this.#debounceMs);
+      }
+    })().catch((err) =>
+      this.#host.log.error("file watcher stopped", { error: err })
+    );
+  }
+
+  /** Stops watching. */
+  close(): void {
+    clearTimeout(this.#timer);
+    try {
+      this.#watcher?.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Resolves when every batch seen so far has been handled. */
+  idle(): Promise<void> {
+    return this.#chain;
+  }
+
+  #relevant(path: string): boolean {
+    const rel = relative(this.#host.root, path);
+    if (rel.startsWith("..")) return false;
+    const parts = rel.split(sep);
+    if (
+      IGNORED_DIRS.has(parts[0]!) ||
+      (parts[0] === "server" && parts[1] === "bin")
+    ) return false;
+    return !ignoredName(parts[parts.length - 1] ?? "");
+  }
+
+  #flush(): void {
+    const batch = [...this.#pending];
+    this.#pending.clear();
+    this.#chain = this.#chain.then(() => this.#handle(batch)).catch((err) =>
+      this.#host.log.error("file change handling failed", { error: err })
+    );
+  }
+
+  async #handle(paths: string[]): Promise<void> {
+    const host = this.#host;
+    const { root, supervisor, log } = host;
+    const workersDir = host.config.workers.workers_dir;
+    const summary: BatchSummary = {
+      built: [],
+      failed: [],
+      replaced: [],
+      private: [],
+      css: [],
+      reload: false,
+      config: false,
+      server: false,
+    };
+    const sources = new Set<string>();
+    const drops = new Set<string>();
+    const privates = new Set<string>();
+    let structure = false;
+    for (const path of paths) {
+      const parts = relative(root, path).split(sep);
+      const top = parts[0];
+      if (
+        top === "config" && parts.length === 2 && /\.ya?ml$/.test(parts[1]!)
+      ) {
+        summary.config = true;
+      } else if (
+        top === "main.ts" || (top === "src" && parts[1] !== "worker")
+      ) {
+        summary.server = true;
+      } else if (
+        relative(root, join(root, workersDir)) === top && parts.length >= 2
+      ) {
+        const name = parts[1]!;
+        const sub = parts[2];
+        const spec = supervisor.workers.get(name)?.spec;
+        if (parts.length <= 3 && sub !== "public" && sub !== "private") {
+          structure = true;
+        }
+        if (sub === "bin") {
+          // A TypeScript worker's bin/ is our own build output; a prebuilt worker's is a deploy.
+          if (spec && spec.kind === "binary" && parts[3] === name) {
+            drops.add(name);
+          }
+        } else if (sub === "public") {
+          if (path.endsWith(".css")) {
+            summary.css.push(`/static/${name}/${parts.slice(3).join("/")}`);
+          } else summary.reload = true;
+        } else if (sub === "private") {
+          privates.add(name);
+        } else if (
+          path.endsWith(".ts") || path.endsWith(".tsx") ||
+          path.endsWith(".js") || path.endsWith(".json")
+        ) {
+          sources.add(path);
+        }
+      } else if (/\.(ts|tsx|js|mjs|json)$/.test(path)) {
+        sources.add(path);
+      }
+    }
+
+    if (summary.server && host.upgrade) {
+      log.info("server source changed, restarting the server");
+      await host.upgrade();
+      this.#onBatch?.(summary);
+      return;
+    }
+    if (summary.config || structure) {
+      await host.reload();
+      summary.reload = true;
+    }
+
+    const names = new Set<string>();
+    for (const file of sources) {
+      for (const name of host.builder.dependents(file)) names.add(name);
+      const parts = relative(join(root, workersDir), file).split(sep);
+      if (
+        parts.length > 2 && parts[1] === "src" && !parts[0]!.startsWith("..")
+      ) names.add(parts[0]!);
+    }
+    await Promise.all([...names].map(async (name) => {
+      const entry = supervisor.workers.get(name);
+      if (!entry || entry.spec.kind !== "typescript" || !entry.spec.entry) {
+        return;
+      }
+      const target = targetOf(entry.spec);
+      host.builder.invalidate(name);
+      const result = await host.builder.build(target, { force: true });
+      if (result.status === "failed") {
+        summary.failed.push(name);
+        const e = result.error;
+        log.error("build failed, old instance keeps serving", {
+          worker: name,
+          file: e?.file,
+          line: e?.line,
+          error: e?.message,
+        });
+        this.#live.emit({
+          type: "error",
+          worker: name,
+          message: e?.message ?? "Build failed",
+          ...(e?.file ? { file: e.file } : {}),
+          ...(e?.line ? { line: e.line } : {}),
+          ...(e?.column ? { column: e.column } : {}),
+        });
+        return;
+      }
+      summary.built.push(name);
+      this.#live.emit({ type: "ok", worker: name });
+      if (result.status === "fresh" && entry.active.length > 0) return;
+      if (await supervisor.replace(name, "build")) {
+        summary.replaced.push(name);
+        entry.mtimes.binary = await fileMtime(entry.spec.binPath);
+      }
+    }));
+
+    await Promise.all([...drops].map(async (name) => {
+      if (await supervisor.replace(name, "binary-changed")) {
+        summary.replaced.push(name);
+        const entry = supervisor.workers.get(name);
+        if (entry) entry.mtimes.binary = await fileMtime(entry.spec.binPath);
+      }
+    }));
+    await Promise.all([...privates].map(async (name) => {
+      if (!supervisor.workers.has(name)) return;
+      const result = await supervisor.reloadPrivate(name);
+      if (result !== "failed") summary.private.push(name);
+    }));
+
+    if (summary.replaced.length || summary.private.length || summary.reload) {
+      this.#live.emit({
+        type: "reload",
+        reason: summary.replaced.length ? "replaced" : "changed",
+      });
+    } else {
+      for (const path of summary.css) this.#live.emit({ type: "css", path });
+    }
+    if (
+      summary.built.length || summary.failed.length ||
+      summary.replaced.length || summary.private.length
+    ) {
+      log.info("dev change handled", {
+        built: summary.built.join(",") || undefined,
+        failed: summary.failed.join(",") || undefined,
+        replaced: summary.replaced.join(",") || undefined,
+        private: summary.private.join(",") || undefined,
+      });
+    }
+    this.#onBatch?.(summary);
+  }
+}

@@ -1,0 +1,86 @@
+import { routeMatches } from "../routes/mod.ts";
+
+type Handler = (
+  req: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/** Dev-mode hooks: `/_tq/` endpoints and HTML response rewriting. */
+export interface DevHooks {
+  /** Answers a request under `/_tq/`. */
+  handle(req: Request, pathname: string): Response | Promise<Response>;
+  /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
+  transform(res: Response, req: Request): Response;
+}
+
+/** Options for {@linkcode createPublicHandler}. */
+export interface PublicHandlerOptions {
+  /** The reverse proxy to the workers. */
+  proxy: Handler;
+  /** Static file handler, when `server.static.enabled`. */
+  serveStatic?: ((req: Request) => Promise<Response>) | undefined;
+  /** URL prefix of static files. Default `/static`. */
+  staticPrefix?: string;
+  /** Dev hooks; absent in prod. */
+  dev?: DevHooks | undefined;
+  /** Answers `/_tq/` requests when there are no dev hooks. */
+  notFound: (req: Request) => Response;
+  /** True once the server hands over or stops: answers carry `Connection: close`. */
+  closing?: () => boolean;
+}
+
+/** Extracts the path of an absolute request URL without building a URL object. */
+export function pathnameOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  let end = url.length;
+  const q = url.indexOf("?", start);
+  if (q >= 0) end = q;
+  const h = url.indexOf("#", start);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(start, end);
+}
+
+function withConnectionClose(res: Response): Response {
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    // Immutable headers (e.g. a fetch Response): copy them.
+    const headers = new Headers(res.headers);
+    headers.set("connection", "close");
+    return new Response(res.body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
+  }
+}
+
+/**
+ * The public port's request handler: `/_tq/` (dev), static files, then the
+ * proxy. Keeps the hot path to one string scan before the proxy.
+ */
+export function createPublicHandler(options: PublicHandlerOptions): Handler {
+  const {
+    proxy,
+    serveStatic,
+    staticPrefix = "/static",
+    dev,
+    notFound,
+    closing = () => false,
+  } = options;
+  return async (req, info) => {
+    const pathname = pathnameOf(req.url);
+    let res: Response;
+    if (routeMatches("/_tq", pathname)) {
+      res = dev ? await dev.handle(req, pathname) : notFound(req);
+    } else if (serveStatic && routeMatches(staticPrefix, pathname)) {
+      res = await serveStatic(req);
+    } else {
+      res = await proxy(req, info);
+      if (dev) res = dev.transform(res, req);
+    }
+    return closing() ? withConnectionClose(res) : res;
+  };
+}

@@ -1,0 +1,315 @@
+import { join, resolve } from "node:path";
+import {
+  type Config,
+  ConfigError,
+  discoverWorkers,
+  loadConfig,
+  type Mode,
+  resolveMode,
+  type WorkerSpec,
+} from "../config/mod.ts";
+import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
+import { Builder, type BuildResult } from "../build/mod.ts";
+import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
+import { createProxy, errorResponse } from "../proxy/mod.ts";
+import { Coalescer } from "../reload/coalescer.ts";
+import {
+  checkForChanges,
+  type ReloadReport,
+  type ReloadState,
+} from "../reload/check.ts";
+import { RouteTable } from "../routes/mod.ts";
+import { createStaticHandler } from "../static/mod.ts";
+import { Supervisor } from "../supervisor/mod.ts";
+import { VERSION } from "../version.ts";
+import { createPublicHandler, type DevHooks } from "./handler.ts";
+
+/** Options for {@linkcode TqServer.start}. */
+export interface ServerOptions {
+  /** Project root (absolute or cwd-relative). */
+  root: string;
+  /** `--config FILE`. Default `config/server.yaml` under the root. */
+  configFile?: string | undefined;
+  /** `--mode`. Default: resolved from env and config. */
+  mode?: string | undefined;
+  /** `--port`, overriding `server.port`. */
+  port?: number | undefined;
+  /** Log warnings and errors only. Default false. */
+  quiet?: boolean;
+  /** Logger; default: stderr plus `server.log_file`. */
+  logger?: Logger;
+  /** Folder of the admin dashboard. Default `{root}/server/public/admin`. */
+  dashboardDir?: string;
+  /** Extra hooks for dev mode (live reload), attached by the dev subsystem. */
+  devHooks?: (server: TqServer) => DevHooks | undefined;
+  /** True when this process was started by an upgrading predecessor. */
+  successor?: boolean;
+}
+
+/** The running server: public listener, admin listener, supervisor. */
+export class TqServer {
+  readonly root: string;
+  readonly mode: Mode;
+  readonly startedAt = new Date();
+  readonly table = new RouteTable();
+  readonly log: Logger;
+  readonly supervisor: Supervisor;
+  readonly builder: Builder;
+  config: Config;
+  configFiles: string[];
+  port = 0;
+  adminPort = 0;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  #options: ServerOptions;
+  #closing = false;
+  #public: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #admin: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #reload: Coalescer<ReloadReport>;
+  #reloadState: ReloadState;
+  #finish!: () => void;
+  #dev: DevHooks | undefined;
+
+  private constructor(
+    options: ServerOptions,
+    config: Config,
+    files: string[],
+    mode: Mode,
+    log: Logger,
+  ) {
+    this.root = resolve(options.root);
+    this.#options = options;
+    this.config = config;
+    this.configFiles = files;
+    this.mode = mode;
+    this.log = log;
+    const build = config.deployment[mode].build;
+    this.builder = new Builder({
+      format: build.format,
+      parallel: build.parallel_builds,
+      permissions: build.permissions,
+      logger: log,
+      configPath: join(this.root, "deno.json"),
+    });
+    this.supervisor = new Supervisor(config, {
+      mode,
+      table: this.table,
+      logger: log,
+    });
+    this.#reloadState = { configMtimes: new Map(), serverMtime: 0 };
+    this.#reload = new Coalescer(() =>
+      checkForChanges(this, this.#reloadState)
+    );
+    this.finished = new Promise((resolve) => this.#finish = resolve);
+  }
+
+  /**
+   * Loads the config, starts the workers and both listeners.
+   *
+   * @throws {ConfigError} When a config file is invalid (exit code 2).
+   */
+  static async start(options: ServerOptions): Promise<TqServer> {
+    const root = resolve(options.root);
+    const loaded = await loadConfig({
+      root,
+      ...(options.configFile ? { configFile: options.configFile } : {}),
+    });
+    const mode = resolveMode({
+      flag: options.mode,
+      env: Deno.env.get("DEPLOYMENT_MODE"),
+      config: loaded.config,
+    });
+    const log = options.logger ?? createLogger({
+      level: options.quiet ? "warn" : "info",
+      ...(loaded.config.server.log_file
+        ? {
+          write: createFileSink(resolve(root, loaded.config.server.log_file)),
+        }
+        : {}),
+    });
+    for (const warning of loaded.warnings) {
+      log.warn("config warning", { problem: warning });
+    }
+    const server = new TqServer(
+      options,
+      loaded.config,
+      loaded.files,
+      mode,
+      log,
+    );
+    await server.#start();
+    return server;
+  }
+
+  /** The config files' paths that tqserver reads (existing or not). */
+  configPaths(): string[] {
+    const server = this.#options.configFile
+      ? resolve(this.root, this.#options.configFile)
+      : join(this.root, "config", "server.yaml");
+    return [server, join(server, "..", "deployment.yaml")];
+  }
+
+  /** Re-reads the config files. @throws {ConfigError} */
+  loadConfig() {
+    return loadConfig({
+      root: this.root,
+      ...(this.#options.configFile
+        ? { configFile: this.#options.configFile }
+        : {}),
+    });
+  }
+
+  /** Discovers the workers under the current config, logging warnings. */
+  discover(config: Config = this.config): Promise<WorkerSpec[]> {
+    return discoverWorkers(this.root, config, {
+      warn: (problem) => this.log.warn("worker skipped", { problem }),
+    });
+  }
+
+  /** Builds the TypeScript workers among `specs` whose binaries are stale. */
+  async build(specs: WorkerSpec[]): Promise<BuildResult[]> {
+    const targets = specs.filter((s) => s.kind === "typescript" && s.entry).map(
+      (s) => ({
+        name: s.name,
+        entry: s.entry!,
+        binPath: s.binPath,
+        dir: s.dir,
+      }),
+    );
+    if (targets.length === 0) return [];
+    return await this.builder.buildAll(targets);
+  }
+
+  /** Runs the SIGHUP check; concurrent calls coalesce. */
+  reload(): Promise<ReloadReport> {
+    return this.#reload.request();
+  }
+
+  /** Status for `/api/status`. */
+  status(): ServerStatusJson {
+    return {
+      mode: this.mode,
+      pid: Deno.pid,
+      version: VERSION,
+      started_at: this.startedAt.toISOString(),
+      port: this.port,
+      workers: this.supervisor.status(),
+    };
+  }
+
+  async #start(): Promise<void> {
+    const { config, mode } = this;
+    this.log.info("tqserver starting", {
+      version: VERSION,
+      mode,
+      root: this.root,
+      pid: Deno.pid,
+    });
+    const specs = await this.discover();
+    if (mode === "dev") await this.build(specs);
+    this.#dev = this.#options.devHooks?.(this);
+    await this.#listen();
+    await this.supervisor.start(specs);
+    await checkForChanges(this, this.#reloadState, { record: true });
+    this.log.info("tqserver ready", {
+      port: this.port,
+      admin: this.adminPort
+        ? `${config.server.admin.host}:${this.adminPort}`
+        : "off",
+      workers: specs.length,
+    });
+  }
+
+  async #listen(): Promise<void> {
+    const { config } = this;
+    const port = this.#options.port ?? config.server.port;
+    const staticCfg = config.server.static;
+    const proxy = createProxy(this.table, { logger: this.log });
+    const handler = createPublicHandler({
+      proxy,
+      serveStatic: staticCfg.enabled
+        ? createStaticHandler({
+          workersDir: resolve(this.root, config.workers.workers_dir),
+          urlPrefix: staticCfg.url_prefix,
+          maxAgeSeconds: staticCfg.cache_max_age_seconds,
+        })
+        : undefined,
+      staticPrefix: staticCfg.url_prefix,
+      dev: this.#dev,
+      notFound: (req) => errorResponse(req, 404, "Not found"),
+      closing: () => this.#closing,
+    });
+    if (!this.#options.successor) {
+      await assertPortFree(config.server.host, port);
+    }
+    this.#public = Deno.serve({
+      hostname: config.server.host,
+      port,
+      // A successor binds the same port while this server still serves (SPEC §6 self-upgrade).
+      reusePort: true,
+      onListen: () => {},
+      onError: (err) => {
+        this.log.error("request failed", { error: err });
+        return new Response("Internal server error\n", { status: 500 });
+      },
+    }, handler);
+    this.port = this.#public.addr.port;
+    const admin = config.server.admin;
+    if (admin.enabled) {
+      this.#admin = Deno.serve(
+        {
+          hostname: admin.host,
+          port: admin.port,
+          reusePort: true,
+          onListen: () => {},
+        },
+        createAdminHandler({
+          status: () => this.status(),
+          reload: () => this.reload(),
+          dashboardDir: this.#options.dashboardDir ??
+            join(this.root, "server", "public", "admin"),
+        }),
+      );
+      this.adminPort = this.#admin.addr.port;
+    }
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (bounded), stops every
+   * worker and resolves when nothing is left running.
+   */
+  async shutdown(reason = "signal"): Promise<void> {
+    if (this.#closing) return await this.finished;
+    this.#closing = true;
+    this.log.info("tqserver stopping", { reason });
+    const drainMs = this.config.workers.default.drain_timeout_ms;
+    await Promise.race([
+      Promise.all([this.#public?.shutdown(), this.#admin?.shutdown()]),
+      new Promise((resolve) => setTimeout(resolve, drainMs)),
+    ]);
+    await this.supervisor.shutdown();
+    this.log.info("tqserver stopped", { reason });
+    this.#finish();
+  }
+
+  /** True once the server is handing over or stopping. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+}
+
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const target = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  try {
+    const conn = await Deno.connect({ hostname: target, port });
+    conn.close();
+  } catch {
+    return;
+  }
+  throw new Deno.errors.AddrInUse(
+    `Port ${port} on "${host}" is already in use by another process`,
+  );
+}
+
+export { ConfigError };
