@@ -100,7 +100,11 @@ export interface Config {
     deployment_mode: Mode | undefined;
     /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */
     log_file: string;
-    static: { enabled: boolean; url_prefix: string; cache_max_age_seconds: number };
+    static: {
+      enabled: boolean;
+      url_prefix: string;
+      cache_max_age_seconds: number;
+    };
     admin: { enabled: boolean; host: string; port: number };
   };
   workers: {
@@ -133,7 +137,13 @@ export class ConfigError extends Error {
   /** Dotted key path, e.g. `server.port`. */
   readonly key: string;
 
-  constructor(file: string, line: number, key: string, message: string, options?: ErrorOptions) {
+  constructor(
+    file: string,
+    line: number,
+    key: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     const where = line > 0 ? `${file}:${line}` : file;
     super(`${where}: ${key ? `"${key}": ` : ""}${message}`, options);
     this.name = "ConfigError";

@@ -92,43 +92,44 @@ export async function checkForChanges(
   const report: ReloadReport = { ms: 0, config: "unchanged", actions: [] };
   const paths = host.configPaths();
   const mtimes = await Promise.all(paths.map(fileMtime));
-  const configChanged = paths.some((p, i) =>
-    state.configMtimes.get(p) !== mtimes[i]
-  );
-  if (record || configChanged) {
-    if (!record) {
-      try {
-        const loaded = await host.loadConfig();
-        for (const warning of loaded.warnings) {
-          log.warn("config warning", { problem: warning });
-        }
-        host.config = loaded.config;
-        supervisor.setConfig(loaded.config);
-        report.config = "applied";
-        log.info("config reloaded", { files: loaded.files.length });
-      } catch (err) {
-        report.config = "rejected";
-        report.config_error = err instanceof Error ? err.message : String(err);
-        log.error("config rejected, keeping the old one", {
-          error: report.config_error,
-        });
+  const configChanged = !record &&
+    paths.some((p, i) => state.configMtimes.get(p) !== mtimes[i]);
+  let specs: WorkerSpec[] | undefined;
+  if (configChanged) {
+    try {
+      // Validate everything, routes included, before anything is applied.
+      const loaded = await host.loadConfig();
+      specs = await host.discover(loaded.config);
+      for (const warning of loaded.warnings) {
+        log.warn("config warning", { problem: warning });
       }
-    }
-    if (report.config !== "rejected") {
-      paths.forEach((p, i) => state.configMtimes.set(p, mtimes[i]!));
+      host.config = loaded.config;
+      supervisor.setConfig(loaded.config);
+      report.config = "applied";
+      log.info("config reloaded", { files: loaded.files.length });
+    } catch (err) {
+      report.config = "rejected";
+      report.config_error = err instanceof Error ? err.message : String(err);
+      log.error("config rejected, keeping the old one", {
+        error: report.config_error,
+      });
     }
   }
+  if (record || report.config === "applied") {
+    paths.forEach((p, i) => state.configMtimes.set(p, mtimes[i]!));
+  }
 
-  let specs: WorkerSpec[];
-  try {
-    specs = await host.discover(host.config);
-  } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
-    log.error("worker discovery failed, nothing restarted", { error });
-    report.config = "rejected";
-    report.config_error = error;
-    report.ms = Math.round(performance.now() - started);
-    return report;
+  if (!specs) {
+    try {
+      specs = await host.discover(host.config);
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      log.error("worker discovery failed, nothing restarted", { error });
+      report.config = "rejected";
+      report.config_error = error;
+      report.ms = Math.round(performance.now() - started);
+      return report;
+    }
   }
 
   const seen = new Set<string>();

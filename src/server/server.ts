@@ -23,6 +23,7 @@ import { createStaticHandler } from "../static/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
 import { createPublicHandler, type DevHooks } from "./handler.ts";
+import { notifyPredecessor, startSuccessor } from "./upgrade.ts";
 
 /** Options for {@linkcode TqServer.start}. */
 export interface ServerOptions {
@@ -63,6 +64,8 @@ export class TqServer {
   readonly finished: Promise<void>;
   #options: ServerOptions;
   #closing = false;
+  #upgrading = false;
+  #stopping = false;
   #public: Deno.HttpServer<Deno.NetAddr> | undefined;
   #admin: Deno.HttpServer<Deno.NetAddr> | undefined;
   #reload: Coalescer<ReloadReport>;
@@ -208,9 +211,10 @@ export class TqServer {
     const specs = await this.discover();
     if (mode === "dev") await this.build(specs);
     this.#dev = this.#options.devHooks?.(this);
-    await this.#listen();
+    // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
     await checkForChanges(this, this.#reloadState, { record: true });
+    await this.#listen();
     this.log.info("tqserver ready", {
       port: this.port,
       admin: this.adminPort
@@ -218,6 +222,7 @@ export class TqServer {
         : "off",
       workers: specs.length,
     });
+    if (this.#options.successor) notifyPredecessor(this.log);
   }
 
   async #listen(): Promise<void> {
@@ -275,11 +280,38 @@ export class TqServer {
   }
 
   /**
+   * Self-upgrade: starts a successor on the same port and, once it serves,
+   * answers with `Connection: close`, drains and stops this server.
+   *
+   * @returns true when the successor took over.
+   */
+  async upgrade(): Promise<boolean> {
+    if (this.#closing || this.#upgrading) return false;
+    this.#upgrading = true;
+    try {
+      const ok = await startSuccessor({
+        logger: this.log,
+        timeoutMs: Math.max(30_000, this.config.workers.default.startup_timeout_ms * 3),
+      });
+      if (ok) {
+        this.#closing = true;
+        // Keep-alive clients get `Connection: close` on their next request and
+        // reconnect, landing on the successor's listener too, before this one closes.
+        setTimeout(() => this.shutdown("server-upgrade"), HANDOVER_MS);
+      }
+      return ok;
+    } finally {
+      this.#upgrading = false;
+    }
+  }
+
+  /**
    * Stops accepting, lets in-flight requests finish (bounded), stops every
    * worker and resolves when nothing is left running.
    */
   async shutdown(reason = "signal"): Promise<void> {
-    if (this.#closing) return await this.finished;
+    if (this.#stopping) return await this.finished;
+    this.#stopping = true;
     this.#closing = true;
     this.log.info("tqserver stopping", { reason });
     const drainMs = this.config.workers.default.drain_timeout_ms;
@@ -297,6 +329,9 @@ export class TqServer {
     return this.#closing;
   }
 }
+
+/** How long an upgrading server keeps answering (with `Connection: close`) after its successor serves. */
+const HANDOVER_MS = 500;
 
 async function assertPortFree(host: string, port: number): Promise<void> {
   if (port === 0) return;

@@ -1,0 +1,218 @@
+// Folder-private: the shape of the config files, used both to validate them
+// and to name the nearest known key for an unknown one.
+
+/** What a config value must be. `check` returns what was expected when the value is wrong. */
+export type Field =
+  | { kind: "int"; min: number; max?: number; expected?: string }
+  | { kind: "number"; min: number }
+  | { kind: "bool" }
+  | {
+    kind: "string";
+    check?: (value: string) => string | undefined;
+    normalize?: (value: string) => string;
+  }
+  | { kind: "enum"; values: readonly string[]; emptyIsUnset?: boolean }
+  | { kind: "strings" }
+  | { kind: "env" }
+  | {
+    kind: "object";
+    fields: Readonly<Record<string, Field>>;
+    /** Deprecated key → current key. */
+    aliases?: Readonly<Record<string, string>>;
+  }
+  | {
+    kind: "record";
+    value: Field;
+    checkKey?: (key: string) => string | undefined;
+    normalizeKey?: (key: string) => string;
+  };
+
+/** Keys of the Go implementation that tqserver accepts and ignores. */
+export const GO_ONLY_KEYS: ReadonlySet<string> = new Set([
+  "go_max_procs",
+  "go_mem_limit",
+]);
+
+const ROUTE = /^\/(?:[^/?#\s]+(?:\/[^/?#\s]+)*)?$/;
+
+/** Returns what a route must look like, or undefined when `value` is one. */
+export function checkRoute(value: string): string | undefined {
+  return ROUTE.test(value)
+    ? undefined
+    : `a path that starts with "/" and has no trailing slash, e.g. "/api"`;
+}
+
+function stripSlash(value: string): string {
+  return value.length > 1 ? value.replace(/\/+$/, "") || "/" : value;
+}
+
+const port: Field = {
+  kind: "int",
+  min: 0,
+  max: 65535,
+  expected: "an integer from 0 to 65535 (0 = any free port)",
+};
+const poolPort: Field = { kind: "int", min: 1, max: 65535 };
+const duration: Field = { kind: "number", min: 0 };
+const count: Field = { kind: "int", min: 0 };
+const bool: Field = { kind: "bool" };
+const nonEmpty: Field = {
+  kind: "string",
+  check: (v) => v.trim() ? undefined : "a non-empty string",
+};
+const absPath: Field = {
+  kind: "string",
+  check: (v) => v.startsWith("/") ? undefined : `a path that starts with "/"`,
+};
+
+const workerSettings: Field = {
+  kind: "object",
+  fields: {
+    max_requests: count,
+    read_timeout_seconds: duration,
+    write_timeout_seconds: duration,
+    idle_timeout_seconds: duration,
+    env: { kind: "env" },
+    health_path: absPath,
+    startup_timeout_ms: duration,
+    drain_timeout_ms: duration,
+    instances: { kind: "int", min: 1 },
+  },
+};
+
+const modeSettings: Field = {
+  kind: "object",
+  fields: {
+    file_watcher: {
+      kind: "object",
+      fields: {
+        enabled: bool,
+        debounce_ms: duration,
+        paths: { kind: "strings" },
+        ignore: { kind: "strings" },
+      },
+    },
+    build: {
+      kind: "object",
+      fields: {
+        format: { kind: "enum", values: ["bundle", "compile"] },
+        parallel_builds: { kind: "int", min: 1 },
+        check: bool,
+        minify: bool,
+        permissions: { kind: "strings" },
+        target: { kind: "string" },
+      },
+    },
+    resources: {
+      kind: "object",
+      fields: { worker_max_memory_mb: count },
+    },
+    timestamp_check: {
+      kind: "object",
+      fields: { enabled: bool, interval_seconds: duration },
+    },
+  },
+};
+
+/** Top-level sections of either config file. */
+export const SCHEMA: Field = {
+  kind: "object",
+  fields: {
+    server: {
+      kind: "object",
+      fields: {
+        port,
+        host: nonEmpty,
+        read_timeout_seconds: duration,
+        write_timeout_seconds: duration,
+        idle_timeout_seconds: duration,
+        deployment_mode: {
+          kind: "enum",
+          values: ["dev", "prod"],
+          emptyIsUnset: true,
+        },
+        log_file: { kind: "string" },
+        static: {
+          kind: "object",
+          fields: {
+            enabled: bool,
+            url_prefix: {
+              kind: "string",
+              check: (v) =>
+                stripSlash(v) !== "/" && v.startsWith("/") && !/[?#\s]/.test(v)
+                  ? undefined
+                  : `a path that starts with "/", e.g. "/static"`,
+              normalize: stripSlash,
+            },
+            cache_max_age_seconds: count,
+          },
+        },
+        admin: {
+          kind: "object",
+          fields: { enabled: bool, host: nonEmpty, port },
+        },
+      },
+    },
+    workers: {
+      kind: "object",
+      aliases: { directory: "workers_dir" },
+      fields: {
+        workers_dir: nonEmpty,
+        port_range_start: poolPort,
+        port_range_end: poolPort,
+        startup_delay_ms: duration,
+        restart_delay_ms: duration,
+        shutdown_grace_period_ms: duration,
+        default: workerSettings,
+        paths: {
+          kind: "record",
+          value: workerSettings,
+          checkKey: (k) =>
+            k.startsWith("/")
+              ? undefined
+              : `a path prefix that starts with "/"`,
+          normalizeKey: stripSlash,
+        },
+        routes: {
+          kind: "record",
+          value: { kind: "string", check: checkRoute },
+        },
+      },
+    },
+    deployment: {
+      kind: "object",
+      fields: {
+        mode: { kind: "enum", values: ["dev", "prod"], emptyIsUnset: true },
+        dev: modeSettings,
+        prod: modeSettings,
+        targets: {
+          kind: "record",
+          value: {
+            kind: "object",
+            fields: {
+              hosts: { kind: "strings" },
+              path: { kind: "string" },
+              ssh_options: { kind: "string" },
+              admin_url: { kind: "string" },
+            },
+          },
+        },
+      },
+    },
+  },
+};
+
+/** Every fixed key path (records excluded), e.g. `server.static.url_prefix`. */
+export const KNOWN_KEYS: readonly string[] = (() => {
+  const out: string[] = [];
+  const walk = (field: Field, prefix: string) => {
+    if (field.kind !== "object") return;
+    for (const [key, child] of Object.entries(field.fields)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      out.push(path);
+      walk(child, path);
+    }
+  };
+  walk(SCHEMA, "");
+  return out;
+})();

@@ -1,0 +1,111 @@
+import type { Config, Mode, ModeSettings, WorkerSettings } from "./types.ts";
+
+/**
+ * Root-relative globs watched in dev when `file_watcher.paths` is not set
+ * (SPEC §6), for the given workers folder.
+ *
+ * @example
+ * ```ts
+ * defaultWatchPaths("workers")[0]; // "workers/*\/src/**"
+ * ```
+ */
+export function defaultWatchPaths(workersDir = "workers"): string[] {
+  const dir = workersDir.replace(/\/+$/, "") || ".";
+  return [
+    `${dir}/*/src/**`,
+    `${dir}/*/public/**`,
+    `${dir}/*/private/**`,
+    `${dir}/*/bin/*`,
+    "config/*.yaml",
+    "src/**",
+  ];
+}
+
+/** Root-relative globs that never trigger anything when `file_watcher.ignore` is not set. */
+export const DEFAULT_WATCH_IGNORE: readonly string[] = [
+  "**/.git/**",
+  "**/node_modules/**",
+  "logs/**",
+];
+
+/** `workers.default` with every default filled in. */
+export function defaultWorkerSettings(): WorkerSettings {
+  return {
+    max_requests: 0,
+    read_timeout_seconds: 30,
+    write_timeout_seconds: 30,
+    idle_timeout_seconds: 120,
+    env: {},
+    health_path: "/health",
+    startup_timeout_ms: 10000,
+    drain_timeout_ms: 30000,
+    instances: 1,
+  };
+}
+
+function defaultModeSettings(mode: Mode): ModeSettings {
+  return {
+    file_watcher: {
+      enabled: mode === "dev",
+      debounce_ms: 50,
+      paths: defaultWatchPaths(),
+      ignore: [...DEFAULT_WATCH_IGNORE],
+    },
+    build: {
+      format: mode === "dev" ? "bundle" : "compile",
+      parallel_builds: 2,
+      check: false,
+      minify: false,
+      permissions: ["--allow-all"],
+      target: "",
+    },
+    resources: { worker_max_memory_mb: 0 },
+    timestamp_check: { enabled: true, interval_seconds: 0 },
+  };
+}
+
+/**
+ * The configuration tqserver runs on when no config file exists (SPEC §9).
+ * Every call returns a fresh object.
+ *
+ * @example
+ * ```ts
+ * defaultConfig().server.port; // 8080
+ * ```
+ */
+export function defaultConfig(): Config {
+  return {
+    server: {
+      port: 8080,
+      host: "0.0.0.0",
+      read_timeout_seconds: 30,
+      write_timeout_seconds: 30,
+      idle_timeout_seconds: 120,
+      deployment_mode: undefined,
+      log_file: "",
+      static: {
+        enabled: true,
+        url_prefix: "/static",
+        cache_max_age_seconds: 3600,
+      },
+      admin: { enabled: true, host: "127.0.0.1", port: 8081 },
+    },
+    workers: {
+      workers_dir: "workers",
+      port_range_start: 9000,
+      port_range_end: 9999,
+      startup_delay_ms: 100,
+      restart_delay_ms: 100,
+      shutdown_grace_period_ms: 5000,
+      default: defaultWorkerSettings(),
+      paths: {},
+      routes: {},
+    },
+    deployment: {
+      mode: undefined,
+      dev: defaultModeSettings("dev"),
+      prod: defaultModeSettings("prod"),
+      targets: {},
+    },
+  };
+}

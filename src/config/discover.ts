@@ -1,0 +1,249 @@
+import { join, relative, resolve } from "node:path";
+import { routeMatches } from "../routes/route_table.ts";
+import { locationOf } from "./_locations.ts";
+import { type Config, ConfigError, type WorkerSettings } from "./types.ts";
+
+/** How a worker is run: built from `src/main.ts`, or a prebuilt executable. */
+export type WorkerKind = "typescript" | "binary";
+
+/** One worker folder, with its route and merged settings. */
+export interface WorkerSpec {
+  /** Folder name. */
+  name: string;
+  /** Absolute `workers/{name}`. */
+  dir: string;
+  /** Route prefix, `/` or `/a/b`. */
+  route: string;
+  kind: WorkerKind;
+  /** Absolute `src/main.ts` for TypeScript workers. */
+  entry: string | undefined;
+  /** Absolute `bin/{name}` (for a TypeScript worker it may not exist yet). */
+  binPath: string;
+  /** `workers.default` merged with every matching `workers.paths` prefix, shorter prefixes first, env maps merged. */
+  settings: WorkerSettings;
+}
+
+/** Options of {@linkcode discoverWorkers}. */
+export interface DiscoverOptions {
+  /** Receives a message for every folder skipped and every unused route. Default: ignore them. */
+  warn?: (message: string) => void;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** The reserved prefix of the dev endpoints (live reload, events). */
+const TQ_PREFIX = "/_tq";
+
+/**
+ * The route a worker gets from its folder name: `index` → `/`, otherwise `/`
+ * plus the name with `_` turned into `/`.
+ *
+ * @example
+ * ```ts
+ * defaultRoute("api_users"); // "/api/users"
+ * ```
+ */
+export function defaultRoute(name: string): string {
+  return name === "index" ? "/" : `/${name.replaceAll("_", "/")}`;
+}
+
+/**
+ * The settings of a worker at `route`: `workers.default`, then every
+ * `workers.paths` prefix the route is at or under, shorter prefixes first;
+ * `env` maps are merged key by key.
+ *
+ * @example
+ * ```ts
+ * settingsFor("/api/users", config).max_requests;
+ * ```
+ */
+export function settingsFor(route: string, config: Config): WorkerSettings {
+  const base = config.workers.default;
+  const settings: WorkerSettings = { ...base, env: { ...base.env } };
+  const prefixes = Object.keys(config.workers.paths)
+    .filter((prefix) => routeMatches(prefix, route))
+    .sort((a, b) => a.length - b.length);
+  for (const prefix of prefixes) {
+    const { env, ...rest } = config.workers.paths[prefix] ?? {};
+    for (const [key, value] of Object.entries(rest)) {
+      if (value !== undefined) Object.assign(settings, { [key]: value });
+    }
+    if (env) Object.assign(settings.env, env);
+  }
+  return settings;
+}
+
+/**
+ * Finds the workers in `{root}/{workers.workers_dir}`: folders with
+ * `src/main.ts` (TypeScript) or else an executable `bin/{name}` (binary).
+ * Other folders are skipped with a warning. Sorted by name.
+ *
+ * @example
+ * ```ts
+ * const specs = await discoverWorkers(root, config, { warn: console.warn });
+ * ```
+ *
+ * @throws {ConfigError} When a route is inside a reserved prefix
+ * (`server.static.url_prefix`, `/_tq`) or two workers share a route.
+ */
+export async function discoverWorkers(
+  root: string,
+  config: Config,
+  options: DiscoverOptions = {},
+): Promise<WorkerSpec[]> {
+  const { warn = () => {} } = options;
+  const workersDir = resolve(root, config.workers.workers_dir);
+  const shown = (path: string) => relative(root, path) || ".";
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(workersDir)) {
+      if (entry.name.startsWith(".")) continue;
+      if (
+        entry.isDirectory ||
+        (entry.isSymlink && await isDir(join(workersDir, entry.name)))
+      ) {
+        names.push(entry.name);
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      warn(`Workers folder "${shown(workersDir)}" does not exist: no workers`);
+      return [];
+    }
+    throw err;
+  }
+  names.sort();
+
+  const specs: WorkerSpec[] = [];
+  for (const name of names) {
+    const dir = join(workersDir, name);
+    if (!NAME.test(name)) {
+      warn(
+        `Skipped "${
+          shown(dir)
+        }": the name does not match ^[a-z0-9][a-z0-9_-]*$`,
+      );
+      continue;
+    }
+    const entry = join(dir, "src", "main.ts");
+    const binPath = join(dir, "bin", name);
+    let kind: WorkerKind;
+    if (await isFile(entry)) {
+      kind = "typescript";
+    } else {
+      const bin = await statOrUndefined(binPath);
+      if (bin?.isFile && isExecutable(bin)) {
+        kind = "binary";
+      } else if (bin?.isFile) {
+        warn(
+          `Skipped "${
+            shown(dir)
+          }": "bin/${name}" is not executable (run chmod +x) and there is no src/main.ts`,
+        );
+        continue;
+      } else {
+        warn(
+          `Skipped "${
+            shown(dir)
+          }": it has neither src/main.ts nor an executable bin/${name}`,
+        );
+        continue;
+      }
+    }
+    const route = config.workers.routes[name] ?? defaultRoute(name);
+    specs.push({
+      name,
+      dir,
+      route,
+      kind,
+      entry: kind === "typescript" ? entry : undefined,
+      binPath,
+      settings: settingsFor(route, config),
+    });
+  }
+
+  checkRoutes(specs, config, shown(workersDir));
+  for (const name of Object.keys(config.workers.routes)) {
+    if (specs.some((spec) => spec.name === name)) continue;
+    const where = locationOf(config, `workers.routes.${name}`);
+    const prefix = where ? `${where.file}:${where.line}: ` : "";
+    warn(
+      `${prefix}"workers.routes.${name}" names no worker (no usable folder "${
+        shown(join(workersDir, name))
+      }")`,
+    );
+  }
+  return specs;
+}
+
+function checkRoutes(specs: WorkerSpec[], config: Config, dir: string): void {
+  const reserved = [TQ_PREFIX];
+  if (config.server.static.enabled) {
+    reserved.unshift(config.server.static.url_prefix);
+  }
+  const errorFor = (spec: WorkerSpec, message: string): ConfigError => {
+    const key = `workers.routes.${spec.name}`;
+    if (config.workers.routes[spec.name] !== undefined) {
+      const where = locationOf(config, key);
+      return new ConfigError(
+        where?.file ?? "config",
+        where?.line ?? 0,
+        key,
+        message,
+      );
+    }
+    return new ConfigError(`${dir}/${spec.name}`, 0, "", message);
+  };
+  for (const spec of specs) {
+    const prefix = reserved.find((p) => routeMatches(p, spec.route));
+    if (prefix === undefined) continue;
+    const source = config.workers.routes[spec.name] !== undefined
+      ? `route "${spec.route}"`
+      : `default route "${spec.route}" of worker "${spec.name}"`;
+    throw errorFor(
+      spec,
+      `the ${source} is inside the reserved prefix "${prefix}"; set "workers.routes.${spec.name}" to another route`,
+    );
+  }
+  const byRoute = new Map<string, WorkerSpec>();
+  for (const spec of specs) {
+    const other = byRoute.get(spec.route);
+    if (other === undefined) {
+      byRoute.set(spec.route, spec);
+      continue;
+    }
+    // Blame the worker whose route was set in the file, when one was.
+    const blamed = config.workers.routes[spec.name] === undefined &&
+        config.workers.routes[other.name] !== undefined
+      ? other
+      : spec;
+    throw errorFor(
+      blamed,
+      `workers "${other.name}" and "${spec.name}" both have the route "${spec.route}"`,
+    );
+  }
+}
+
+async function statOrUndefined(
+  path: string,
+): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await statOrUndefined(path))?.isFile ?? false;
+}
+
+async function isDir(path: string): Promise<boolean> {
+  return (await statOrUndefined(path))?.isDirectory ?? false;
+}
+
+function isExecutable(info: Deno.FileInfo): boolean {
+  // No mode on Windows: any file counts.
+  return info.mode === null || (info.mode & 0o111) !== 0;
+}

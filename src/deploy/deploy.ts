@@ -1,0 +1,286 @@
+import { join } from "node:path";
+import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
+import { type Logger, silentLogger } from "../log/mod.ts";
+
+/** Runs a command; injectable for tests. Resolves with its exit code and output. */
+export type RunFn = (
+  cmd: string[],
+  options?: { cwd?: string },
+) => Promise<{ code: number; output: string }>;
+
+/** Options for {@linkcode deploy}. */
+export interface DeployOptions {
+  /** Project root (the source of the deploy). */
+  root: string;
+  /** Target name, for messages. */
+  name: string;
+  /** The target from `deployment.targets`. */
+  target: DeployTarget;
+  /** Workers to deploy. */
+  workers: WorkerSpec[];
+  /** True when the user named workers (then config/ and server/ are left alone). Default false. */
+  onlyWorkers?: boolean;
+  /** Print what would be done, change nothing. Default false. */
+  dryRun?: boolean;
+  /** Ask the target's server to reload afterwards. Default false. */
+  reload?: boolean;
+  /** Put `bin/{name}.prev` back instead of deploying. Default false. */
+  rollback?: boolean;
+  /** Logger. Default silent. */
+  logger?: Logger;
+  /** Command runner. Default: `Deno.Command`. */
+  run?: RunFn;
+  /** fetch for the admin API. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+/** What happened on one host. */
+export interface HostReport {
+  host: string;
+  workers: string[];
+  skipped: string[];
+  reloaded: boolean;
+}
+
+const decoder = new TextDecoder();
+
+async function defaultRun(cmd: string[], options: { cwd?: string } = {}) {
+  const out = await new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
+  };
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile && ((info.mode ?? 0o755) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Deploys worker folders (without `src/`) and, unless workers are named,
+ * `config/` and `server/` to every host of a target, one host at a time:
+ * rsync with mtimes preserved, the replaced binary kept as `bin/{name}.prev`,
+ * then an optional reload that must come back healthy before the next host.
+ *
+ * @throws {Error} When a command fails or a host does not come back healthy; later hosts are left alone.
+ */
+export async function deploy(options: DeployOptions): Promise<HostReport[]> {
+  const {
+    root,
+    name,
+    target,
+    workers,
+    onlyWorkers = false,
+    dryRun = false,
+    reload = false,
+    rollback = false,
+    logger = silentLogger,
+    run = defaultRun,
+    fetch: fetchFn = fetch,
+  } = options;
+  const hosts = target.hosts.length > 0 ? target.hosts : [""];
+  const sshArgs = target.ssh_options
+    ? target.ssh_options.split(/\s+/).filter(Boolean)
+    : [];
+  const reports: HostReport[] = [];
+  const exec = async (cmd: string[]) => {
+    logger.info(dryRun && cmd[0] !== "rsync" ? "would run" : "run", {
+      cmd: cmd.map(shellQuote).join(" "),
+    });
+    if (dryRun && cmd[0] !== "rsync") return "";
+    const res = await run(cmd, { cwd: root });
+    if (res.code !== 0) {
+      throw new Error(
+        `Command failed with code ${res.code}: ${
+          cmd.map(shellQuote).join(" ")
+        }\n${res.output.trim()}`,
+      );
+    }
+    return res.output;
+  };
+  for (const host of hosts) {
+    const dest = (path: string) =>
+      host ? `${host}:${join(target.path, path)}` : join(target.path, path);
+    const remote = async (script: string) => {
+      if (host) return await exec(["ssh", ...sshArgs, host, script]);
+      return await exec(["sh", "-c", script]);
+    };
+    const report: HostReport = {
+      host: host || target.path,
+      workers: [],
+      skipped: [],
+      reloaded: false,
+    };
+    for (const worker of workers) {
+      const rel = join("workers", worker.name);
+      if (rollback) {
+        const bin = shellQuote(join(target.path, rel, "bin", worker.name));
+        await remote(
+          `set -e; if [ -e ${bin}.prev ]; then mv -f ${bin} ${bin}.rollback && mv -f ${bin}.prev ${bin} && ` +
+            `mv -f ${bin}.rollback ${bin}.prev && touch ${bin}; else echo "no previous binary" >&2; exit 3; fi`,
+        );
+        report.workers.push(worker.name);
+        continue;
+      }
+      if (!(await isExecutable(worker.binPath))) {
+        logger.warn("worker skipped: no binary", {
+          worker: worker.name,
+          fix: "build it first (scripts/build-prod.sh)",
+        });
+        report.skipped.push(worker.name);
+        continue;
+      }
+      if (!dryRun) {
+        await remote(`mkdir -p ${shellQuote(join(target.path, rel, "bin"))}`);
+      }
+      const rsync = [
+        "rsync",
+        "-a",
+        ...(host && sshArgs.length ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
+        ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
+      ];
+      // Everything but src/ and bin/, mirrored; then the binary alone, the replaced one kept as .prev.
+      await exec([
+        ...rsync,
+        "--delete",
+        "--exclude=/src/",
+        "--exclude=/bin/",
+        `${join(root, rel)}/`,
+        `${dest(rel)}/`,
+      ]);
+      await exec([
+        ...rsync,
+        "--backup",
+        "--suffix=.prev",
+        worker.binPath,
+        `${dest(join(rel, "bin"))}/`,
+      ]);
+      report.workers.push(worker.name);
+    }
+    if (!onlyWorkers && !rollback) {
+      for (const dir of ["config", "server"]) {
+        try {
+          await Deno.stat(join(root, dir));
+        } catch {
+          continue;
+        }
+        if (!dryRun) {
+          await remote(`mkdir -p ${shellQuote(join(target.path, dir))}`);
+        }
+        await exec([
+          "rsync",
+          "-a",
+          ...(host && sshArgs.length ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
+          ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
+          `${join(root, dir)}/`,
+          `${dest(dir)}/`,
+        ]);
+      }
+    }
+    if ((reload || rollback) && !dryRun) {
+      await reloadHost(host, target, {
+        remote,
+        fetch: fetchFn,
+        logger,
+        workers: report.workers,
+      });
+      report.reloaded = true;
+    }
+    reports.push(report);
+    logger.info("host done", {
+      target: name,
+      host: report.host,
+      workers: report.workers.join(",") || "-",
+    });
+  }
+  return reports;
+}
+
+interface ReloadOptions {
+  remote: (script: string) => Promise<string>;
+  fetch: typeof fetch;
+  logger: Logger;
+  workers: string[];
+}
+
+async function reloadHost(
+  host: string,
+  target: DeployTarget,
+  options: ReloadOptions,
+): Promise<void> {
+  const { remote, fetch: fetchFn, logger, workers } = options;
+  if (target.admin_url) {
+    let res: Response | undefined;
+    try {
+      res = await fetchFn(`${target.admin_url}/api/reload`, {
+        method: "POST",
+        signal: AbortSignal.timeout(60_000),
+      });
+    } catch (err) {
+      logger.warn("admin reload unreachable, falling back to SIGHUP", {
+        url: target.admin_url,
+        error: err,
+      });
+    }
+    if (res) {
+      const body = await res.json() as {
+        report?: {
+          actions?: { worker: string; action: string; error?: string }[];
+        };
+      };
+      const failed = (body.report?.actions ?? []).filter((a) =>
+        a.action === "failed"
+      );
+      if (!res.ok || failed.length) {
+        throw new Error(
+          `Reload on "${host || target.path}" failed: ${
+            failed.map((a) => `${a.worker}: ${a.error ?? "failed"}`).join(
+              "; ",
+            ) || `status ${res.status}`
+          }`,
+        );
+      }
+      await waitHealthy(target.admin_url, workers, fetchFn);
+      logger.info("reloaded", { host: host || target.path, via: "admin" });
+      return;
+    }
+  }
+  await remote("killall -HUP tqserver");
+  logger.info("reloaded", { host: host || target.path, via: "SIGHUP" });
+}
+
+async function waitHealthy(
+  adminUrl: string,
+  workers: string[],
+  fetchFn: typeof fetch,
+): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const res = await fetchFn(`${adminUrl}/api/status`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    const status = await res.json() as {
+      workers: { name: string; status: string }[];
+    };
+    const bad = status.workers.filter((w) =>
+      workers.includes(w.name) && w.status !== "healthy"
+    );
+    if (bad.length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`Workers not healthy on "${adminUrl}" after 60 s`);
+}

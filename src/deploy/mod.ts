@@ -1,0 +1,6 @@
+/**
+ * Deploys built workers to the targets of `config/deployment.yaml` with rsync.
+ *
+ * @module
+ */
+export * from "./deploy.ts";

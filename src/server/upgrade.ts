@@ -1,0 +1,87 @@
+import { basename } from "node:path";
+import type { Logger } from "../log/mod.ts";
+
+/** Env var naming the pid of the server that started this one as its successor. */
+export const UPGRADE_PARENT_ENV = "TQ_UPGRADE_PARENT";
+
+/** Options for {@linkcode startSuccessor}. */
+export interface SuccessorOptions {
+  /** Logger. */
+  logger: Logger;
+  /** Longest wait for the successor to report ready. */
+  timeoutMs: number;
+  /** Arguments of this server, passed on unchanged. Default `Deno.args`. */
+  args?: string[];
+}
+
+/** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
+export function selfCommand(args: string[]): { command: string; args: string[] } {
+  const exec = Deno.execPath();
+  if (basename(exec) !== "deno") return { command: exec, args };
+  return { command: exec, args: ["run", "--allow-all", "--unstable-net", Deno.mainModule, ...args] };
+}
+
+/**
+ * Starts a successor server with the same arguments and waits until it says
+ * it serves (SIGUSR2 to this process) — tableflip's handover, with a signal as
+ * the ready pipe. The successor binds the same port through `reusePort`.
+ *
+ * @returns true once the successor serves; false (and the successor killed) when it failed.
+ */
+export async function startSuccessor(options: SuccessorOptions): Promise<boolean> {
+  const { logger, timeoutMs, args = Deno.args } = options;
+  const { command, args: argv } = selfCommand(args);
+  let onReady = () => {};
+  const ready = new Promise<"ready">((resolve) => onReady = () => resolve("ready"));
+  Deno.addSignalListener("SIGUSR2", onReady);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(command, {
+      args: argv,
+      env: { [UPGRADE_PARENT_ENV]: String(Deno.pid) },
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+      // Its own session: the successor outlives this process.
+      detached: true,
+    }).spawn();
+  } catch (err) {
+    Deno.removeSignalListener("SIGUSR2", onReady);
+    logger.error("server upgrade failed", { error: err });
+    return false;
+  }
+  logger.info("server upgrade started", { successor_pid: child.pid });
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const outcome = await Promise.race([
+    ready,
+    child.status.then((s) => `exited with code ${s.code}`),
+    new Promise<string>((resolve) =>
+      timeout.addEventListener("abort", () => resolve(`not ready after ${timeoutMs} ms`), { once: true })
+    ),
+  ]);
+  Deno.removeSignalListener("SIGUSR2", onReady);
+  if (outcome === "ready") {
+    child.unref();
+    logger.info("server upgrade ready, handing over", { successor_pid: child.pid });
+    return true;
+  }
+  try {
+    Deno.kill(-child.pid, "SIGTERM");
+  } catch {
+    // It already exited.
+  }
+  logger.error("server upgrade failed, this server keeps serving", { error: outcome });
+  return false;
+}
+
+/** In a successor: tells the predecessor that this server serves now. */
+export function notifyPredecessor(logger: Logger): void {
+  const parent = Number(Deno.env.get(UPGRADE_PARENT_ENV));
+  Deno.env.delete(UPGRADE_PARENT_ENV);
+  if (!parent) return;
+  try {
+    Deno.kill(parent, "SIGUSR2");
+  } catch (err) {
+    logger.warn("predecessor is gone", { pid: parent, error: err });
+  }
+}

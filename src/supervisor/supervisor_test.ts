@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
+import { RouteTable } from "../routes/mod.ts";
+import { Supervisor } from "./supervisor.ts";
+
+const ECHO =
+  new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
+
+function writeBinary(
+  dir: string,
+  name: string,
+  tag: string,
+  extra = "",
+): string {
+  const bin = join(dir, "bin", name);
+  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
+  Deno.writeTextFileSync(
+    bin + ".tmp",
+    `#!/bin/sh\nexport TAG='${tag}'\n${extra}exec '${Deno.execPath()}' run -A --no-config '${ECHO}'\n`,
+    { mode: 0o755 },
+  );
+  Deno.renameSync(bin + ".tmp", bin);
+  return bin;
+}
+
+function setup() {
+  const root = Deno.makeTempDirSync({ prefix: "tq-sup-" });
+  const dir = join(root, "workers", "index");
+  const binPath = writeBinary(dir, "index", "v1");
+  const config = defaultConfig();
+  const start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_start = start;
+  config.workers.port_range_end = start + 50;
+  config.workers.startup_delay_ms = 10;
+  config.workers.restart_delay_ms = 10;
+  config.workers.shutdown_grace_period_ms = 2000;
+  const settings = { ...config.workers.default, startup_timeout_ms: 5000 };
+  const spec: WorkerSpec = {
+    name: "index",
+    dir,
+    route: "/",
+    kind: "binary",
+    entry: undefined,
+    binPath,
+    settings,
+  };
+  const table = new RouteTable();
+  const supervisor = new Supervisor(config, { mode: "prod", table });
+  return { root, dir, spec, table, supervisor };
+}
+
+async function get(origin: string): Promise<{ tag: string; pid: number }> {
+  return await (await fetch(origin + "/x")).json();
+}
+
+Deno.test("replace() switches to the new instance and stops the old one", async () => {
+  const { root, dir, spec, table, supervisor } = setup();
+  try {
+    assert.equal(await supervisor.add(spec), true);
+    const first = table.match("/")!.acquire()!;
+    first.release();
+    const before = await get(first.origin);
+    assert.equal(before.tag, "v1");
+    writeBinary(dir, "index", "v2");
+    assert.equal(await supervisor.replace("index", "binary-changed"), true);
+    const next = table.match("/")!.acquire()!;
+    next.release();
+    assert.notEqual(next.origin, first.origin);
+    assert.equal((await get(next.origin)).tag, "v2");
+    const entry = supervisor.workers.get("index")!;
+    assert.equal(entry.restarts, 1);
+    assert.equal(entry.lastRestartReason, "binary-changed");
+    // The old instance drains and stops.
+    const deadline = Date.now() + 5000;
+    while (entry.draining.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(entry.draining.size, 0);
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("replace() keeps the old instance when the new one fails health", async () => {
+  const { root, dir, spec, table, supervisor } = setup();
+  try {
+    await supervisor.add(spec);
+    const before = supervisor.workers.get("index")!.active[0]!.pid;
+    writeBinary(dir, "index", "broken", "export FAIL_HEALTH=1\n");
+    spec.settings.startup_timeout_ms = 600;
+    assert.equal(await supervisor.replace("index", "binary-changed"), false);
+    const entry = supervisor.workers.get("index")!;
+    assert.equal(entry.state.status, "healthy");
+    assert.equal(entry.active[0]!.pid, before);
+    assert.match(entry.lastError ?? "", /Not healthy after 600 ms/);
+    const target = table.match("/")!.acquire()!;
+    target.release();
+    assert.equal((await get(target.origin)).tag, "v1");
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a retiring instance finishes its in-flight request before it is stopped", async () => {
+  const { root, dir, spec, table, supervisor } = setup();
+  try {
+    await supervisor.add(spec);
+    const target = table.match("/")!.acquire()!;
+    const slow = fetch(target.origin + "/slow?ms=700").then((r) => r.text())
+      .finally(() => target.release());
+    writeBinary(dir, "index", "v2");
+    assert.equal(await supervisor.replace("index", "manual"), true);
+    assert.equal(await slow, "slow v1");
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a TypeScript worker without a binary is failed with a message saying what to do", async () => {
+  const { root, spec, supervisor } = setup();
+  try {
+    const ts: WorkerSpec = {
+      ...spec,
+      kind: "typescript",
+      binPath: join(spec.dir, "bin", "missing"),
+    };
+    assert.equal(await supervisor.add(ts), false);
+    const entry = supervisor.workers.get("index")!;
+    assert.equal(entry.state.status, "failed");
+    assert.match(entry.lastError ?? "", /deno task build/);
+    assert.equal(entry.acquire(), undefined);
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -1,0 +1,304 @@
+// Shared helpers of the end-to-end tests: temporary projects, a real tqserver
+// process, free ports and bounded waits.
+import { dirname, fromFileUrl, join } from "node:path";
+
+export const REPO = join(dirname(fromFileUrl(import.meta.url)), "..");
+export const ECHO_WORKER = join(REPO, "tests", "testdata", "echo_worker.ts");
+const DENO = Deno.execPath();
+
+/** A port nothing listens on right now. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A block of `count` consecutive ports that are free now. */
+export function freePortRange(count: number): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const start = 20000 + Math.floor(Math.random() * 40000);
+    let ok = true;
+    for (let p = start; p < start + count; p++) {
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port: p }).close();
+      } catch {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return start;
+  }
+  throw new Error("No free port range found");
+}
+
+/** Polls `fn` every 20 ms until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}${
+      last ? `: ${last}` : ""
+    }`,
+  );
+}
+
+/** True when a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes an executable shell script worker that runs the echo worker with extra env. */
+export function writeEchoBinary(
+  root: string,
+  name: string,
+  env: Record<string, string> = {},
+): string {
+  const dir = join(root, "workers", name, "bin");
+  Deno.mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'\n`)
+    .join("");
+  const tmp = `${path}.new`;
+  Deno.writeTextFileSync(
+    tmp,
+    `#!/bin/sh\n${exports}exec '${DENO}' run -A --no-config '${ECHO_WORKER}'\n`,
+    {
+      mode: 0o755,
+    },
+  );
+  Deno.chmodSync(tmp, 0o755);
+  Deno.renameSync(tmp, path);
+  return path;
+}
+
+/** Options for {@linkcode makeProject}. */
+export interface ProjectOptions {
+  /** Worker name → extra env of its echo binary. */
+  workers?: Record<string, Record<string, string>>;
+  /** server.yaml text appended after the generated admin/pool settings. */
+  serverYaml?: string;
+  deploymentYaml?: string;
+}
+
+/** A temporary project root with echo workers and a config that uses free ports. */
+export interface Project {
+  root: string;
+  adminPort: number;
+  poolStart: number;
+  cleanup(): void;
+}
+
+export function makeProject(options: ProjectOptions = {}): Project {
+  const { workers = { index: {} }, serverYaml = "", deploymentYaml } = options;
+  const root = Deno.makeTempDirSync({ prefix: "tq-e2e-" });
+  for (const [name, env] of Object.entries(workers)) {
+    writeEchoBinary(root, name, env);
+    Deno.mkdirSync(join(root, "workers", name, "public"), { recursive: true });
+    Deno.mkdirSync(join(root, "workers", name, "private"), { recursive: true });
+  }
+  const adminPort = freePort();
+  const poolStart = freePortRange(40);
+  Deno.mkdirSync(join(root, "config"));
+  Deno.writeTextFileSync(
+    join(root, "config", "server.yaml"),
+    `server:\n  host: 127.0.0.1\n  admin:\n    port: ${adminPort}\nworkers:\n  port_range_start: ${poolStart}\n` +
+      `  port_range_end: ${
+        poolStart + 39
+      }\n  startup_delay_ms: 20\n  restart_delay_ms: 20\n` +
+      `  shutdown_grace_period_ms: 2000\n` + serverYaml,
+  );
+  if (deploymentYaml) {
+    Deno.writeTextFileSync(
+      join(root, "config", "deployment.yaml"),
+      deploymentYaml,
+    );
+  }
+  return {
+    root,
+    adminPort,
+    poolStart,
+    cleanup: () => Deno.removeSync(root, { recursive: true }),
+  };
+}
+
+/** A tqserver process started by a test. */
+export interface RunningServer {
+  process: Deno.ChildProcess;
+  port: number;
+  base: string;
+  admin: string;
+  /** Everything the server wrote to stderr so far. */
+  logs(): string;
+  /** Resolves when `text` appears in the log. */
+  waitForLog(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  status(): Promise<StatusJson>;
+  /** SIGTERM, then waits for exit (SIGKILL after 10 s). */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+export interface StatusJson {
+  mode: string;
+  pid: number;
+  port: number;
+  workers: {
+    name: string;
+    route: string;
+    status: string;
+    pid: number | null;
+    port: number | null;
+    restarts: number;
+    last_restart_reason: string | null;
+    last_error: string | null;
+    requests: number;
+    in_flight: number;
+  }[];
+}
+
+/** Starts `deno run main.ts` on a project and waits for "tqserver ready". */
+export async function startServer(
+  project: Project,
+  args: string[] = ["--mode", "prod"],
+  options: { waitReady?: boolean; env?: Record<string, string> } = {},
+): Promise<RunningServer> {
+  const { waitReady = true, env = {} } = options;
+  const port = freePort();
+  const process = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      join(REPO, "main.ts"),
+      "--root",
+      project.root,
+      "--port",
+      String(port),
+      ...args,
+    ],
+    cwd: project.root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).spawn();
+  let text = "";
+  const waiters = new Set<() => void>();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      for (const w of waiters) w();
+    }
+  };
+  const pumped = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const admin = `http://127.0.0.1:${project.adminPort}`;
+  const server: RunningServer = {
+    process,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    admin,
+    logs: () => text,
+    waitForLog: (needle, timeoutMs = 15000) => {
+      const found = () =>
+        typeof needle === "string" ? text.includes(needle) : needle.test(text);
+      if (found()) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `Timed out waiting for log ${needle}\n--- log ---\n${text}`,
+            ),
+          );
+        }, timeoutMs);
+        const check = () => {
+          if (!found()) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+        process.status.then(() => setTimeout(check, 50));
+      });
+    },
+    status: async () => {
+      const res = await fetch(`${admin}/api/status`);
+      return await res.json();
+    },
+    stop: async () => {
+      try {
+        process.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill("SIGKILL");
+        } catch {
+          // Exited meanwhile.
+        }
+      }, 10000);
+      const status = await process.status;
+      clearTimeout(timer);
+      await pumped;
+      return status;
+    },
+  };
+  if (waitReady) await server.waitForLog("tqserver ready");
+  return server;
+}
+
+/** Sends a raw HTTP/1.1 request and returns the whole raw response (connection closed by us). */
+export async function rawRequest(
+  port: number,
+  head: string,
+  body?: Uint8Array,
+): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(head));
+    if (body) await conn.write(body);
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(65536);
+    const deadline = setTimeout(() => conn.close(), 5000);
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        chunks.push(buf.slice(0, n));
+      }
+    } catch {
+      // Closed by the deadline.
+    }
+    clearTimeout(deadline);
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}

@@ -1,0 +1,290 @@
+// End-to-end: a real tqserver process (from source) in prod mode with real worker processes.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  alive,
+  makeProject,
+  rawRequest,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
+
+Deno.test("tqserver routes, proxies and serves static files end to end", async (t) => {
+  const project = makeProject({
+    workers: {
+      index: { TAG: "index" },
+      api: { TAG: "api" },
+      api_users: { TAG: "users" },
+    },
+    serverYaml: "  default:\n    env:\n      EXTRA: from-default\n",
+  });
+  // A foreign process holds the first pool port: it must be skipped.
+  const foreign = Deno.listen({
+    hostname: "127.0.0.1",
+    port: project.poolStart,
+  });
+  Deno.writeTextFileSync(
+    join(project.root, "workers/index/public/hello.txt"),
+    "hello static\n",
+  );
+  Deno.writeTextFileSync(
+    join(project.root, "workers/index/private/secret.txt"),
+    "TOP-SECRET\n",
+  );
+  const server = await startServer(project);
+  try {
+    await t.step("longest prefix wins on segment boundaries", async () => {
+      const cases: [string, string][] = [
+        ["/", "index"],
+        ["/api", "api"],
+        ["/api/x", "api"],
+        ["/apix", "index"],
+        ["/api/users", "users"],
+        ["/api/users/7", "users"],
+        ["/api/usersx", "api"],
+      ];
+      for (const [path, tag] of cases) {
+        const body = await (await fetch(server.base + path)).json();
+        assert.equal(body.tag, tag, `route of ${path}`);
+      }
+    });
+
+    await t.step(
+      "the worker gets the path and query unchanged and the contract env",
+      async () => {
+        const body = await (await fetch(
+          `${server.base}/api/users/a%2Fb/c?x=1&y=%20z#frag`,
+        )).json();
+        assert.equal(body.rawPath, "/api/users/a%2Fb/c?x=1&y=%20z");
+        assert.equal(body.env.name, "api_users");
+        assert.equal(body.env.route, "/api/users");
+        assert.equal(body.env.mode, "prod");
+        assert.equal(body.env.base, join(project.root, "workers", "api_users"));
+        assert.equal(body.env.extra, "from-default");
+      },
+    );
+
+    await t.step("a foreign listener on a pool port is skipped", async () => {
+      const status = await server.status();
+      for (const w of status.workers) {
+        assert.equal(w.status, "healthy", w.name);
+        assert.notEqual(w.port, project.poolStart);
+      }
+    });
+
+    await t.step("a 5 MiB POST body arrives intact", async () => {
+      const data = new Uint8Array(5 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 4096) {
+        crypto.getRandomValues(data.subarray(i, i + 4096));
+      }
+      const digest = await crypto.subtle.digest("SHA-256", data);
+      const hex = [...new Uint8Array(digest)].map((b) =>
+        b.toString(16).padStart(2, "0")
+      ).join("");
+      const body = await (await fetch(`${server.base}/api/upload`, {
+        method: "POST",
+        body: data,
+      })).json();
+      assert.equal(body.bodyLength, data.length);
+      assert.equal(body.bodySha256, hex);
+    });
+
+    await t.step(
+      "forwarding headers are set, Host is kept, hop-by-hop headers are dropped",
+      async () => {
+        const raw = await rawRequest(
+          server.port,
+          "GET /api/h HTTP/1.1\r\nHost: example.test\r\nConnection: close, x-secret-hop\r\n" +
+            "X-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n",
+        );
+        const text = new TextDecoder().decode(raw);
+        const json = JSON.parse(
+          text.slice(text.indexOf("\r\n\r\n") + 4).replace(
+            /^[0-9a-f]+\r\n/,
+            "",
+          ),
+        );
+        const h = json.headers;
+        assert.equal(h.host, "example.test");
+        assert.equal(h["x-forwarded-host"], "example.test");
+        assert.equal(h["x-forwarded-proto"], "http");
+        assert.match(h["x-forwarded-for"], /127\.0\.0\.1$/);
+        assert.ok(h["x-request-id"]);
+        assert.equal(h["x-secret-hop"], undefined);
+        assert.equal(h["keep-alive"], undefined);
+      },
+    );
+
+    await t.step(
+      "gzip, multiple Set-Cookie and redirects pass through unchanged",
+      async () => {
+        const gz = await fetch(`${server.base}/api/gzip`);
+        assert.equal(await gz.text(), "compressed hello ".repeat(200));
+        const cookies = await fetch(`${server.base}/api/cookies`);
+        await cookies.body?.cancel();
+        assert.deepEqual(cookies.headers.getSetCookie(), [
+          "a=1; Path=/",
+          "b=2; Path=/; HttpOnly",
+        ]);
+        const redirect = await fetch(`${server.base}/api/redirect`, {
+          redirect: "manual",
+        });
+        await redirect.body?.cancel();
+        assert.equal(redirect.status, 302);
+        assert.equal(redirect.headers.get("location"), "/elsewhere");
+      },
+    );
+
+    await t.step("static files are served and private/ never is", async () => {
+      const ok = await fetch(`${server.base}/static/index/hello.txt`);
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), "hello static\n");
+      for (
+        const path of [
+          "/static/index/../private/secret.txt",
+          "/static/index/%2e%2e/private/secret.txt",
+        ]
+      ) {
+        const raw = new TextDecoder().decode(
+          await rawRequest(
+            server.port,
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+          ),
+        );
+        assert.match(raw, /^HTTP\/1\.1 40[04]/, path);
+        assert.ok(!raw.includes("TOP-SECRET"), path);
+      }
+    });
+
+    await t.step("reserved /_tq/ answers 404 in prod", async () => {
+      const res = await fetch(`${server.base}/_tq/events`);
+      await res.body?.cancel();
+      assert.equal(res.status, 404);
+    });
+
+    await t.step(
+      "a killed worker comes back; meanwhile requests fail fast with 502/503",
+      async () => {
+        const before = (await server.status()).workers.find((w) =>
+          w.name === "api"
+        )!;
+        Deno.kill(before.pid!, "SIGKILL");
+        const started = Date.now();
+        let sawError = false;
+        await waitFor(
+          async () => {
+            const t0 = Date.now();
+            const res = await fetch(`${server.base}/api/x`);
+            await res.body?.cancel();
+            assert.ok(
+              Date.now() - t0 < 2000,
+              "an answer during the crash took too long",
+            );
+            if (res.status === 502 || res.status === 503) sawError = true;
+            else assert.equal(res.status, 200);
+            const w = (await server.status()).workers.find((w) =>
+              w.name === "api"
+            )!;
+            return res.status === 200 && w.pid !== before.pid;
+          },
+          10000,
+          "the worker to come back",
+        );
+        const after = (await server.status()).workers.find((w) =>
+          w.name === "api"
+        )!;
+        assert.equal(after.status, "healthy");
+        assert.equal(after.last_restart_reason, "crashed");
+        assert.ok(after.restarts >= 1);
+        assert.ok(Date.now() - started < 10000);
+        // Either we saw the gap or the restart was faster than our first request.
+        assert.ok(sawError || after.pid !== before.pid);
+      },
+    );
+
+    await t.step(
+      "SIGTERM stops the server with code 0 and leaves no worker process",
+      async () => {
+        const pids = (await server.status()).workers.map((w) => w.pid!);
+        assert.equal(pids.length, 3);
+        const status = await server.stop();
+        assert.equal(status.code, 0);
+        for (const pid of pids) {
+          assert.equal(alive(pid), false, `worker ${pid} still alive`);
+        }
+      },
+    );
+  } finally {
+    foreign.close();
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("workers exit by themselves within 2 s when the server is SIGKILLed", async () => {
+  const project = makeProject({ workers: { index: {}, other: {} } });
+  const server = await startServer(project);
+  try {
+    const pids = (await server.status()).workers.map((w) => w.pid!);
+    assert.equal(pids.length, 2);
+    server.process.kill("SIGKILL");
+    await server.process.status;
+    await waitFor(
+      () => pids.every((pid) => !alive(pid)),
+      2000,
+      "workers to exit after stdin EOF",
+    );
+    // The next start finds no stale worker holding a port.
+    const next = await startServer(project);
+    const status = await next.status();
+    assert.ok(status.workers.every((w) => w.status === "healthy"));
+    assert.equal((await next.stop()).code, 0);
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("a bad config exits with code 2 naming the file, line and key", async () => {
+  const project = makeProject({
+    serverYaml: "  default:\n    startup_timeout_ms: soon\n",
+  });
+  const server = await startServer(project, ["--mode", "prod"], {
+    waitReady: false,
+  });
+  try {
+    const status = await server.process.status;
+    assert.equal(status.code, 2);
+    await server.stop();
+    assert.match(server.logs(), /config\/server\.yaml:\d+/);
+    assert.match(server.logs(), /startup_timeout_ms/);
+  } finally {
+    project.cleanup();
+  }
+});
+
+Deno.test("bad usage exits with code 2 and --version/--help exit 0", async () => {
+  const run = async (...args: string[]) =>
+    await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const bad = await run("--mode", "staging");
+  assert.equal(bad.code, 2);
+  assert.match(new TextDecoder().decode(bad.stderr), /--mode "staging"/);
+  const version = await run("--version");
+  assert.equal(version.code, 0);
+  assert.match(
+    new TextDecoder().decode(version.stdout),
+    /^tqserver \d+\.\d+\.\d+/,
+  );
+  const help = await run("--help");
+  assert.equal(help.code, 0);
+  assert.match(new TextDecoder().decode(help.stdout), /--root DIR/);
+});
