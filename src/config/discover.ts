@@ -1,6 +1,7 @@
 import { join, relative, resolve } from "node:path";
 import { routeMatches } from "../routes/route_table.ts";
 import { locationOf } from "./_locations.ts";
+import { checkRoute } from "./_schema.ts";
 import { type Config, ConfigError, type WorkerSettings } from "./types.ts";
 
 /** How a worker is run: built from `src/main.ts`, or a prebuilt executable. */
@@ -195,6 +196,15 @@ function checkRoutes(specs: WorkerSpec[], config: Config, dir: string): void {
     return new ConfigError(`${dir}/${spec.name}`, 0, "", message);
   };
   for (const spec of specs) {
+    // Overrides were checked when loading; a name like `a_` or `a__b` gives
+    // "/a/" or "/a//b", which no request path would match as intended.
+    const expected = checkRoute(spec.route);
+    if (expected !== undefined) {
+      throw errorFor(
+        spec,
+        `the default route "${spec.route}" of worker "${spec.name}" is not ${expected}; set "workers.routes.${spec.name}" or rename the folder`,
+      );
+    }
     const prefix = reserved.find((p) => routeMatches(p, spec.route));
     if (prefix === undefined) continue;
     const source = config.workers.routes[spec.name] !== undefined

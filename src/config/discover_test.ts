@@ -174,6 +174,26 @@ Deno.test("discoverWorkers() rejects a route inside a reserved prefix", async (t
       );
     },
   );
+  await t.step(
+    "a default route that is not a valid route names the folder",
+    async () => {
+      const err = await discoverError({ "workers/blog_/src/main.ts": MAIN });
+      assert.equal(err.file, "workers/blog_");
+      assert.match(
+        err.message,
+        /default route "\/blog\/" of worker "blog_" is not/,
+      );
+    },
+  );
+  await t.step("an override makes an odd folder name usable", async () => {
+    await withProject({
+      "config/server.yaml": "workers:\n  routes:\n    blog_: /blog\n",
+      "workers/blog_/src/main.ts": MAIN,
+    }, async (root) => {
+      const { specs } = await discover(root);
+      assert.deepEqual(specs.map((s) => s.route), ["/blog"]);
+    });
+  });
   await t.step("a route sharing only a string prefix is allowed", async () => {
     await withProject({
       "config/server.yaml": "workers:\n  routes:\n    tqx: /_tqx\n",

@@ -214,6 +214,14 @@ function checkCrossFields(
     server.admin.enabled && server.admin.port !== 0 &&
     server.admin.port === server.port
   ) {
+    // Blame the key the user wrote: `server.port: 8081` alone clashes with
+    // the default admin port, and the error must point at that line.
+    if (!locations.has("server.admin.port")) {
+      fail(
+        ["server", "port"],
+        `expected a port other than "server.admin.port" (${server.admin.port}), got ${server.port}`,
+      );
+    }
     fail(
       ["server", "admin", "port"],
       `expected a port other than "server.port" (${server.port}), got ${server.admin.port}`,

@@ -325,6 +325,11 @@ Deno.test("loadConfig() names file, line, key and expectation for a bad value", 
       },
       `config/server.yaml:2: "workers.port_range_start": expected at most "workers.port_range_end" (9100), got 9500`,
     ],
+    [
+      "public port on the default admin port",
+      { "config/server.yaml": "server:\n  port: 8081\n" },
+      `config/server.yaml:2: "server.port": expected a port other than "server.admin.port" (8081), got 8081`,
+    ],
   ];
   for (const [name, files, message] of cases) {
     await t.step(name, async () => {
