@@ -1,8 +1,9 @@
 // Shared helpers of the end-to-end tests: temporary projects, a real tqserver
 // process, free ports and bounded waits.
-import { dirname, fromFileUrl, join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-export const REPO = join(dirname(fromFileUrl(import.meta.url)), "..");
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ECHO_WORKER = join(REPO, "tests", "testdata", "echo_worker.ts");
 const DENO = Deno.execPath();
 

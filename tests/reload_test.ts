@@ -33,6 +33,8 @@ Deno.test("three binary replacements under load with SIGHUP fail no request", as
       const after = (await server.status()).workers[0]!;
       assert.notEqual(after.pid, before.pid);
       assert.equal(after.last_restart_reason, "binary-changed");
+      // Keep the load going on the new instance for a while before the next deploy.
+      await new Promise((r) => setTimeout(r, 500));
     }
     await waitFor(() => load.count() > 200, 10000, "some load");
     const result = await load.stop();
