@@ -178,15 +178,19 @@ export interface StatusJson {
 export async function startServer(
   project: Project,
   args: string[] = ["--mode", "prod"],
-  options: { waitReady?: boolean; env?: Record<string, string> } = {},
+  options: {
+    waitReady?: boolean;
+    env?: Record<string, string>;
+    main?: string;
+  } = {},
 ): Promise<RunningServer> {
-  const { waitReady = true, env = {} } = options;
+  const { waitReady = true, env = {}, main = join(REPO, "main.ts") } = options;
   const port = freePort();
   const process = new Deno.Command(DENO, {
     args: [
       "run",
       "-A",
-      join(REPO, "main.ts"),
+      main,
       "--root",
       project.root,
       "--port",
