@@ -238,6 +238,7 @@ export class DevWatcher {
       const target = targetOf(entry.spec);
       host.builder.invalidate(name);
       const result = await host.builder.build(target, { force: true });
+      log.info("build", { worker: name, status: result.status, ms: result.ms });
       if (result.status === "failed") {
         summary.failed.push(name);
         const e = result.error;

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   type Config,
@@ -92,7 +93,9 @@ export class TqServer {
       parallel: build.parallel_builds,
       permissions: build.permissions,
       logger: log,
-      configPath: join(this.root, "deno.json"),
+      ...(existsSync(join(this.root, "deno.json"))
+        ? { configPath: join(this.root, "deno.json") }
+        : {}),
     });
     this.supervisor = new Supervisor(config, {
       mode,
@@ -291,7 +294,10 @@ export class TqServer {
     try {
       const ok = await startSuccessor({
         logger: this.log,
-        timeoutMs: Math.max(30_000, this.config.workers.default.startup_timeout_ms * 3),
+        timeoutMs: Math.max(
+          30_000,
+          this.config.workers.default.startup_timeout_ms * 3,
+        ),
       });
       if (ok) {
         this.#closing = true;

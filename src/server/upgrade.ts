@@ -15,10 +15,15 @@ export interface SuccessorOptions {
 }
 
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
-export function selfCommand(args: string[]): { command: string; args: string[] } {
+export function selfCommand(
+  args: string[],
+): { command: string; args: string[] } {
   const exec = Deno.execPath();
   if (basename(exec) !== "deno") return { command: exec, args };
-  return { command: exec, args: ["run", "--allow-all", "--unstable-net", Deno.mainModule, ...args] };
+  return {
+    command: exec,
+    args: ["run", "--allow-all", "--unstable-net", Deno.mainModule, ...args],
+  };
 }
 
 /**
@@ -28,11 +33,15 @@ export function selfCommand(args: string[]): { command: string; args: string[] }
  *
  * @returns true once the successor serves; false (and the successor killed) when it failed.
  */
-export async function startSuccessor(options: SuccessorOptions): Promise<boolean> {
+export async function startSuccessor(
+  options: SuccessorOptions,
+): Promise<boolean> {
   const { logger, timeoutMs, args = Deno.args } = options;
   const { command, args: argv } = selfCommand(args);
   let onReady = () => {};
-  const ready = new Promise<"ready">((resolve) => onReady = () => resolve("ready"));
+  const ready = new Promise<"ready">((resolve) =>
+    onReady = () => resolve("ready")
+  );
   Deno.addSignalListener("SIGUSR2", onReady);
   let child: Deno.ChildProcess;
   try {
@@ -56,13 +65,19 @@ export async function startSuccessor(options: SuccessorOptions): Promise<boolean
     ready,
     child.status.then((s) => `exited with code ${s.code}`),
     new Promise<string>((resolve) =>
-      timeout.addEventListener("abort", () => resolve(`not ready after ${timeoutMs} ms`), { once: true })
+      timeout.addEventListener(
+        "abort",
+        () => resolve(`not ready after ${timeoutMs} ms`),
+        { once: true },
+      )
     ),
   ]);
   Deno.removeSignalListener("SIGUSR2", onReady);
   if (outcome === "ready") {
     child.unref();
-    logger.info("server upgrade ready, handing over", { successor_pid: child.pid });
+    logger.info("server upgrade ready, handing over", {
+      successor_pid: child.pid,
+    });
     return true;
   }
   try {
@@ -70,7 +85,9 @@ export async function startSuccessor(options: SuccessorOptions): Promise<boolean
   } catch {
     // It already exited.
   }
-  logger.error("server upgrade failed, this server keeps serving", { error: outcome });
+  logger.error("server upgrade failed, this server keeps serving", {
+    error: outcome,
+  });
   return false;
 }
 

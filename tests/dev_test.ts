@@ -1,0 +1,257 @@
+// End-to-end: dev mode watches files, rebuilds exactly what changed, replaces, and tells browsers.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  makeProject,
+  type Project,
+  type RunningServer,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
+import { startLoad } from "./_load.ts";
+
+function workerSource(body: string, importShared: boolean): string {
+  return `${
+    importShared
+      ? 'import { shared } from "../../../lib/shared.ts";\n'
+      : "const shared = 'none';\n"
+  }
+const server = Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("TQ_PORT")), onListen() {} }, (req) => {
+  const path = new URL(req.url).pathname;
+  if (path === "/health") return new Response("ok");
+  if (path.endsWith("/page")) {
+    return new Response("<!doctype html><html><head><link rel=stylesheet href=/static/a/style.css></head><body>page</body></html>", {
+      headers: { "content-type": "text/html; charset=utf-8" },
+    });
+  }
+  return new Response(${body} + " " + shared);
+});
+Deno.addSignalListener("SIGTERM", () => server.shutdown());
+(async () => { for await (const _ of Deno.stdin.readable) { /* never written */ } Deno.exit(0); })();
+`;
+}
+
+function writeWorker(
+  project: Project,
+  name: string,
+  body: string,
+  importShared = true,
+): void {
+  const dir = join(project.root, "workers", name);
+  Deno.mkdirSync(join(dir, "src"), { recursive: true });
+  Deno.mkdirSync(join(dir, "public"), { recursive: true });
+  Deno.mkdirSync(join(dir, "private", "views"), { recursive: true });
+  Deno.writeTextFileSync(
+    join(dir, "src", "main.ts"),
+    workerSource(body, importShared),
+  );
+}
+
+interface Events {
+  list: { type: string; data: Record<string, unknown> }[];
+  close(): void;
+}
+
+async function subscribe(server: RunningServer): Promise<Events> {
+  const ac = new AbortController();
+  const res = await fetch(`${server.base}/_tq/events`, { signal: ac.signal });
+  assert.equal(res.headers.get("content-type"), "text/event-stream");
+  const events: Events = { list: [], close: () => ac.abort() };
+  (async () => {
+    let buffer = "";
+    for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const type = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (type) {
+          events.list.push({ type, data: data ? JSON.parse(data) : {} });
+        }
+      }
+    }
+  })().catch(() => {});
+  await waitFor(
+    () => events.list.some((e) => e.type === "hello"),
+    5000,
+    "the hello event",
+  );
+  return events;
+}
+
+async function text(url: string): Promise<string> {
+  return await (await fetch(url)).text();
+}
+
+function builds(server: RunningServer, name: string): number {
+  return server.logs().split("\n").filter((l) =>
+    l.includes(`INFO  build worker=${name} `)
+  ).length;
+}
+
+Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-reloads", async (t) => {
+  const project = makeProject({
+    workers: {},
+    deploymentYaml:
+      "deployment:\n  dev:\n    file_watcher:\n      debounce_ms: 40\n",
+  });
+  Deno.mkdirSync(join(project.root, "lib"));
+  Deno.writeTextFileSync(
+    join(project.root, "lib", "shared.ts"),
+    'export const shared = "s1";\n',
+  );
+  writeWorker(project, "a", '"a1"');
+  writeWorker(project, "b", '"b1"');
+  writeWorker(project, "c", '"c1"', false);
+  const server = await startServer(project, ["--mode", "dev"]);
+  const events = await subscribe(server);
+  try {
+    assert.equal(await text(`${server.base}/a`), "a1 s1");
+    assert.equal(await text(`${server.base}/c`), "c1 none");
+
+    await t.step(
+      "an edit is served after a rebuild and no request fails meanwhile",
+      async () => {
+        const load = startLoad(`${server.base}/a`, { concurrency: 3 });
+        await waitFor(() => load.count() > 20, 5000, "load");
+        writeWorker(project, "a", '"a2"');
+        await waitFor(
+          async () => (await text(`${server.base}/a`)) === "a2 s1",
+          10000,
+          "a2",
+        );
+        await waitFor(
+          () => events.list.some((e) => e.type === "reload"),
+          5000,
+          "a reload event",
+        );
+        const result = await load.stop();
+        assert.equal(result.failed, 0, result.errors.join("\n"));
+        assert.deepEqual(result.tags, ["a1 s1", "a2 s1"]);
+      },
+    );
+
+    await t.step("HTML responses get the live-reload script", async () => {
+      const page = await text(`${server.base}/a/page`);
+      assert.match(
+        page,
+        /<script src="\/_tq\/livereload\.js"[^>]*><\/script><\/body>/,
+      );
+      const js = await fetch(`${server.base}/_tq/livereload.js`);
+      assert.match(await js.text(), /EventSource\("\/_tq\/events"\)/);
+    });
+
+    await t.step(
+      "a syntax error keeps the old instance and sends an error event; a fix recovers",
+      async () => {
+        const path = join(project.root, "workers", "a", "src", "main.ts");
+        Deno.writeTextFileSync(
+          path,
+          workerSource('"a3" +', true).replace('+ " " + shared', "+ + ;"),
+        );
+        const error = await waitFor(
+          () => events.list.find((e) => e.type === "error"),
+          10000,
+          "an error event",
+        );
+        assert.equal(error.data.worker, "a");
+        assert.match(String(error.data.file), /workers\/a\/src\/main\.ts$/);
+        assert.ok(Number(error.data.line) > 0);
+        assert.equal(await text(`${server.base}/a`), "a2 s1");
+        // A browser that connects now still sees the error.
+        const late = await subscribe(server);
+        assert.ok(late.list.some((e) => e.type === "error"));
+        late.close();
+        writeWorker(project, "a", '"a4"');
+        await waitFor(
+          async () => (await text(`${server.base}/a`)) === "a4 s1",
+          10000,
+          "a4",
+        );
+        await waitFor(
+          () =>
+            events.list.some((e) => e.type === "ok" && e.data.worker === "a"),
+          5000,
+          "an ok event",
+        );
+      },
+    );
+
+    await t.step(
+      "a shared module change rebuilds exactly the workers that import it",
+      async () => {
+        const before = {
+          a: builds(server, "a"),
+          b: builds(server, "b"),
+          c: builds(server, "c"),
+        };
+        Deno.writeTextFileSync(
+          join(project.root, "lib", "shared.ts"),
+          'export const shared = "s2";\n',
+        );
+        await waitFor(
+          async () => (await text(`${server.base}/b`)) === "b1 s2",
+          10000,
+          "b with s2",
+        );
+        await waitFor(
+          async () => (await text(`${server.base}/a`)) === "a4 s2",
+          10000,
+          "a with s2",
+        );
+        assert.equal(builds(server, "a"), before.a + 1);
+        assert.equal(builds(server, "b"), before.b + 1);
+        assert.equal(builds(server, "c"), before.c);
+        assert.equal(await text(`${server.base}/c`), "c1 none");
+      },
+    );
+
+    await t.step(
+      "a CSS change emits a css event, a view change a reload event",
+      async () => {
+        events.list.length = 0;
+        Deno.writeTextFileSync(
+          join(project.root, "workers", "a", "public", "style.css"),
+          "body { color: red }",
+        );
+        const css = await waitFor(
+          () => events.list.find((e) => e.type === "css"),
+          5000,
+          "a css event",
+        );
+        assert.equal(css.data.path, "/static/a/style.css");
+        assert.ok(!events.list.some((e) => e.type === "reload"));
+        Deno.writeTextFileSync(
+          join(project.root, "workers", "a", "private", "views", "home.html"),
+          "<p>hi</p>",
+        );
+        await waitFor(
+          () => events.list.some((e) => e.type === "reload"),
+          5000,
+          "a reload event",
+        );
+      },
+    );
+
+    await t.step("a burst of 20 saves in 100 ms causes one build", async () => {
+      const before = builds(server, "c");
+      for (let i = 0; i < 20; i++) {
+        writeWorker(project, "c", `"c-burst-${i}"`, false);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await waitFor(
+        async () => (await text(`${server.base}/c`)) === "c-burst-19 none",
+        10000,
+        "the last save",
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(builds(server, "c"), before + 1);
+    });
+  } finally {
+    events.close();
+    await server.stop();
+    project.cleanup();
+  }
+});
