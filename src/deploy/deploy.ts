@@ -164,6 +164,8 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
       ]);
       await exec([
         ...rsync,
+        // A rebuilt binary of the same size in the same second passes rsync's quick check.
+        "--checksum",
         "--backup",
         "--suffix=.prev",
         worker.binPath,
