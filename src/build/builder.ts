@@ -1,99 +1,155 @@
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Logger, silentLogger } from "../log/mod.ts";
-import { type BuildError, parseBuildError } from "./_errors.ts";
+import {
+  type BuildError,
+  compileRuntimeError,
+  parseBuildError,
+} from "./_errors.ts";
+import {
+  findProject,
+  mtimeMs,
+  type Project,
+  readHead,
+  removeQuietly,
+} from "./_files.ts";
+import { launcherHeader } from "./_launcher.ts";
+import {
+  type CommandRunner,
+  runCommand,
+  type RunOptions,
+  type RunResult,
+} from "./_run.ts";
 
-export type { BuildError };
+export type { BuildError, CommandRunner, RunOptions, RunResult };
 
 /** A TypeScript worker to build. */
 export interface BuildTarget {
-  /** Worker name. */
+  /** Worker name (the folder name). */
   name: string;
   /** Absolute path of `src/main.ts`. */
   entry: string;
   /** Absolute path of `bin/{name}`. */
   binPath: string;
-  /** Absolute path of the worker folder. */
+  /** Absolute path of the worker folder; deno runs there. */
   dir: string;
 }
 
 /** Outcome of one build. */
 export interface BuildResult {
+  /** Worker name. */
   name: string;
-  /** `built` wrote a new binary; `fresh` found it up to date; `failed` left the old one in place. */
+  /** `built` wrote a new binary; `fresh` found it up to date; `failed` left the old one untouched. */
   status: "built" | "fresh" | "failed";
+  /** Wall time of the build (or of the freshness check), in milliseconds. */
   ms: number;
+  /** Why it failed, located in the source when deno said where. */
   error?: BuildError;
 }
 
+/** Output format of a build. */
+export type BuildFormat = "bundle" | "compile";
+
 /** Options for {@linkcode Builder}. */
 export interface BuilderOptions {
-  /** `bundle` (needs deno at run time) or `compile` (standalone). Default `"bundle"`. */
-  format?: "bundle" | "compile";
-  /** Builds at once. Default 2. */
+  /** `bundle` (one JavaScript file run by `deno`, fast) or `compile` (standalone executable). Default `"bundle"`. */
+  format?: BuildFormat;
+  /** Builds run at once by {@linkcode Builder.buildAll}. Default 2. */
   parallel?: number;
-  /** deno executable. Default: this process's when it is deno, else `"deno"` from PATH. */
+  /** deno executable. Default: `Deno.execPath()` when that is deno, else `"deno"` from PATH (a compiled tqserver). */
   denoPath?: string;
-  /** Permission flags of the built worker. Default `["--allow-all"]`. */
+  /** Permission flags of the built worker (its `#!` line, or `deno compile` flags). Default `["--allow-all"]`. */
   permissions?: string[];
-  /** `deno compile --target`. Default: the host. */
+  /** `deno compile --target`. Default: none (the host). */
   target?: string;
-  /** deno.json of the project. Default: found by deno from the entry's folder. */
+  /** The project's deno.json. Default: the nearest deno.json(c) above the entry, as deno finds it. */
   configPath?: string;
-  /** Build even when the binary is fresh. Default false. */
+  /** Type-check while building. Default false. */
+  check?: boolean;
+  /** Minify bundles. Default false. */
+  minify?: boolean;
+  /** Rebuild even when the binary is fresh. Default false. */
   force?: boolean;
-  /** Logger for progress lines. Default silent. */
+  /** Receives a progress line per worker from {@linkcode Builder.buildAll}. Default: silent. */
   logger?: Logger;
+  /** Runs deno. Default: `Deno.Command` with output captured. */
+  run?: CommandRunner;
+  /** Called with `bin/{name}` just before a new binary is renamed into place. Default: nothing. */
+  onWrite?: (path: string) => void;
 }
 
 /** Options for one {@linkcode Builder.build} call. */
 export interface BuildCallOptions {
-  /** Build even when fresh. Default: the builder's `force`. */
+  /** Rebuild even when fresh. Default: the builder's `force`. */
   force?: boolean;
 }
 
-const decoder = new TextDecoder();
+interface Graph {
+  entry: string;
+  files: Set<string>;
+}
 
 function defaultDeno(): string {
   const exec = Deno.execPath();
-  return /(^|\/)deno(\.exe)?$/.test(exec) ? exec : "deno";
+  return /^deno(\.exe)?$/.test(basename(exec)) ? exec : "deno";
 }
 
-async function mtime(path: string): Promise<number> {
-  try {
-    return (await Deno.stat(path)).mtime?.getTime() ?? 0;
-  } catch {
-    return 0;
+function checkOptions(format: string, parallel: number, flags: string[]) {
+  if (format !== "bundle" && format !== "compile") {
+    throw new RangeError(
+      `Invalid build format "${format}": expected "bundle" or "compile"`,
+    );
   }
-}
-
-function randomSuffix(): string {
-  return crypto.randomUUID().slice(0, 8);
+  if (!Number.isInteger(parallel) || parallel < 1) {
+    throw new RangeError(
+      `Invalid parallel builds "${parallel}": expected an integer of at least 1`,
+    );
+  }
+  for (const flag of flags) {
+    if (!/^-/.test(flag) || /[\n\r\0]/.test(flag)) {
+      throw new RangeError(
+        `Invalid permission flag "${flag}": expected a deno flag such as "--allow-net"`,
+      );
+    }
+  }
 }
 
 /**
  * Builds TypeScript workers into `bin/{name}`: with `deno bundle` into one
- * file behind a `deno run` shebang, or with `deno compile` into a standalone
- * executable. Writes go to a temporary file that is renamed into place, so
- * nothing ever runs a half-written binary; a failed build leaves the old one.
- * Builds are incremental by the mtimes of the module graph (`deno info --json`).
+ * JavaScript file behind a `#!/usr/bin/env -S deno run ...` line, or with
+ * `deno compile` into a standalone executable. Each binary is written to a
+ * temporary file and renamed into place, so nothing ever runs a half-written
+ * binary; a failed build leaves the old one byte for byte. Builds are
+ * incremental: a binary is rebuilt only when a file of its module graph
+ * (from `deno info --json`), deno.json or deno.lock is newer, or when it was
+ * built with other flags.
  *
  * @example
  * ```ts
  * const builder = new Builder({ format: "bundle", logger });
- * const [result] = await builder.buildAll([{ name, entry, binPath, dir }]);
+ * const [result] = await builder.buildAll([
+ *   { name: "index", entry, binPath, dir },
+ * ]);
+ * if (result?.status === "failed") console.error(result.error?.message);
  * ```
  */
 export class Builder {
-  #format: "bundle" | "compile";
+  #format: BuildFormat;
   #parallel: number;
   #deno: string;
   #permissions: string[];
   #target: string | undefined;
-  #config: string | undefined;
+  #configPath: string | undefined;
+  #check: boolean;
+  #minify: boolean;
   #force: boolean;
   #log: Logger;
-  #graphs = new Map<string, Set<string>>();
+  #run: CommandRunner;
+  #onWrite: ((path: string) => void) | undefined;
+  #graphs = new Map<string, Graph>();
+  #queues = new Map<string, Promise<unknown>>();
 
+  /** @throws {RangeError} On an unknown format, `parallel` below 1 or a permission that is not a flag. */
   constructor(options: BuilderOptions = {}) {
     const {
       format = "bundle",
@@ -102,238 +158,307 @@ export class Builder {
       permissions = ["--allow-all"],
       target,
       configPath,
+      check = false,
+      minify = false,
       force = false,
       logger = silentLogger,
+      run = runCommand,
+      onWrite,
     } = options;
+    checkOptions(format, parallel, permissions);
     this.#format = format;
-    this.#parallel = Math.max(1, parallel);
+    this.#parallel = parallel;
     this.#deno = denoPath;
-    this.#permissions = permissions;
+    this.#permissions = [...permissions];
     this.#target = target || undefined;
-    this.#config = configPath;
+    this.#configPath = configPath ? resolve(configPath) : undefined;
+    this.#check = check;
+    this.#minify = minify;
     this.#force = force;
     this.#log = logger;
+    this.#run = run;
+    this.#onWrite = onWrite;
   }
 
-  #configArgs(): string[] {
-    return this.#config ? ["--config", this.#config] : [];
+  /** The format this builder writes. */
+  get format(): BuildFormat {
+    return this.#format;
   }
 
-  async #run(
-    args: string[],
-    cwd: string,
-  ): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-    const out = await new Deno.Command(this.#deno, {
-      args,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    }).output();
-    return {
-      ok: out.success,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  }
-
-  /** Local files of the entry's module graph (absolute paths), cached until {@linkcode invalidate}. */
+  /** Local files (absolute paths) of the entry's module graph, from `deno info --json`; cached until {@linkcode invalidate}. */
   async graph(target: BuildTarget): Promise<string[]> {
     const cached = this.#graphs.get(target.name);
-    if (cached) return [...cached];
-    return [...await this.#loadGraph(target)];
+    if (cached && cached.entry === target.entry) return [...cached.files];
+    return [...(await this.#loadGraph(target)).files];
   }
 
-  async #loadGraph(target: BuildTarget): Promise<Set<string>> {
-    const files = new Set<string>([target.entry]);
-    const res = await this.#run([
-      "info",
-      "--json",
-      ...this.#configArgs(),
-      target.entry,
-    ], target.dir);
-    if (res.ok) {
-      const info = JSON.parse(res.stdout) as {
-        modules?: { specifier: string }[];
-      };
-      for (const mod of info.modules ?? []) {
-        if (mod.specifier.startsWith("file://")) {
-          files.add(decodeURIComponent(new URL(mod.specifier).pathname));
-        }
-      }
-    } else {
-      // A graph that does not resolve still names the entry; keep what we knew before.
-      for (const f of this.#graphs.get(target.name) ?? []) files.add(f);
-    }
-    this.#graphs.set(target.name, files);
-    return files;
-  }
-
-  /** True when the binary is missing or older than any file of the module graph or the project config. */
+  /** True when the binary is missing, was built with other flags, or is older than a file of the graph, deno.json or deno.lock. */
   async isStale(target: BuildTarget): Promise<boolean> {
-    const bin = await mtime(target.binPath);
+    const bin = await mtimeMs(target.binPath);
     if (bin === 0) return true;
-    const files = await this.graph(target);
-    if (this.#config) {
-      files.push(this.#config, join(dirname(this.#config), "deno.lock"));
-    }
-    const times = await Promise.all(files.map(mtime));
-    return times.some((t) => t > bin);
+    const [files, project] = await Promise.all([
+      this.graph(target),
+      findProject(target.entry, this.#configPath),
+    ]);
+    if (project) files.push(project.config, project.lock);
+    const times = await Promise.all(files.map(mtimeMs));
+    // File times come from a coarse clock: a source saved in the same tick
+    // as the binary may be newer than it, so equal counts as stale.
+    if (times.some((t) => t >= bin)) return true;
+    return !(await this.#sameFlags(target, project));
   }
 
-  /** Names of built targets whose module graph contains `file`. */
+  /** Names of the targets whose cached graph (or project config) contains `file`. */
   dependents(file: string): string[] {
+    const path = resolve(file);
     const names: string[] = [];
-    for (const [name, files] of this.#graphs) {
-      if (files.has(file)) names.push(name);
+    for (const [name, graph] of this.#graphs) {
+      if (graph.files.has(path)) names.push(name);
     }
     return names;
   }
 
-  /** Forgets cached graphs (all, or one worker's). */
+  /** Forgets the cached graph of one worker, or of all. */
   invalidate(name?: string): void {
     if (name === undefined) this.#graphs.clear();
     else this.#graphs.delete(name);
   }
 
-  /** Builds one worker when stale (or forced); the old binary stays on failure. */
-  async build(
+  /**
+   * Builds one worker unless its binary is fresh (or `force`). Builds of the
+   * same worker run one after another. Never throws: a failure is a result
+   * with `error`, and the old binary stays as it was.
+   */
+  build(
     target: BuildTarget,
     options: BuildCallOptions = {},
   ): Promise<BuildResult> {
     const { force = this.#force } = options;
+    const before = this.#queues.get(target.name) ?? Promise.resolve();
+    const result = before.then(() => this.#build(target, force));
+    const tail = result.catch(() => {});
+    this.#queues.set(target.name, tail);
+    tail.then(() => {
+      if (this.#queues.get(target.name) === tail) {
+        this.#queues.delete(target.name);
+      }
+    });
+    return result;
+  }
+
+  /** Builds `targets`, `parallel` at a time, with a progress line per worker and a summary. */
+  async buildAll(
+    targets: BuildTarget[],
+    options: BuildCallOptions = {},
+  ): Promise<BuildResult[]> {
     const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
-    if (!force && !(await this.isStale(target))) {
-      return { name: target.name, status: "fresh", ms: elapsed() };
+    const results: BuildResult[] = new Array(targets.length);
+    let next = 0;
+    const lane = async () => {
+      while (next < targets.length) {
+        const i = next++;
+        const result = await this.build(targets[i]!, options);
+        results[i] = result;
+        this.#progress(result);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.#parallel, targets.length) }, lane),
+    );
+    const count = (status: BuildResult["status"]) =>
+      results.filter((r) => r.status === status).length;
+    this.#log.info("build finished", {
+      format: this.#format,
+      built: count("built"),
+      fresh: count("fresh"),
+      failed: count("failed"),
+      ms: Math.round(performance.now() - started),
+    });
+    return results;
+  }
+
+  #progress(result: BuildResult): void {
+    const fields = { worker: result.name, ms: result.ms };
+    if (result.status === "built") {
+      this.#log.info("worker built", { ...fields, format: this.#format });
+    } else if (result.status === "fresh") {
+      this.#log.info("worker up to date", fields);
+    } else {
+      const e = result.error;
+      this.#log.error("worker build failed", {
+        ...fields,
+        file: e?.file,
+        line: e?.line,
+        column: e?.column,
+        error: e?.message,
+      });
     }
-    const binDir = dirname(target.binPath);
-    await Deno.mkdir(binDir, { recursive: true });
-    const tmp = join(binDir, `.${target.name}.tmp-${randomSuffix()}`);
-    // The graph is refreshed alongside the build: it costs no extra wall time.
-    const graph = this.#loadGraph(target);
+  }
+
+  async #build(target: BuildTarget, force: boolean): Promise<BuildResult> {
+    const { name } = target;
+    const started = performance.now();
+    const ms = () => Math.round(performance.now() - started);
+    const tmp = join(
+      dirname(target.binPath),
+      `.${name}.tmp-${crypto.randomUUID().slice(0, 8)}`,
+    );
     try {
+      const cached = this.#graphs.get(name);
+      if (!force && !(await this.isStale(target))) {
+        return { name, status: "fresh", ms: ms() };
+      }
+      // The graph may have changed with the sources: refresh it while deno
+      // builds, unless the staleness check has just loaded it.
+      const graph = this.#graphs.get(name) === cached
+        ? this.#loadGraph(target).catch((err) =>
+          this.#log.warn("module graph refresh failed", {
+            worker: name,
+            error: err,
+          })
+        )
+        : undefined;
+      const project = await findProject(target.entry, this.#configPath);
+      await Deno.mkdir(dirname(target.binPath), { recursive: true });
       const error = this.#format === "bundle"
-        ? await this.#bundle(target, tmp)
+        ? await this.#bundle(target, tmp, project)
         : await this.#compile(target, tmp);
       await graph;
       if (error) {
-        await Deno.remove(tmp).catch(() => {});
-        return { name: target.name, status: "failed", ms: elapsed(), error };
+        await removeQuietly(tmp);
+        return { name, status: "failed", ms: ms(), error };
       }
+      this.#onWrite?.(target.binPath);
       await Deno.rename(tmp, target.binPath);
-      return { name: target.name, status: "built", ms: elapsed() };
+      return { name, status: "built", ms: ms() };
     } catch (err) {
-      await Deno.remove(tmp).catch(() => {});
-      throw new Error(`Build of "${target.name}" could not run`, {
-        cause: err,
-      });
+      await removeQuietly(tmp);
+      const reason = err instanceof Error ? err.message : String(err);
+      return {
+        name,
+        status: "failed",
+        ms: ms(),
+        error: { message: `Build of "${name}" could not run: ${reason}` },
+      };
     }
   }
 
   async #bundle(
     target: BuildTarget,
     tmp: string,
+    project: Project | undefined,
   ): Promise<BuildError | undefined> {
-    const js = `${tmp}.js`;
-    try {
-      const res = await this.#run(
-        [
-          "bundle",
-          "--quiet",
-          "--platform",
-          "deno",
-          ...this.#configArgs(),
-          "--output",
-          js,
-          target.entry,
-        ],
-        target.dir,
-      );
-      if (!res.ok) return parseBuildError(res.stderr);
-      const code = await Deno.readTextFile(js);
-      const shebang = `#!/usr/bin/env -S deno run --no-config ${
-        this.#permissions.join(" ")
-      }\n`;
-      await Deno.writeTextFile(tmp, shebang + code, { mode: 0o755 });
-      await Deno.chmod(tmp, 0o755);
-      return undefined;
-    } finally {
-      await Deno.remove(js).catch(() => {});
+    const args = ["bundle", "--quiet", "--platform", "deno", ...this.#flags()];
+    if (this.#minify) args.push("--minify");
+    if (this.#check) args.push("--check");
+    args.push(target.entry);
+    const started = performance.now();
+    const res = await this.#run(this.#deno, args, { cwd: target.dir });
+    this.#log.debug("deno bundle", {
+      worker: target.name,
+      ms: Math.round(performance.now() - started),
+      code: res.code,
+    });
+    if (!res.success) return parseBuildError(res.stderr);
+    if (res.stdout.length === 0) {
+      return { message: "deno bundle succeeded but printed no bundle" };
     }
+    const header = this.#header(project);
+    await Deno.writeTextFile(tmp, header + res.stdout, { mode: 0o755 });
+    // The mode given to writeTextFile is masked by the umask.
+    await Deno.chmod(tmp, 0o755);
+    return undefined;
   }
 
   async #compile(
     target: BuildTarget,
     tmp: string,
   ): Promise<BuildError | undefined> {
-    const args = [
-      "compile",
-      "--quiet",
-      ...this.#configArgs(),
-      ...this.#permissions,
-    ];
-    if (this.#target) args.push("--target", this.#target);
-    args.push("--output", tmp, target.entry);
-    const res = await this.#run(args, target.dir);
-    if (res.ok) return undefined;
-    if (
-      /denort|download|dl\.deno\.land|error sending request|failed to fetch/i
-        .test(res.stderr)
-    ) {
+    // deno compile reads DENORT_BIN itself; a wrong one gets a clear message.
+    const denort = Deno.env.get("DENORT_BIN");
+    if (denort && (await mtimeMs(denort)) === 0) {
       return {
-        message:
-          `deno compile could not get its runtime (denort): it downloads it unless DENORT_BIN names a ` +
-          `local copy. Set DENORT_BIN=/path/to/denort, build where the download works, or use build format ` +
-          `"bundle".\n${parseBuildError(res.stderr).message}`,
+        message: `DENORT_BIN "${denort}" does not exist: point it at a ` +
+          `denort binary of this deno version, or unset it`,
       };
     }
-    return parseBuildError(res.stderr);
+    const args = ["compile", "--quiet", ...this.#flags()];
+    if (!this.#check) args.push("--no-check");
+    args.push(...this.#permissions);
+    if (this.#target) args.push("--target", this.#target);
+    args.push("--output", tmp, target.entry);
+    const started = performance.now();
+    const res = await this.#run(this.#deno, args, { cwd: target.dir });
+    this.#log.debug("deno compile", {
+      worker: target.name,
+      ms: Math.round(performance.now() - started),
+      code: res.code,
+    });
+    if (res.success) return undefined;
+    return compileRuntimeError(res.stderr) ?? parseBuildError(res.stderr);
   }
 
-  /** Builds targets, `parallel` at a time, logging one progress line per worker. */
-  async buildAll(
-    targets: BuildTarget[],
-    options: BuildCallOptions = {},
-  ): Promise<BuildResult[]> {
-    const results: BuildResult[] = new Array(targets.length);
-    let next = 0;
-    const lane = async () => {
-      while (next < targets.length) {
-        const i = next++;
-        const target = targets[i]!;
-        let result: BuildResult;
-        try {
-          result = await this.build(target, options);
-        } catch (err) {
-          result = {
-            name: target.name,
-            status: "failed",
-            ms: 0,
-            error: { message: String(err) },
-          };
-        }
-        results[i] = result;
-        const fields = {
-          worker: target.name,
-          status: result.status,
-          ms: result.ms,
-          format: this.#format,
-        };
-        if (result.status === "failed") {
-          this.#log.error("build failed", {
-            ...fields,
-            file: result.error?.file,
-            line: result.error?.line,
-            error: result.error?.message,
-          });
-        } else this.#log.info("build", fields);
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.#parallel, targets.length) }, lane),
+  #flags(): string[] {
+    return this.#configPath ? ["--config", this.#configPath] : [];
+  }
+
+  #header(project: Project | undefined): string {
+    return launcherHeader([...this.#permissions, ...(project?.unstable ?? [])]);
+  }
+
+  /** Whether the binary was built in this format (and, for a bundle, with these flags). */
+  async #sameFlags(
+    target: BuildTarget,
+    project: Project | undefined,
+  ): Promise<boolean> {
+    let head: string;
+    try {
+      head = await readHead(target.binPath);
+    } catch {
+      return false;
+    }
+    if (this.#format === "compile") return !head.startsWith("#!");
+    return head.startsWith(this.#header(project));
+  }
+
+  async #loadGraph(target: BuildTarget): Promise<Graph> {
+    const started = performance.now();
+    const previous = this.#graphs.get(target.name);
+    const files = new Set<string>([target.entry]);
+    const res = await this.#run(
+      this.#deno,
+      ["info", "--json", ...this.#flags(), target.entry],
+      { cwd: target.dir },
     );
-    return results;
+    if (res.success) {
+      const info = JSON.parse(res.stdout) as {
+        modules?: { specifier?: string }[];
+      };
+      for (const mod of info.modules ?? []) {
+        // Missing local files count too: creating one must trigger a build.
+        if (mod.specifier?.startsWith("file://")) {
+          files.add(fileURLToPath(mod.specifier));
+        }
+      }
+    } else {
+      // deno info fails only when the entry itself is unusable; keep what we knew.
+      this.#log.debug("deno info failed", {
+        worker: target.name,
+        error: parseBuildError(res.stderr).message,
+      });
+      if (previous?.entry === target.entry) {
+        for (const file of previous.files) files.add(file);
+      }
+    }
+    const project = await findProject(target.entry, this.#configPath);
+    if (project) files.add(project.config).add(project.lock);
+    const graph = { entry: target.entry, files };
+    this.#graphs.set(target.name, graph);
+    this.#log.debug("deno info", {
+      worker: target.name,
+      ms: Math.round(performance.now() - started),
+      files: files.size,
+    });
+    return graph;
   }
 }

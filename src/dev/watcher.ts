@@ -226,9 +226,9 @@ export class DevWatcher {
     for (const file of sources) {
       for (const name of host.builder.dependents(file)) names.add(name);
       const parts = relative(join(root, workersDir), file).split(sep);
-      if (
-        parts.length > 2 && parts[1] === "src" && !parts[0]!.startsWith("..")
-      ) names.add(parts[0]!);
+      // A new file under src/ is in no graph yet: it belongs to that worker (a test file never does).
+      const underSrc = parts.length > 2 && parts[1] === "src" && !parts[0]!.startsWith("..");
+      if (underSrc && !/_test\.tsx?$/.test(file)) names.add(parts[0]!);
     }
     await Promise.all([...names].map(async (name) => {
       const entry = supervisor.workers.get(name);

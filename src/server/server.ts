@@ -92,6 +92,9 @@ export class TqServer {
       format: build.format,
       parallel: build.parallel_builds,
       permissions: build.permissions,
+      check: build.check,
+      minify: build.minify,
+      ...(build.target ? { target: build.target } : {}),
       logger: log,
       ...(existsSync(join(this.root, "deno.json"))
         ? { configPath: join(this.root, "deno.json") }
