@@ -288,3 +288,71 @@ Deno.test("bad usage exits with code 2 and --version/--help exit 0", async () =>
   assert.equal(help.code, 0);
   assert.match(new TextDecoder().decode(help.stdout), /--root DIR/);
 });
+
+Deno.test("a worker that cannot start answers 503 with Retry-After and shows why in status", async () => {
+  const project = makeProject({ workers: { index: {} } });
+  const bin = join(project.root, "workers", "broken", "bin", "broken");
+  Deno.mkdirSync(join(project.root, "workers", "broken", "bin"), {
+    recursive: true,
+  });
+  Deno.writeTextFileSync(
+    bin,
+    "#!/bin/sh\necho 'cannot start: missing DATABASE_URL' >&2\nexit 1\n",
+    { mode: 0o755 },
+  );
+  const server = await startServer(project);
+  try {
+    const res = await fetch(`${server.base}/broken/x`, {
+      headers: { accept: "application/json" },
+    });
+    assert.equal(res.status, 503);
+    assert.ok(Number(res.headers.get("retry-after")) >= 1);
+    const body = await res.json();
+    assert.equal(body.status, 503);
+    const html = await fetch(`${server.base}/broken/x`, {
+      headers: { accept: "text/html" },
+    });
+    assert.match(html.headers.get("content-type") ?? "", /text\/html/);
+    await html.body?.cancel();
+    const broken = (await server.status()).workers.find((w) =>
+      w.name === "broken"
+    )!;
+    assert.equal(broken.status, "crashed");
+    assert.match(broken.last_error ?? "", /code 1/);
+    assert.match(
+      server.logs(),
+      /\[broken\] cannot start: missing DATABASE_URL/,
+    );
+    // The others serve.
+    const ok = await fetch(`${server.base}/`);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("the admin listener serves the dashboard, metrics, and rejects wrong methods", async () => {
+  const project = makeProject({ workers: { index: {} } });
+  const server = await startServer(project, ["--mode", "prod"], { env: {} });
+  try {
+    await (await fetch(`${server.base}/a`)).body?.cancel();
+    const metrics = await (await fetch(`${server.admin}/metrics`)).text();
+    assert.match(
+      metrics,
+      /tqserver_worker_requests_total\{worker="index",route="\/"\} 1/,
+    );
+    assert.match(metrics, /tqserver_worker_up\{worker="index",route="\/"\} 1/);
+    const reload = await fetch(`${server.admin}/api/reload`);
+    assert.equal(reload.status, 405);
+    await reload.body?.cancel();
+    const status = await server.status();
+    assert.equal(status.mode, "prod");
+    assert.equal(status.port, server.port);
+    assert.equal(typeof status.pid, "number");
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});

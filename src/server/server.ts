@@ -243,6 +243,7 @@ export class TqServer {
           workersDir: resolve(this.root, config.workers.workers_dir),
           urlPrefix: staticCfg.url_prefix,
           maxAgeSeconds: staticCfg.cache_max_age_seconds,
+          logger: this.log,
         })
         : undefined,
       staticPrefix: staticCfg.url_prefix,

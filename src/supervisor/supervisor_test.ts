@@ -138,3 +138,23 @@ Deno.test("a TypeScript worker without a binary is failed with a message saying 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("an instance that served max_requests is replaced with reason max-requests", async () => {
+  const { root, spec, table, supervisor } = setup();
+  try {
+    spec.settings.max_requests = 3;
+    await supervisor.add(spec);
+    const entry = supervisor.workers.get("index")!;
+    const first = entry.active[0]!.pid;
+    for (let i = 0; i < 3; i++) table.match("/")!.acquire()!.release();
+    const deadline = Date.now() + 5000;
+    while (entry.active[0]?.pid === first && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.notEqual(entry.active[0]!.pid, first);
+    assert.equal(entry.lastRestartReason, "max-requests");
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
