@@ -1,5 +1,5 @@
 import type { DevHooks } from "../server/handler.ts";
-import { LiveReload } from "./livereload.ts";
+import { buildErrorEvent, LiveReload } from "./livereload.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
 
 /** A server that dev hooks can attach to. */
@@ -32,5 +32,10 @@ export function createDevHooks(
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
     transform: (res) => live.transform(res),
+    onBuild: (results) => {
+      for (const r of results) {
+        if (r.status === "failed") live.emit(buildErrorEvent(r.name, r.error));
+      }
+    },
   };
 }

@@ -14,6 +14,23 @@ export type LiveEvent =
 
 const encoder = new TextEncoder();
 
+/** The `error` event for a failed build of `worker`. */
+export function buildErrorEvent(
+  worker: string,
+  error:
+    | { message: string; file?: string; line?: number; column?: number }
+    | undefined,
+): LiveEvent {
+  return {
+    type: "error",
+    worker,
+    message: error?.message ?? "Build failed",
+    ...(error?.file ? { file: error.file } : {}),
+    ...(error?.line ? { line: error.line } : {}),
+    ...(error?.column ? { column: error.column } : {}),
+  };
+}
+
 /** The browser side: reconnecting EventSource, CSS swap, reload, error overlay. */
 export const LIVERELOAD_JS = `(() => {
   "use strict";

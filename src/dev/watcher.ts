@@ -4,7 +4,7 @@ import type { BuildResult, BuildTarget } from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { fileMtime } from "../reload/mtimes.ts";
-import type { LiveReload } from "./livereload.ts";
+import { buildErrorEvent, type LiveReload } from "./livereload.ts";
 
 /** What the watcher needs from the server. */
 export interface DevHost {
@@ -227,7 +227,8 @@ export class DevWatcher {
       for (const name of host.builder.dependents(file)) names.add(name);
       const parts = relative(join(root, workersDir), file).split(sep);
       // A new file under src/ is in no graph yet: it belongs to that worker (a test file never does).
-      const underSrc = parts.length > 2 && parts[1] === "src" && !parts[0]!.startsWith("..");
+      const underSrc = parts.length > 2 && parts[1] === "src" &&
+        !parts[0]!.startsWith("..");
       if (underSrc && !/_test\.tsx?$/.test(file)) names.add(parts[0]!);
     }
     await Promise.all([...names].map(async (name) => {
@@ -248,14 +249,7 @@ export class DevWatcher {
           line: e?.line,
           error: e?.message,
         });
-        this.#live.emit({
-          type: "error",
-          worker: name,
-          message: e?.message ?? "Build failed",
-          ...(e?.file ? { file: e.file } : {}),
-          ...(e?.line ? { line: e.line } : {}),
-          ...(e?.column ? { column: e.column } : {}),
-        });
+        this.#live.emit(buildErrorEvent(name, e));
         return;
       }
       summary.built.push(name);

@@ -1,3 +1,4 @@
+import type { BuildResult } from "../build/mod.ts";
 import { routeMatches } from "../routes/mod.ts";
 
 type Handler = (
@@ -11,6 +12,8 @@ export interface DevHooks {
   handle(req: Request, pathname: string): Response | Promise<Response>;
   /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
   transform(res: Response, req: Request): Response;
+  /** Reports builds the server ran itself (at startup), so browsers see their errors. */
+  onBuild?(results: BuildResult[]): void;
 }
 
 /** Options for {@linkcode createPublicHandler}. */

@@ -215,8 +215,9 @@ export class TqServer {
       pid: Deno.pid,
     });
     const specs = await this.discover();
-    if (mode === "dev") await this.build(specs);
+    const built = mode === "dev" ? await this.build(specs) : [];
     this.#dev = this.#options.devHooks?.(this);
+    this.#dev?.onBuild?.(built);
     // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
     await checkForChanges(this, this.#reloadState, { record: true });
@@ -325,10 +326,12 @@ export class TqServer {
     this.#closing = true;
     this.log.info("tqserver stopping", { reason });
     const drainMs = this.config.workers.default.drain_timeout_ms;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.all([this.#public?.shutdown(), this.#admin?.shutdown()]),
-      new Promise((resolve) => setTimeout(resolve, drainMs)),
+      new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
     ]);
+    clearTimeout(timer);
     await this.supervisor.shutdown();
     this.log.info("tqserver stopped", { reason });
     this.#finish();
