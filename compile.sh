@@ -46,6 +46,7 @@ permissions=(
   --allow-env   # ${VAR} in the config may name any variable; workers inherit the environment
   --allow-run   # worker executables (any language), deno for builds, itself for self-upgrade
   --unstable-net # reusePort: a new server binds the same port during a self-upgrade
+  --unstable-no-legacy-abort # request.signal aborts only when the client goes away (the proxy watches it)
 )
 args=("${permissions[@]}")
 [[ -z "$target" ]] || args+=(--target "$target")

@@ -12,7 +12,7 @@ import {
 import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
 import { Builder, type BuildResult } from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
-import { createProxy, errorResponse } from "../proxy/mod.ts";
+import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
 import { Coalescer } from "../reload/coalescer.ts";
 import {
   checkForChanges,
@@ -66,6 +66,7 @@ export class TqServer {
   #options: ServerOptions;
   #closing = false;
   #upgrading = false;
+  #proxy: ProxyHandler | undefined;
   #stopping = false;
   #public: Deno.HttpServer<Deno.NetAddr> | undefined;
   #admin: Deno.HttpServer<Deno.NetAddr> | undefined;
@@ -237,6 +238,7 @@ export class TqServer {
     const port = this.#options.port ?? config.server.port;
     const staticCfg = config.server.static;
     const proxy = createProxy(this.table, { logger: this.log });
+    this.#proxy = proxy;
     const handler = createPublicHandler({
       proxy,
       serveStatic: staticCfg.enabled
@@ -333,6 +335,7 @@ export class TqServer {
     ]);
     clearTimeout(timer);
     await this.supervisor.shutdown();
+    this.#proxy?.close();
     this.log.info("tqserver stopped", { reason });
     this.#finish();
   }

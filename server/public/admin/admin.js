@@ -14,7 +14,10 @@ async function refresh() {
   try {
     const res = await fetch("/api/status", { cache: "no-store" });
     const s = await res.json();
-    summary.textContent = `${s.mode} · pid ${s.pid} · v${s.version} · port ${s.port} · since ${new Date(s.started_at).toLocaleString()}`;
+    summary.textContent =
+      `${s.mode} · pid ${s.pid} · v${s.version} · port ${s.port} · since ${
+        new Date(s.started_at).toLocaleString()
+      }`;
     rows.replaceChildren(...s.workers.map((w) => {
       const tr = document.createElement("tr");
       const status = cell("");
@@ -23,9 +26,16 @@ async function refresh() {
       badge.textContent = w.status;
       status.append(badge);
       tr.append(
-        cell(w.name), cell(w.route), status, cell(w.pid), cell(w.port),
+        cell(w.name),
+        cell(w.route),
+        status,
+        cell(w.pid),
+        cell(w.port),
         cell(w.started_at ? new Date(w.started_at).toLocaleTimeString() : ""),
-        cell(w.requests), cell(w.in_flight), cell(w.restarts), cell(w.last_restart_reason),
+        cell(w.requests),
+        cell(w.in_flight),
+        cell(w.restarts),
+        cell(w.last_restart_reason),
         cell(w.last_error, "error"),
       );
       return tr;

@@ -1,0 +1,67 @@
+/**
+ * Fallback target of the benchmark when `main.ts` cannot run: `createProxy`
+ * behind `Deno.serve` with a one-entry route table (`/` → `--upstream`).
+ * Logs `proxy harness ready port=N` on stderr once it serves.
+ *
+ * ```sh
+ * deno run -A bench/_proxy_harness.ts --port 8080 --upstream http://127.0.0.1:9000 [--transport default|h1|fetch]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createProxy, type ProxyOptions } from "../src/proxy/mod.ts";
+import { createH1Fetch } from "../src/proxy/_h1_fetch.ts";
+import { RouteTable, type UpstreamTarget } from "../src/routes/route_table.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    port: { type: "string" },
+    upstream: { type: "string" },
+    transport: { type: "string", default: "default" },
+  },
+});
+const origin = values.upstream ?? "http://127.0.0.1:9000";
+let inFlight = 0;
+const target: UpstreamTarget = {
+  origin,
+  release() {
+    inFlight--;
+  },
+};
+const table = new RouteTable();
+table.set([{
+  name: "hello",
+  route: "/",
+  writeTimeoutMs: 30_000,
+  acquire() {
+    inFlight++;
+    return target;
+  },
+  retryAfterSeconds: () => 1,
+}]);
+const server = Deno.serve({
+  hostname: "127.0.0.1",
+  port: Number(values.port ?? "0"),
+  onListen({ port }) {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`proxy harness ready port=${port}\n`),
+    );
+  },
+}, createProxy(table, proxyOptions()));
+
+/** `--transport h1` measures the raw HTTP/1.1 transport, `fetch` plain fetch, `default` the proxy's default. */
+function proxyOptions(): ProxyOptions {
+  if (values.transport === "h1") return { fetch: createH1Fetch() };
+  if (values.transport === "fetch") {
+    const client = Deno.createHttpClient({ allowHost: true });
+    return {
+      fetch: (input, init) => fetch(input, { ...init, client }),
+    };
+  }
+  return {};
+}
+Deno.addSignalListener("SIGTERM", () => {
+  server.shutdown().then(() => Deno.exit(0));
+});

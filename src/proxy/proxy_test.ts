@@ -1,0 +1,622 @@
+import assert from "node:assert/strict";
+import { RouteTable, type Upstream } from "../routes/route_table.ts";
+import { createProxy, type ProxyOptions } from "./proxy.ts";
+import { HOP_BY_HOP } from "./_headers.ts";
+
+/** An upstream pointing at one origin, counting what is in flight. */
+class TestUpstream implements Upstream {
+  inFlight = 0;
+  acquired = 0;
+  constructor(
+    readonly name: string,
+    readonly route: string,
+    public origin: string | undefined,
+    readonly writeTimeoutMs = 5_000,
+  ) {}
+  acquire() {
+    if (this.origin === undefined) return undefined;
+    this.inFlight++;
+    this.acquired++;
+    let released = false;
+    return {
+      origin: this.origin,
+      release: () => {
+        assert.equal(released, false, "release() called twice");
+        released = true;
+        this.inFlight--;
+      },
+    };
+  }
+  retryAfterSeconds() {
+    return 7;
+  }
+}
+
+interface Stack extends AsyncDisposable {
+  /** Base URL of the proxy. */
+  url: string;
+  port: number;
+  table: RouteTable;
+}
+
+function serve(handler: Deno.ServeHandler<Deno.NetAddr>): Deno.HttpServer<
+  Deno.NetAddr
+> {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+}
+
+/** Starts the proxy behind a real Deno.serve with the given upstreams. */
+/** A way for the proxy to reach workers; every scenario runs with each. */
+interface Transport {
+  name: string;
+  make(): { options: ProxyOptions; close(): void };
+}
+
+const TRANSPORTS: Transport[] = [
+  { name: "default transport", make: () => ({ options: {}, close() {} }) },
+  {
+    name: "fetch transport",
+    make() {
+      const client = Deno.createHttpClient({ allowHost: true });
+      const viaFetch =
+        ((input, init) => fetch(input, { ...init, client })) as typeof fetch;
+      return { options: { fetch: viaFetch }, close: () => client.close() };
+    },
+  },
+];
+
+function startProxy(
+  transport: Transport,
+  upstreams: Upstream[],
+  options: ProxyOptions = {},
+): Stack {
+  const table = new RouteTable();
+  table.set(upstreams);
+  const made = transport.make();
+  const proxy = createProxy(table, { ...made.options, ...options });
+  const server = serve(proxy);
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    port: server.addr.port,
+    table,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      proxy.close();
+      made.close();
+    },
+  };
+}
+
+function origin(server: Deno.HttpServer<Deno.NetAddr>): string {
+  return `http://127.0.0.1:${server.addr.port}`;
+}
+
+/** Resolves when `check` holds, polling every 10 ms for at most `ms`. */
+async function eventually(check: () => boolean, ms = 2_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("Condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Sends a raw HTTP/1.1 request and returns the whole raw answer (connection closed). */
+async function rawRequest(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(head));
+  const bytes = await new Response(conn.readable).arrayBuffer();
+  return new TextDecoder().decode(bytes);
+}
+
+/** The head of a raw HTTP answer as lower-cased `name: value` lines. */
+function headLines(raw: string): string[] {
+  return raw.split("\r\n\r\n")[0]!.split("\r\n").slice(1).map((l) =>
+    l.toLowerCase()
+  );
+}
+
+/** A backend answering with what it received. */
+function echoBackend(tag: string) {
+  return serve((req) => {
+    const url = req.url;
+    const start = url.indexOf("/", url.indexOf("//") + 2);
+    return Response.json({
+      tag,
+      method: req.method,
+      target: url.slice(start),
+      headers: Object.fromEntries(req.headers),
+    });
+  });
+}
+
+for (const transport of TRANSPORTS) {
+  Deno.test(`proxy routes by longest prefix on segment boundaries and keeps path and query [${transport.name}]`, async () => {
+    await using index = echoBackend("index");
+    await using api = echoBackend("api");
+    await using users = echoBackend("users");
+    const ups = [
+      new TestUpstream("index", "/", origin(index)),
+      new TestUpstream("api", "/api", origin(api)),
+      new TestUpstream("api_users", "/api/users", origin(users)),
+    ];
+    await using proxy = startProxy(transport, ups);
+    const cases: [string, string][] = [
+      ["/", "index"],
+      ["/apix", "index"],
+      ["/api", "api"],
+      ["/api/", "api"],
+      ["/api/usersx/1", "api"],
+      ["/api/users", "users"],
+      ["/api/users/7?x=1&y=%2F&z", "users"],
+      ["/api/a%20b/c?q=%E2%9C%93#frag", "api"],
+    ];
+    for (const [path, tag] of cases) {
+      const res = await fetch(proxy.url + path);
+      const body = await res.json();
+      assert.equal(res.status, 200, path);
+      assert.equal(body.tag, tag, path);
+      assert.equal(body.target, path.split("#")[0], path);
+    }
+    for (const up of ups) assert.equal(up.inFlight, 0);
+  });
+
+  Deno.test(`proxy streams a 5 MiB POST body to the worker intact [${transport.name}]`, async () => {
+    await using backend = serve(async (req) => {
+      const bytes = await req.bytes();
+      const hash = await crypto.subtle.digest("SHA-256", bytes);
+      return Response.json({
+        length: bytes.length,
+        sha256: Array.from(new Uint8Array(hash)).join(","),
+      });
+    });
+    const up = new TestUpstream("upload", "/", origin(backend));
+    await using proxy = startProxy(transport, [up]);
+    const payload = new Uint8Array(5 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 65536) {
+      crypto.getRandomValues(payload.subarray(i, i + 65536));
+    }
+    const expected = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", payload),
+    );
+    // A stream body so the proxy cannot see a length up front.
+    const res = await fetch(proxy.url + "/up", {
+      method: "POST",
+      body: new Blob([payload]).stream(),
+    });
+    const body = await res.json();
+    assert.equal(body.length, payload.length);
+    assert.equal(body.sha256, Array.from(expected).join(","));
+    assert.equal(up.inFlight, 0);
+  });
+
+  Deno.test(`proxy drops hop-by-hop request headers and the ones Connection names [${transport.name}]`, async () => {
+    await using backend = echoBackend("b");
+    await using proxy = startProxy(transport, [
+      new TestUpstream("b", "/", origin(backend)),
+    ]);
+    const raw = await rawRequest(
+      proxy.port,
+      "GET /x HTTP/1.1\r\nHost: example.test:8080\r\n" +
+        "Connection: close, X-Hop-Secret\r\nX-Hop-Secret: 1\r\n" +
+        "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n" +
+        "Trailer: X-Sum\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\n",
+    );
+    const seen = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).headers;
+    for (const name of [...HOP_BY_HOP, "x-hop-secret"]) {
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.equal(seen["x-kept"], "yes");
+    assert.equal(seen["host"], "example.test:8080");
+  });
+
+  Deno.test(`proxy drops hop-by-hop response headers and keeps every Set-Cookie [${transport.name}]`, async () => {
+    // A raw backend: Deno.serve would not let a handler send these fields.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const answered = (async () => {
+      {
+        const conn = await listener.accept();
+        const buf = new Uint8Array(8192);
+        await conn.read(buf);
+        await conn.write(
+          new TextEncoder().encode(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" +
+              "Connection: keep-alive, X-Internal\r\nX-Internal: secret\r\n" +
+              "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n" +
+              "Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; HttpOnly\r\n" +
+              "X-Custom: kept\r\nContent-Length: 5\r\n\r\nhello",
+          ),
+        );
+        conn.close();
+      }
+    })();
+    const port = (listener.addr as Deno.NetAddr).port;
+    const up = new TestUpstream("raw", "/", `http://127.0.0.1:${port}`);
+    await using proxy = startProxy(transport, [up]);
+    const res = await fetch(proxy.url + "/");
+    assert.equal(await res.text(), "hello");
+    assert.deepEqual(res.headers.getSetCookie(), [
+      "a=1; Path=/",
+      "b=2; HttpOnly",
+    ]);
+    assert.equal(res.headers.get("x-custom"), "kept");
+    assert.equal(res.headers.get("x-internal"), null);
+    assert.equal(res.headers.get("keep-alive"), null);
+    assert.equal(res.headers.get("proxy-connection"), null);
+    await answered;
+    listener.close();
+    assert.equal(up.inFlight, 0);
+  });
+
+  Deno.test(`proxy sets forwarding headers, keeps Host and adds X-Request-Id [${transport.name}]`, async (t) => {
+    await using backend = echoBackend("b");
+    const up = new TestUpstream("b", "/", origin(backend));
+
+    await t.step(
+      "from a trusted peer X-Forwarded-For is appended to",
+      async () => {
+        await using proxy = startProxy(transport, [up]);
+        const raw = await rawRequest(
+          proxy.port,
+          "GET /f HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 203.0.113.9\r\n" +
+            "X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n",
+        );
+        const seen = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).headers;
+        assert.equal(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert.equal(seen["x-forwarded-proto"], "https");
+        assert.equal(seen["x-forwarded-host"], "example.test");
+        assert.equal(seen["host"], "example.test");
+        assert.match(seen["x-request-id"], /^[0-9a-f-]{36}$/);
+        const responseId = headLines(raw).find((l) =>
+          l.startsWith("x-request-id:")
+        );
+        assert.equal(responseId, `x-request-id: ${seen["x-request-id"]}`);
+      },
+    );
+
+    await t.step(
+      "from an untrusted peer inbound forwarding headers are replaced",
+      async () => {
+        await using proxy = startProxy(transport, [up], { trustedProxies: [] });
+        const res = await fetch(proxy.url + "/f", {
+          headers: {
+            "x-forwarded-for": "203.0.113.9",
+            "x-forwarded-host": "evil.test",
+            "x-forwarded-proto": "https",
+            "forwarded": "for=203.0.113.9",
+            "x-request-id": "req-42",
+          },
+        });
+        const seen = (await res.json()).headers;
+        assert.equal(seen["x-forwarded-for"], "127.0.0.1");
+        assert.equal(seen["x-forwarded-host"], new URL(proxy.url).host);
+        assert.equal(seen["x-forwarded-proto"], "http");
+        assert.equal(seen["forwarded"], undefined);
+        assert.equal(seen["x-request-id"], "req-42");
+        assert.equal(res.headers.get("x-request-id"), "req-42");
+      },
+    );
+    assert.equal(up.inFlight, 0);
+  });
+
+  Deno.test(`proxy passes a gzip response through byte for byte with its Content-Encoding [${transport.name}]`, async () => {
+    const original = "tqserver ".repeat(5_000);
+    const gz = new Uint8Array(
+      await new Response(
+        new Blob([original]).stream().pipeThrough(
+          new CompressionStream("gzip"),
+        ),
+      ).arrayBuffer(),
+    );
+    await using backend = serve(() =>
+      new Response(gz, {
+        headers: { "content-encoding": "gzip", "content-type": "text/plain" },
+      })
+    );
+    const up = new TestUpstream("gz", "/", origin(backend));
+    await using proxy = startProxy(transport, [up]);
+
+    // `identity` keeps this test's fetch from decoding: these are the wire bytes.
+    const raw = await fetch(proxy.url + "/", {
+      headers: { "accept-encoding": "identity" },
+    });
+    assert.equal(raw.headers.get("content-encoding"), "gzip");
+    const bytes = new Uint8Array(await raw.arrayBuffer());
+    assert.deepEqual(bytes, gz);
+    // A browser-like client decodes once per the label and gets the original.
+    const decoded = await fetch(proxy.url + "/", {
+      headers: { "accept-encoding": "gzip, deflate, br" },
+    });
+    assert.equal(await decoded.text(), original);
+    assert.equal(up.inFlight, 0);
+  });
+
+  Deno.test(`proxy does not follow redirects [${transport.name}]`, async () => {
+    await using backend = serve(() =>
+      new Response(null, { status: 302, headers: { location: "/elsewhere" } })
+    );
+    await using proxy = startProxy(transport, [
+      new TestUpstream("r", "/", origin(backend)),
+    ]);
+    const res = await fetch(proxy.url + "/go", { redirect: "manual" });
+    await res.body?.cancel();
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "/elsewhere");
+  });
+
+  Deno.test(`proxy answers errors as JSON or HTML: 404, 502, 503 with Retry-After [${transport.name}]`, async (t) => {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const closedPort = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const down = new TestUpstream(
+      "down",
+      "/down",
+      `http://127.0.0.1:${closedPort}`,
+    );
+    const none = new TestUpstream("none", "/none", undefined);
+    await using proxy = startProxy(transport, [down, none]);
+
+    await t.step("no route is 404", async () => {
+      const res = await fetch(proxy.url + "/nowhere");
+      assert.equal(res.status, 404);
+      const body = await res.json();
+      assert.equal(body.status, 404);
+      assert.equal(typeof body.error, "string");
+      assert.equal(body.request_id, res.headers.get("x-request-id"));
+    });
+
+    await t.step("a closed port is 502", async () => {
+      const res = await fetch(proxy.url + "/down/x");
+      assert.equal(res.status, 502);
+      assert.equal((await res.json()).status, 502);
+      assert.equal(down.inFlight, 0);
+    });
+
+    await t.step("no healthy instance is 503 with Retry-After", async () => {
+      const res = await fetch(proxy.url + "/none", {
+        headers: { accept: "text/html,application/xhtml+xml" },
+      });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("retry-after"), "7");
+      assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
+      assert.match(await res.text(), /503 Service Unavailable/);
+    });
+  });
+
+  Deno.test(`proxy answers 504 when headers are late but never cuts a slow stream [${transport.name}]`, async (t) => {
+    const encoder = new TextEncoder();
+    const late = Promise.withResolvers<void>();
+    await using backend = serve(async (req) => {
+      if (req.url.endsWith("/late")) {
+        await Promise.race([
+          late.promise,
+          new Promise((r) => setTimeout(r, 2000)),
+        ]);
+        return new Response("too late");
+      }
+      // SSE: one event every 80 ms, 6 events, far past the 150 ms timeout.
+      let n = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            return new Promise((resolve) => {
+              timer = setTimeout(() => {
+                if (n === 6) controller.close();
+                else controller.enqueue(encoder.encode(`data: ${n++}\n\n`));
+                resolve();
+              }, 80);
+            });
+          },
+          cancel() {
+            clearTimeout(timer);
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    });
+    const up = new TestUpstream("slow", "/", origin(backend), 150);
+    await using proxy = startProxy(transport, [up]);
+
+    await t.step("late headers give 504 within the timeout", async () => {
+      const started = Date.now();
+      const res = await fetch(proxy.url + "/late");
+      assert.equal(res.status, 504);
+      await res.body?.cancel();
+      assert.ok(Date.now() - started < 1500);
+      late.resolve();
+      await eventually(() => up.inFlight === 0);
+    });
+
+    await t.step(
+      "an SSE body slower than the timeout arrives whole",
+      async () => {
+        const res = await fetch(proxy.url + "/events");
+        assert.equal(res.status, 200);
+        assert.equal(up.inFlight, 1, "in flight while the body streams");
+        const text = await res.text();
+        assert.equal(text.match(/^data: /gm)?.length, 6);
+        await eventually(() => up.inFlight === 0);
+      },
+    );
+  });
+
+  Deno.test(`proxy aborts the worker request when the client goes away [${transport.name}]`, async (t) => {
+    const beforeHeaders = Promise.withResolvers<void>();
+    const midBody = Promise.withResolvers<void>();
+    await using backend = serve(async (req) => {
+      if (req.url.endsWith("/wait")) {
+        req.signal.addEventListener("abort", () => beforeHeaders.resolve());
+        await Promise.race([
+          beforeHeaders.promise,
+          new Promise((r) => setTimeout(r, 3000)),
+        ]);
+        return new Response("late");
+      }
+      let timer: ReturnType<typeof setInterval> | undefined;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            timer = setInterval(
+              () => controller.enqueue(new TextEncoder().encode("tick\n")),
+              20,
+            );
+          },
+          cancel() {
+            clearInterval(timer);
+            midBody.resolve();
+          },
+        }),
+      );
+    });
+    const up = new TestUpstream("abort", "/", origin(backend));
+    await using proxy = startProxy(transport, [up]);
+    const timeout = (ms: number) =>
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("Upstream was not aborted")), ms)
+      );
+
+    await t.step("before the response headers", async () => {
+      const controller = new AbortController();
+      const pending = fetch(proxy.url + "/wait", { signal: controller.signal });
+      setTimeout(() => controller.abort(), 50);
+      await assert.rejects(pending);
+      await Promise.race([beforeHeaders.promise, timeout(2000)]);
+      await eventually(() => up.inFlight === 0);
+    });
+
+    await t.step("while the body streams", async () => {
+      const res = await fetch(proxy.url + "/stream");
+      const reader = res.body!.getReader();
+      await reader.read();
+      await reader.cancel();
+      await Promise.race([midBody.promise, timeout(2000)]);
+      await eventually(() => up.inFlight === 0);
+    });
+  });
+
+  Deno.test(`proxy relays a WebSocket with its subprotocol both ways [${transport.name}]`, async () => {
+    await using backend = serve((req) => {
+      if (req.headers.get("upgrade") !== "websocket") {
+        return new Response("no", { status: 426 });
+      }
+      const { socket, response } = Deno.upgradeWebSocket(req, {
+        protocol: "chat.v2",
+      });
+      socket.onopen = () => socket.send("hello from worker");
+      socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+      return response;
+    });
+    const up = new TestUpstream("ws", "/ws", origin(backend));
+    await using proxy = startProxy(transport, [up]);
+    const ws = new WebSocket(proxy.url.replace("http", "ws") + "/ws/room", [
+      "chat.v1",
+      "chat.v2",
+    ]);
+    const messages: string[] = [];
+    const closed = new Promise<void>((resolve) => ws.onclose = () => resolve());
+    await new Promise<void>((resolve, reject) => {
+      ws.onerror = () => reject(new Error("WebSocket failed"));
+      ws.onmessage = (e) => {
+        messages.push(String(e.data));
+        if (messages.length === 1) ws.send("ping");
+        if (messages.length === 2) resolve();
+      };
+    });
+    assert.equal(ws.protocol, "chat.v2");
+    assert.deepEqual(messages, ["hello from worker", "echo:ping"]);
+    assert.equal(up.inFlight, 1, "an open WebSocket counts as in flight");
+    ws.close();
+    await closed;
+    await eventually(() => up.inFlight === 0);
+  });
+}
+
+Deno.test("proxy does not count a slow upload against the response-header timeout", async () => {
+  await using backend = serve(async (req) => {
+    const bytes = await req.bytes();
+    return new Response(String(bytes.length));
+  });
+  const up = new TestUpstream("upload", "/", origin(backend), 150);
+  await using proxy = startProxy(TRANSPORTS[0]!, [up]);
+  // Five chunks 70 ms apart: the upload alone outlasts the 150 ms timeout.
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await new Promise((r) => setTimeout(r, 70));
+      if (sent === 5) return controller.close();
+      sent++;
+      controller.enqueue(new Uint8Array(1000));
+    },
+  });
+  const res = await fetch(proxy.url + "/", { method: "POST", body });
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "5000");
+  await eventually(() => up.inFlight === 0);
+});
+
+Deno.test("proxy releases at the end of the body when the server gives no completed promise", async () => {
+  await using backend = serve(() =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("part one, "));
+          setTimeout(() => {
+            controller.enqueue(new TextEncoder().encode("part two"));
+            controller.close();
+          }, 50);
+        },
+      }),
+    )
+  );
+  const up = new TestUpstream("b", "/", origin(backend));
+  const table = new RouteTable();
+  table.set([up]);
+  const proxy = createProxy(table);
+  try {
+    // A caller that is not Deno.serve: `info` without `completed`.
+    const info = {
+      remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    } as unknown as Deno.ServeHandlerInfo<Deno.NetAddr>;
+    const res = await proxy(new Request("http://example.test/s"), info);
+    assert.equal(up.inFlight, 1, "still in flight while the body is unread");
+    assert.equal(await res.text(), "part one, part two");
+    assert.equal(up.inFlight, 0);
+  } finally {
+    proxy.close();
+  }
+});
+
+Deno.test("proxy resends a GET on a new connection when the worker closed the idle one", async () => {
+  // A worker that closes each keep-alive connection 20 ms after answering.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let connections = 0;
+  const serving = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const conn = await listener.accept();
+      connections++;
+      await conn.read(new Uint8Array(8192));
+      await conn.write(
+        new TextEncoder().encode(
+          `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      conn.close();
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  const up = new TestUpstream("idle", "/", `http://127.0.0.1:${port}`);
+  await using proxy = startProxy(TRANSPORTS[0]!, [up]);
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(proxy.url + "/");
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "ok");
+    await new Promise((r) => setTimeout(r, 60));
+  }
+  await serving;
+  listener.close();
+  assert.equal(connections, 2);
+});
