@@ -17,6 +17,7 @@ export function defaultWatchPaths(workersDir = "workers"): string[] {
     `${dir}/*/private/**`,
     `${dir}/*/bin/*`,
     "config/*.yaml",
+    "main.ts",
     "src/**",
   ];
 }

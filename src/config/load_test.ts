@@ -87,6 +87,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       "workers/*/private/**",
       "workers/*/bin/*",
       "config/*.yaml",
+      "main.ts",
       "src/**",
     ]);
     assert.equal(config.deployment.dev.build.format, "bundle");

@@ -4,6 +4,7 @@ import type { BuildResult, BuildTarget } from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { fileMtime } from "../reload/mtimes.ts";
+import { globToRegExp, matchesAny } from "./_glob.ts";
 import { buildErrorEvent, type LiveReload } from "./livereload.ts";
 
 /** What the watcher needs from the server. */
@@ -47,14 +48,6 @@ export interface BatchSummary {
   server: boolean;
 }
 
-const IGNORED_DIRS = new Set([
-  ".git",
-  "node_modules",
-  "logs",
-  ".cache",
-  "coverage",
-]);
-
 function ignoredName(name: string): boolean {
   return name.startsWith(".#") || name.endsWith("~") ||
     /\.sw[a-p]x?$/.test(name) || name === "4913" ||
@@ -86,6 +79,9 @@ export class DevWatcher {
   #pending = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #chain: Promise<void> = Promise.resolve();
+  #globsFrom: unknown;
+  #paths: RegExp[] = [];
+  #ignore: RegExp[] = [];
 
   constructor(
     host: DevHost,
@@ -132,15 +128,27 @@ export class DevWatcher {
     return this.#chain;
   }
 
+  /**
+   * A path matters when it matches `file_watcher.paths` and not `.ignore`, or
+   * when it is in a worker's module graph (a shared module may live anywhere).
+   */
   #relevant(path: string): boolean {
-    const rel = relative(this.#host.root, path);
+    const rel = relative(this.#host.root, path).split(sep).join("/");
     if (rel.startsWith("..")) return false;
-    const parts = rel.split(sep);
-    if (
-      IGNORED_DIRS.has(parts[0]!) ||
-      (parts[0] === "server" && parts[1] === "bin")
-    ) return false;
-    return !ignoredName(parts[parts.length - 1] ?? "");
+    const name = rel.slice(rel.lastIndexOf("/") + 1);
+    if (ignoredName(name) || (rel.startsWith("server/bin/"))) return false;
+    const settings = this.#host.config.deployment.dev.file_watcher;
+    if (this.#globsFrom !== settings) {
+      this.#globsFrom = settings;
+      this.#paths = settings.paths.map(globToRegExp);
+      this.#ignore = settings.ignore.map(globToRegExp);
+    }
+    if (matchesAny(rel, this.#ignore)) return false;
+    // A folder event (a worker added or removed) matches no file glob.
+    const folder = rel.split("/").length === 2 &&
+      rel.startsWith(this.#host.config.workers.workers_dir + "/");
+    return folder || matchesAny(rel, this.#paths) ||
+      this.#host.builder.dependents(path).length > 0;
   }
 
   #flush(): void {
