@@ -192,6 +192,12 @@ export class TqServer {
 
   /** Runs the SIGHUP check; concurrent calls coalesce. */
   reload(): Promise<ReloadReport> {
+    if (!this.config.deployment[this.mode].timestamp_check.enabled) {
+      this.log.warn("reload ignored", {
+        why: `deployment.${this.mode}.timestamp_check.enabled is false`,
+      });
+      return Promise.resolve({ ms: 0, config: "unchanged", actions: [] });
+    }
     return this.#reload.request();
   }
 
@@ -231,6 +237,15 @@ export class TqServer {
       workers: specs.length,
     });
     if (this.#options.successor) notifyPredecessor(this.log);
+    const interval = config.deployment[mode].timestamp_check.interval_seconds;
+    if (interval > 0) {
+      const timer = setInterval(() => {
+        this.reload().catch((err) =>
+          this.log.error("periodic check failed", { error: err })
+        );
+      }, interval * 1000);
+      this.finished.then(() => clearInterval(timer));
+    }
   }
 
   async #listen(): Promise<void> {

@@ -276,8 +276,14 @@ export class Supervisor {
 
   #workerEnv(entry: WorkerEntry, port: number): Record<string, string> {
     const { spec } = entry;
+    const memory =
+      this.#config.deployment[this.#mode].resources.worker_max_memory_mb;
     return {
       ...this.#env,
+      // deno (bundle) and deno-compiled workers read their V8 flags from here.
+      ...(memory > 0
+        ? { DENO_V8_FLAGS: `--max-old-space-size=${memory}` }
+        : {}),
       ...spec.settings.env,
       TQ_PORT: String(port),
       PORT: String(port),

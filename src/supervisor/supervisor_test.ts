@@ -158,3 +158,41 @@ Deno.test("an instance that served max_requests is replaced with reason max-requ
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("workers get the contract environment, settings env and the memory limit", async () => {
+  const { root, spec, table } = setup();
+  const config = defaultConfig();
+  config.workers.port_range_start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_end = config.workers.port_range_start + 20;
+  config.deployment.prod.resources.worker_max_memory_mb = 96;
+  let seen: Record<string, string> = {};
+  const supervisor = new Supervisor(config, {
+    mode: "prod",
+    table,
+    env: { PATH: Deno.env.get("PATH") ?? "" },
+    spawn: (command, options) => {
+      seen = options.env ?? {};
+      return new Deno.Command(command, options).spawn();
+    },
+  });
+  try {
+    spec.settings.env = { EXTRA: "x", TQ_PORT: "1" };
+    assert.equal(await supervisor.add(spec), true);
+    const port = supervisor.workers.get("index")!.active[0]!.port;
+    assert.equal(
+      seen.TQ_PORT,
+      String(port),
+      "the contract wins over settings env",
+    );
+    assert.equal(seen.PORT, String(port));
+    assert.equal(seen.TQ_MODE, "prod");
+    assert.equal(seen.TQ_WORKER_NAME, "index");
+    assert.equal(seen.TQ_WORKER_ROUTE, "/");
+    assert.equal(seen.TQ_WORKER_BASE, spec.dir);
+    assert.equal(seen.EXTRA, "x");
+    assert.equal(seen.DENO_V8_FLAGS, "--max-old-space-size=96");
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
