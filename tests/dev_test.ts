@@ -7,6 +7,7 @@ import {
   type RunningServer,
   startServer,
   waitFor,
+  writeEchoBinary,
 } from "./_helpers.ts";
 import { startLoad } from "./_load.ts";
 
@@ -249,6 +250,64 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(builds(server, "c"), before + 1);
     });
+
+    await t.step(
+      "an editor's atomic save (write a temp file, rename over) is picked up",
+      async () => {
+        const path = join(project.root, "workers", "b", "src", "main.ts");
+        Deno.writeTextFileSync(`${path}.swp`, workerSource('"b-atomic"', true));
+        Deno.renameSync(`${path}.swp`, path);
+        await waitFor(
+          async () => (await text(`${server.base}/b`)) === "b-atomic s2",
+          10000,
+          "the atomic save",
+        );
+      },
+    );
+
+    await t.step(
+      "an executable dropped into a prebuilt worker's bin/ replaces it",
+      async () => {
+        writeEchoBinary(project.root, "prebuilt", { TAG: "p1" });
+        await waitFor(
+          async () => {
+            const res = await fetch(`${server.base}/prebuilt/x`);
+            return res.ok && (await res.json()).tag === "p1";
+          },
+          10000,
+          "the new worker folder to start",
+        );
+        writeEchoBinary(project.root, "prebuilt", { TAG: "p2" });
+        await waitFor(
+          async () =>
+            (await (await fetch(`${server.base}/prebuilt/x`)).json()).tag ===
+              "p2",
+          10000,
+          "p2",
+        );
+      },
+    );
+
+    await t.step(
+      "a config change is applied without restarting the server",
+      async () => {
+        const pid = (await server.status()).pid;
+        const path = join(project.root, "config", "server.yaml");
+        Deno.writeTextFileSync(
+          path,
+          Deno.readTextFileSync(path) + "  routes:\n    c: /see\n",
+        );
+        await waitFor(
+          async () =>
+            (await text(`${server.base}/see`)).startsWith("c-burst-19"),
+          10000,
+          "the new route",
+        );
+        assert.equal((await server.status()).pid, pid);
+        const c = (await server.status()).workers.find((w) => w.name === "c")!;
+        assert.equal(c.route, "/see");
+      },
+    );
   } finally {
     events.close();
     await server.stop();
