@@ -1,4 +1,4 @@
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import {
@@ -20,6 +20,7 @@ import {
   type RunOptions,
   type RunResult,
 } from "./_run.ts";
+import { runsFromSource } from "../runtime.ts";
 
 export type { BuildError, CommandRunner, RunOptions, RunResult };
 
@@ -91,7 +92,7 @@ interface Graph {
 
 function defaultDeno(): string {
   const exec = Deno.execPath();
-  return /^deno(\.exe)?$/.test(basename(exec)) ? exec : "deno";
+  return runsFromSource() ? exec : "deno";
 }
 
 function checkOptions(format: string, parallel: number, flags: string[]) {

@@ -4,13 +4,14 @@ import { createDevHooks } from "../dev/mod.ts";
 import { TqServer } from "../server/mod.ts";
 import { VERSION } from "../version.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
+import { runsFromSource } from "../runtime.ts";
 
 /** The project root: `--root`, else (compiled) two levels above the binary, else the working directory. */
 export function defaultRoot(root: string | undefined): string {
   if (root) return resolve(root);
   const exec = Deno.execPath();
   if (
-    basename(exec) !== "deno" && basename(dirname(exec)) === "bin" &&
+    !runsFromSource() && basename(dirname(exec)) === "bin" &&
     basename(dirname(dirname(exec))) === "server"
   ) {
     return resolve(dirname(exec), "..", "..");

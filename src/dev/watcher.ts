@@ -3,7 +3,7 @@ import type { Config, WorkerSpec } from "../config/mod.ts";
 import type { BuildResult, BuildTarget } from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
-import { fileMtime } from "../reload/mtimes.ts";
+import { fileMtime } from "../reload/mod.ts";
 import { globToRegExp, matchesAny } from "./_glob.ts";
 import { buildErrorEvent, type LiveReload } from "./livereload.ts";
 

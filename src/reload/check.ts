@@ -1,8 +1,9 @@
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import type { Config, LoadedConfig, Mode, WorkerSpec } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { fileMtime, newestMtime, workerMtimes } from "./mtimes.ts";
+import { runsFromSource } from "../runtime.ts";
 
 /** What the check needs from the server. */
 export interface ReloadHost {
@@ -63,7 +64,7 @@ export interface CheckOptions {
 /** mtime of the server's own code: the binary when compiled, else `main.ts` and `src/`. */
 export async function serverMtime(): Promise<number> {
   const exec = Deno.execPath();
-  if (basename(exec) !== "deno") return await fileMtime(exec);
+  if (!runsFromSource()) return await fileMtime(exec);
   const main = Deno.mainModule.startsWith("file://")
     ? new URL(Deno.mainModule).pathname
     : "";

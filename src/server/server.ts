@@ -13,12 +13,12 @@ import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
 import { Builder, type BuildResult } from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
 import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
-import { Coalescer } from "../reload/coalescer.ts";
 import {
   checkForChanges,
+  Coalescer,
   type ReloadReport,
   type ReloadState,
-} from "../reload/check.ts";
+} from "../reload/mod.ts";
 import { RouteTable } from "../routes/mod.ts";
 import { createStaticHandler } from "../static/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";

@@ -1,5 +1,5 @@
-import { basename } from "node:path";
 import type { Logger } from "../log/mod.ts";
+import { runsFromSource } from "../runtime.ts";
 
 /** Env var naming the pid of the server that started this one as its successor. */
 export const UPGRADE_PARENT_ENV = "TQ_UPGRADE_PARENT";
@@ -19,7 +19,7 @@ export function selfCommand(
   args: string[],
 ): { command: string; args: string[] } {
   const exec = Deno.execPath();
-  if (basename(exec) !== "deno") return { command: exec, args };
+  if (!runsFromSource()) return { command: exec, args };
   return {
     command: exec,
     args: ["run", "--allow-all", "--unstable-net", Deno.mainModule, ...args],

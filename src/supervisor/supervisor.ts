@@ -1,4 +1,4 @@
-import { basename, dirname } from "node:path";
+import { dirname } from "node:path";
 import type { Config, Mode, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { RouteTable } from "../routes/mod.ts";
@@ -9,6 +9,7 @@ import {
   WorkerEntry,
   type WorkerStatusJson,
 } from "./worker.ts";
+import { runsFromSource } from "../runtime.ts";
 
 /** Options for {@linkcode Supervisor}. */
 export interface SupervisorOptions {
@@ -36,7 +37,7 @@ function baseEnv(): Record<string, string> {
   // Bundled TypeScript workers start with `#!/usr/bin/env -S deno run`: make the
   // deno that runs this server the one they find, even when it is not on PATH.
   const exec = Deno.execPath();
-  if (basename(exec) === "deno") {
+  if (runsFromSource()) {
     env.PATH = `${dirname(exec)}:${env.PATH ?? "/usr/bin:/bin"}`;
   }
   return env;
