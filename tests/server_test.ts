@@ -356,3 +356,33 @@ Deno.test("the admin listener serves the dashboard, metrics, and rejects wrong m
     project.cleanup();
   }
 });
+
+Deno.test("a public port in use exits with code 1, says so, and leaves no worker behind", async () => {
+  const project = makeProject({ workers: { index: {} } });
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (holder.addr as Deno.NetAddr).port;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "--root",
+        project.root,
+        "--port",
+        String(port),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      new RegExp(`Port ${port} .* already in use`),
+    );
+    assert.doesNotMatch(new TextDecoder().decode(out.stderr), /worker started/);
+  } finally {
+    holder.close();
+    project.cleanup();
+  }
+});

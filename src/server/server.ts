@@ -58,7 +58,6 @@ export class TqServer {
   readonly supervisor: Supervisor;
   readonly builder: Builder;
   config: Config;
-  configFiles: string[];
   port = 0;
   adminPort = 0;
   /** Resolves when the server has stopped. */
@@ -78,14 +77,12 @@ export class TqServer {
   private constructor(
     options: ServerOptions,
     config: Config,
-    files: string[],
     mode: Mode,
     log: Logger,
   ) {
     this.root = resolve(options.root);
     this.#options = options;
     this.config = config;
-    this.configFiles = files;
     this.mode = mode;
     this.log = log;
     const build = config.deployment[mode].build;
@@ -140,14 +137,14 @@ export class TqServer {
     for (const warning of loaded.warnings) {
       log.warn("config warning", { problem: warning });
     }
-    const server = new TqServer(
-      options,
-      loaded.config,
-      loaded.files,
-      mode,
-      log,
-    );
-    await server.#start();
+    const server = new TqServer(options, loaded.config, mode, log);
+    try {
+      await server.#start();
+    } catch (err) {
+      // Nothing may be left running when the start fails (a port in use, say).
+      await server.shutdown("start failed");
+      throw err;
+    }
     return server;
   }
 
@@ -221,6 +218,12 @@ export class TqServer {
       root: this.root,
       pid: Deno.pid,
     });
+    if (!this.#options.successor) {
+      await assertPortFree(
+        config.server.host,
+        this.#options.port ?? config.server.port,
+      );
+    }
     const specs = await this.discover();
     const built = mode === "dev" ? await this.build(specs) : [];
     this.#dev = this.#options.devHooks?.(this);
@@ -269,9 +272,6 @@ export class TqServer {
       notFound: (req) => errorResponse(req, 404, "Not found"),
       closing: () => this.#closing,
     });
-    if (!this.#options.successor) {
-      await assertPortFree(config.server.host, port);
-    }
     this.#public = Deno.serve({
       hostname: config.server.host,
       port,
