@@ -219,27 +219,60 @@ interface ReloadOptions {
   workers: string[];
 }
 
+type AdminCall = (
+  path: string,
+  method: "GET" | "POST",
+) => Promise<{ ok: boolean; status: number; body: unknown }>;
+
+/**
+ * Calls the target's admin API: directly for a local target, and on the host
+ * itself (`ssh host curl`) for a remote one, since the admin listener is
+ * bound to the host's loopback by default.
+ */
+function adminCall(
+  host: string,
+  adminUrl: string,
+  remote: (script: string) => Promise<string>,
+  fetchFn: typeof fetch,
+): AdminCall {
+  if (!host) {
+    return async (path, method) => {
+      const res = await fetchFn(`${adminUrl}${path}`, {
+        method,
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { ok: res.ok, status: res.status, body: await res.json() };
+    };
+  }
+  return async (path, method) => {
+    const out = await remote(
+      `curl -sS --max-time 60 -X ${method} ${shellQuote(`${adminUrl}${path}`)}`,
+    );
+    return { ok: true, status: 200, body: JSON.parse(out) };
+  };
+}
+
 async function reloadHost(
   host: string,
   target: DeployTarget,
   options: ReloadOptions,
 ): Promise<void> {
   const { remote, fetch: fetchFn, logger, workers } = options;
+  const where = host || target.path;
   if (target.admin_url) {
-    let res: Response | undefined;
+    const call = adminCall(host, target.admin_url, remote, fetchFn);
+    let res: Awaited<ReturnType<AdminCall>> | undefined;
     try {
-      res = await fetchFn(`${target.admin_url}/api/reload`, {
-        method: "POST",
-        signal: AbortSignal.timeout(60_000),
-      });
+      res = await call("/api/reload", "POST");
     } catch (err) {
       logger.warn("admin reload unreachable, falling back to SIGHUP", {
+        host: where,
         url: target.admin_url,
         error: err,
       });
     }
     if (res) {
-      const body = await res.json() as {
+      const body = res.body as {
         report?: {
           actions?: { worker: string; action: string; error?: string }[];
         };
@@ -249,40 +282,36 @@ async function reloadHost(
       );
       if (!res.ok || failed.length) {
         throw new Error(
-          `Reload on "${host || target.path}" failed: ${
+          `Reload on "${where}" failed: ${
             failed.map((a) => `${a.worker}: ${a.error ?? "failed"}`).join(
               "; ",
             ) || `status ${res.status}`
           }`,
         );
       }
-      await waitHealthy(target.admin_url, workers, fetchFn);
-      logger.info("reloaded", { host: host || target.path, via: "admin" });
+      await waitHealthy(call, where, workers);
+      logger.info("reloaded", { host: where, via: "admin" });
       return;
     }
   }
   await remote("killall -HUP tqserver");
-  logger.info("reloaded", { host: host || target.path, via: "SIGHUP" });
+  logger.info("reloaded", { host: where, via: "SIGHUP" });
 }
 
 async function waitHealthy(
-  adminUrl: string,
+  call: AdminCall,
+  where: string,
   workers: string[],
-  fetchFn: typeof fetch,
 ): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const res = await fetchFn(`${adminUrl}/api/status`, {
-      signal: AbortSignal.timeout(5000),
-    });
-    const status = await res.json() as {
-      workers: { name: string; status: string }[];
-    };
+    const { body } = await call("/api/status", "GET");
+    const status = body as { workers: { name: string; status: string }[] };
     const bad = status.workers.filter((w) =>
       workers.includes(w.name) && w.status !== "healthy"
     );
     if (bad.length === 0) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`Workers not healthy on "${adminUrl}" after 60 s`);
+  throw new Error(`Workers not healthy on "${where}" after 60 s`);
 }

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { WorkerSpec } from "../config/mod.ts";
+import { defaultWorkerSettings } from "../config/mod.ts";
+import { deploy, type RunFn } from "./deploy.ts";
+
+function project(): { root: string; worker: WorkerSpec } {
+  const root = Deno.makeTempDirSync({ prefix: "tq-deploy-unit-" });
+  const dir = join(root, "workers", "index");
+  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
+  Deno.writeTextFileSync(join(dir, "bin", "index"), "#!/bin/sh\n", {
+    mode: 0o755,
+  });
+  const worker: WorkerSpec = {
+    name: "index",
+    dir,
+    route: "/",
+    kind: "binary",
+    entry: undefined,
+    binPath: join(dir, "bin", "index"),
+    settings: defaultWorkerSettings(),
+  };
+  return { root, worker };
+}
+
+function recorder(reloadReport: unknown): { run: RunFn; calls: string[][] } {
+  const calls: string[][] = [];
+  const run: RunFn = (cmd) => {
+    calls.push(cmd);
+    const last = cmd[cmd.length - 1] ?? "";
+    if (cmd[0] === "ssh" && last.includes("/api/reload")) {
+      return Promise.resolve({
+        code: 0,
+        output: JSON.stringify({ ok: true, report: reloadReport }),
+      });
+    }
+    if (cmd[0] === "ssh" && last.includes("/api/status")) {
+      return Promise.resolve({
+        code: 0,
+        output: JSON.stringify({
+          workers: [{ name: "index", status: "healthy" }],
+        }),
+      });
+    }
+    return Promise.resolve({ code: 0, output: "" });
+  };
+  return { run, calls };
+}
+
+const target = {
+  hosts: ["deploy@web1", "deploy@web2"],
+  path: "/opt/app",
+  ssh_options: "-p 2222",
+  admin_url: "http://127.0.0.1:8081",
+};
+
+Deno.test("deploy() ships to each host in turn and reloads it through its own admin API", async () => {
+  const { root, worker } = project();
+  const { run, calls } = recorder({
+    actions: [{ worker: "index", action: "replaced" }],
+  });
+  try {
+    const reports = await deploy({
+      root,
+      name: "production",
+      target,
+      workers: [worker],
+      onlyWorkers: true,
+      reload: true,
+      run,
+    });
+    assert.deepEqual(reports.map((r) => [r.host, r.workers, r.reloaded]), [
+      ["deploy@web1", ["index"], true],
+      ["deploy@web2", ["index"], true],
+    ]);
+    const hostOf = (cmd: string[]) =>
+      cmd.find((a) => a.includes("web1"))
+        ? 1
+        : cmd.find((a) => a.includes("web2"))
+        ? 2
+        : 0;
+    const order = calls.map(hostOf).filter((h) => h > 0);
+    assert.deepEqual(
+      order,
+      [...order].sort(),
+      "web2 was touched before web1 was done",
+    );
+    const rsyncBin = calls.find((c) =>
+      c[0] === "rsync" && c.includes("--backup")
+    )!;
+    assert.ok(rsyncBin.includes("--checksum"));
+    assert.equal(
+      rsyncBin[rsyncBin.length - 1],
+      "deploy@web1:/opt/app/workers/index/bin/",
+    );
+    assert.deepEqual(
+      rsyncBin.slice(rsyncBin.indexOf("-e"), rsyncBin.indexOf("-e") + 2),
+      ["-e", "ssh -p 2222"],
+    );
+    const reload = calls.find((c) =>
+      c[0] === "ssh" && c.at(-1)!.includes("/api/reload")
+    )!;
+    assert.deepEqual(reload.slice(0, 4), ["ssh", "-p", "2222", "deploy@web1"]);
+    assert.match(
+      reload.at(-1)!,
+      /curl .* -X POST http:\/\/127\.0\.0\.1:8081\/api\/reload/,
+    );
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("deploy() stops at the first host whose reload fails, leaving the next host alone", async () => {
+  const { root, worker } = project();
+  const { run, calls } = recorder({
+    actions: [{
+      worker: "index",
+      action: "failed",
+      error: "exec format error",
+    }],
+  });
+  try {
+    await assert.rejects(
+      deploy({
+        root,
+        name: "production",
+        target,
+        workers: [worker],
+        onlyWorkers: true,
+        reload: true,
+        run,
+      }),
+      /Reload on "deploy@web1" failed: index: exec format error/,
+    );
+    assert.ok(!calls.some((c) => c.some((a) => a.includes("web2"))));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("deploy() skips a worker without a binary with a warning instead of aborting", async () => {
+  const { root, worker } = project();
+  Deno.removeSync(worker.binPath);
+  const { run, calls } = recorder({ actions: [] });
+  try {
+    const [report] = await deploy({
+      root,
+      name: "share",
+      target: { hosts: [], path: "/mnt/app", ssh_options: "", admin_url: "" },
+      workers: [worker],
+      onlyWorkers: true,
+      run,
+    });
+    assert.deepEqual(report!.skipped, ["index"]);
+    assert.equal(calls.filter((c) => c[0] === "rsync").length, 0);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
