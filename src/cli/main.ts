@@ -52,6 +52,15 @@ export async function main(args: string[]): Promise<number> {
   try {
     server = await TqServer.start({
       root: defaultRoot(cli.root),
+      // A compiled server finds its dashboard beside its binary (server/bin/../public/admin).
+      ...(runsFromSource() ? {} : {
+        dashboardDir: resolve(
+          dirname(Deno.execPath()),
+          "..",
+          "public",
+          "admin",
+        ),
+      }),
       configFile: cli.config,
       mode: cli.mode,
       port: cli.port,
