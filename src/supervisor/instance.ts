@@ -96,6 +96,8 @@ export class Instance {
   inFlight = 0;
   /** Requests proxied to this instance in total. */
   requests = 0;
+  /** Health probes failed in a row since the instance went live. */
+  failedProbes = 0;
   /** Signal named by the `X-TQ-Reload` header of the last healthy probe, if any. */
   reloadSignal: Deno.Signal | undefined;
   #child: Deno.ChildProcess;
@@ -205,6 +207,20 @@ export class Instance {
           : String(err);
       }
       await this.#sleepUnlessExit(intervalMs);
+    }
+  }
+
+  /** One health probe of a running instance: true on a 2xx answer within `timeoutMs`. */
+  async probe(path: string, timeoutMs: number): Promise<boolean> {
+    if (this.#exitStatus) return false;
+    try {
+      const res = await this.#fetch(this.origin + path, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel();
+      return res.ok;
+    } catch {
+      return false;
     }
   }
 

@@ -27,7 +27,16 @@ export interface SupervisorOptions {
   env?: Record<string, string>;
   /** Port pool. Default: one over the config's `port_range_start`–`port_range_end`. */
   pool?: PortPool;
+  /**
+   * How often live instances are health-probed; after
+   * {@linkcode HEALTH_FAILURES} failures in a row the worker is replaced
+   * (`health-failed`). Default 5000; 0 disables.
+   */
+  healthIntervalMs?: number;
 }
+
+/** Failed health probes in a row after which a live instance is replaced. */
+export const HEALTH_FAILURES = 3;
 
 const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 10_000;
@@ -90,6 +99,9 @@ export class Supervisor {
   #workers = new Map<string, WorkerEntry>();
   #retiring = new Set<Promise<void>>();
   #closed = false;
+  #healthIntervalMs: number;
+  #monitor: ReturnType<typeof setInterval> | undefined;
+  #probing = false;
 
   constructor(config: Config, options: SupervisorOptions) {
     const {
@@ -100,7 +112,9 @@ export class Supervisor {
       fetch: fetchFn,
       env = baseEnv(),
       pool,
+      healthIntervalMs = 5000,
     } = options;
+    this.#healthIntervalMs = healthIntervalMs;
     this.#config = config;
     this.#mode = mode;
     this.#table = table;
@@ -149,6 +163,12 @@ export class Supervisor {
     });
     this.#workers.set(spec.name, entry);
     this.#table.put(entry);
+    if (this.#healthIntervalMs > 0 && !this.#monitor) {
+      this.#monitor = setInterval(
+        () => this.#probeAll(),
+        this.#healthIntervalMs,
+      );
+    }
     return this.#enqueue(entry, "start");
   }
 
@@ -250,6 +270,7 @@ export class Supervisor {
   /** Stops every worker (SIGTERM, then SIGKILL of the group after the grace period). */
   async shutdown(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#monitor);
     await Promise.all(
       [...this.#workers.keys()].map((name) => this.remove(name)),
     );
@@ -401,6 +422,40 @@ export class Supervisor {
       this.#retire(entry, instance, this.#config.workers.restart_delay_ms);
     }
     return true;
+  }
+
+  /** Probes every live instance once; a worker failing too often is replaced. */
+  async #probeAll(): Promise<void> {
+    if (this.#probing || this.#closed) return;
+    this.#probing = true;
+    try {
+      await Promise.all([...this.#workers.values()].map(async (entry) => {
+        if (entry.running || entry.state.status === "stopping") return;
+        const path = entry.spec.settings.health_path;
+        for (const instance of entry.active) {
+          instance.failedProbes =
+            await instance.probe(path, Math.min(2000, this.#healthIntervalMs))
+              ? 0
+              : instance.failedProbes + 1;
+          if (
+            instance.failedProbes === 0 ||
+            instance.failedProbes % HEALTH_FAILURES !== 0
+          ) continue;
+          const error = `Health check failed ${HEALTH_FAILURES} times in a row`;
+          entry.lastError = error;
+          entry.transition({ status: "unhealthy", error });
+          this.#log.warn("worker unhealthy", {
+            worker: entry.name,
+            pid: instance.pid,
+            error,
+          });
+          this.#enqueue(entry, "health-failed");
+          return;
+        }
+      }));
+    } finally {
+      this.#probing = false;
+    }
   }
 
   #scheduleRetry(entry: WorkerEntry, error: string): void {

@@ -196,3 +196,33 @@ Deno.test("workers get the contract environment, settings env and the memory lim
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("a live instance that fails its health checks is replaced with reason health-failed", async () => {
+  const { root, dir, spec, table } = setup();
+  const config = defaultConfig();
+  config.workers.port_range_start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_end = config.workers.port_range_start + 20;
+  config.workers.startup_delay_ms = 10;
+  config.workers.restart_delay_ms = 10;
+  const supervisor = new Supervisor(config, {
+    mode: "prod",
+    table,
+    healthIntervalMs: 50,
+  });
+  try {
+    await supervisor.add(spec);
+    const entry = supervisor.workers.get("index")!;
+    const sick = entry.active[0]!.pid;
+    Deno.writeTextFileSync(join(dir, "unhealthy-pid"), String(sick));
+    const deadline = Date.now() + 5000;
+    while (entry.active[0]?.pid === sick && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.notEqual(entry.active[0]!.pid, sick);
+    assert.equal(entry.lastRestartReason, "health-failed");
+    assert.equal(entry.state.status, "healthy");
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});

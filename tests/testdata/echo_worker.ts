@@ -1,6 +1,6 @@
 // A worker for end-to-end tests that follows the worker contract by hand (no SDK),
 // like any non-TypeScript worker would. Behaviour by path:
-//   /health            200, X-TQ-Reload when RELOAD_SIGNAL is set
+//   /health            200, X-TQ-Reload when RELOAD_SIGNAL is set; 500 when {base}/unhealthy-pid names this pid
 //   /slow?ms=N         answers after N ms
 //   /crash             exits with code 3
 //   /gzip              a gzip-compressed text body
@@ -16,9 +16,6 @@ const base = Deno.env.get("TQ_WORKER_BASE") ?? Deno.cwd();
 let privateCache: string | undefined;
 let reloads = 0;
 
-if (Deno.env.get("FAIL_HEALTH")) {
-  // A broken build: serves, but never healthy.
-}
 if (reloadSignal) {
   Deno.addSignalListener(reloadSignal, () => {
     privateCache = undefined;
@@ -42,6 +39,15 @@ const server = Deno.serve(
         return new Response("broken", {
           status: 500,
         });
+      }
+      // A test makes one running instance sick by writing its pid here.
+      try {
+        const sick = Deno.readTextFileSync(`${base}/unhealthy-pid`).trim();
+        if (sick === String(Deno.pid)) {
+          return new Response("sick", { status: 500 });
+        }
+      } catch {
+        // No such file: healthy.
       }
       const headers = new Headers();
       if (reloadSignal) headers.set("x-tq-reload", reloadSignal);
