@@ -231,7 +231,7 @@ export class TqServer {
     // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
     await checkForChanges(this, this.#reloadState, { record: true });
-    await this.#listen();
+    this.#listen();
     this.log.info("tqserver ready", {
       port: this.port,
       admin: this.adminPort
@@ -251,7 +251,7 @@ export class TqServer {
     }
   }
 
-  async #listen(): Promise<void> {
+  #listen(): void {
     const { config } = this;
     const port = this.#options.port ?? config.server.port;
     const staticCfg = config.server.static;
