@@ -1,15 +1,15 @@
-import { dirname } from "node:path";
 import type { Config, Mode, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { RouteTable } from "../routes/mod.ts";
 import { Instance, type SpawnFn } from "./instance.ts";
 import { PortPool } from "./port_pool.ts";
+import { HealthMonitor } from "./_health_monitor.ts";
 import {
   type RestartReason,
   WorkerEntry,
   type WorkerStatusJson,
 } from "./worker.ts";
-import { runsFromSource } from "../runtime.ts";
+import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
 
 /** Options for {@linkcode Supervisor}. */
 export interface SupervisorOptions {
@@ -29,50 +29,14 @@ export interface SupervisorOptions {
   pool?: PortPool;
   /**
    * How often live instances are health-probed; after
-   * {@linkcode HEALTH_FAILURES} failures in a row the worker is replaced
+   * three failures in a row the worker is replaced
    * (`health-failed`). Default 5000; 0 disables.
    */
   healthIntervalMs?: number;
 }
 
-/** Failed health probes in a row after which a live instance is replaced. */
-export const HEALTH_FAILURES = 3;
-
 const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 10_000;
-
-function baseEnv(): Record<string, string> {
-  const env = Deno.env.toObject();
-  // Bundled TypeScript workers start with `#!/usr/bin/env -S deno run`: make the
-  // deno that runs this server the one they find, even when it is not on PATH.
-  const exec = Deno.execPath();
-  if (runsFromSource()) {
-    env.PATH = `${dirname(exec)}:${env.PATH ?? "/usr/bin:/bin"}`;
-  }
-  return env;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return "Binary is not executable";
-  }
-  if (err instanceof Deno.errors.NotFound) return "Binary not found";
-  if (err instanceof Error) {
-    if (/exec format|os error 8/i.test(err.message)) {
-      return "Binary is not a valid executable (exec format error)";
-    }
-    return err.message;
-  }
-  return String(err);
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Starts, replaces and stops worker processes; the only writer of the route
@@ -99,9 +63,7 @@ export class Supervisor {
   #workers = new Map<string, WorkerEntry>();
   #retiring = new Set<Promise<void>>();
   #closed = false;
-  #healthIntervalMs: number;
-  #monitor: ReturnType<typeof setInterval> | undefined;
-  #probing = false;
+  #monitor: HealthMonitor;
 
   constructor(config: Config, options: SupervisorOptions) {
     const {
@@ -114,11 +76,15 @@ export class Supervisor {
       pool,
       healthIntervalMs = 5000,
     } = options;
-    this.#healthIntervalMs = healthIntervalMs;
     this.#config = config;
     this.#mode = mode;
     this.#table = table;
     this.#log = logger;
+    this.#monitor = new HealthMonitor(this.#workers, {
+      intervalMs: healthIntervalMs,
+      logger: logger,
+      onUnhealthy: (entry) => this.#enqueue(entry, "health-failed"),
+    });
     this.#spawn = spawn;
     this.#fetch = fetchFn;
     this.#env = env;
@@ -163,12 +129,7 @@ export class Supervisor {
     });
     this.#workers.set(spec.name, entry);
     this.#table.put(entry);
-    if (this.#healthIntervalMs > 0 && !this.#monitor) {
-      this.#monitor = setInterval(
-        () => this.#probeAll(),
-        this.#healthIntervalMs,
-      );
-    }
+    this.#monitor.start();
     return this.#enqueue(entry, "start");
   }
 
@@ -270,7 +231,7 @@ export class Supervisor {
   /** Stops every worker (SIGTERM, then SIGKILL of the group after the grace period). */
   async shutdown(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#monitor);
+    this.#monitor.stop();
     await Promise.all(
       [...this.#workers.keys()].map((name) => this.remove(name)),
     );
@@ -297,24 +258,12 @@ export class Supervisor {
   }
 
   #workerEnv(entry: WorkerEntry, port: number): Record<string, string> {
-    const { spec } = entry;
-    const memory =
-      this.#config.deployment[this.#mode].resources.worker_max_memory_mb;
-    return {
-      ...this.#env,
-      // deno (bundle) and deno-compiled workers read their V8 flags from here.
-      ...(memory > 0
-        ? { DENO_V8_FLAGS: `--max-old-space-size=${memory}` }
-        : {}),
-      ...spec.settings.env,
-      TQ_PORT: String(port),
-      PORT: String(port),
-      TQ_MODE: this.#mode,
-      TQ_WORKER_NAME: spec.name,
-      TQ_WORKER_ROUTE: spec.route,
-      TQ_WORKER_BASE: spec.dir,
-      TQ_HEALTH_PATH: spec.settings.health_path,
-    };
+    return workerEnv(entry.spec, port, {
+      base: this.#env,
+      mode: this.#mode,
+      memoryMb:
+        this.#config.deployment[this.#mode].resources.worker_max_memory_mb,
+    });
   }
 
   #startInstance(entry: WorkerEntry): Instance {
@@ -422,40 +371,6 @@ export class Supervisor {
       this.#retire(entry, instance, this.#config.workers.restart_delay_ms);
     }
     return true;
-  }
-
-  /** Probes every live instance once; a worker failing too often is replaced. */
-  async #probeAll(): Promise<void> {
-    if (this.#probing || this.#closed) return;
-    this.#probing = true;
-    try {
-      await Promise.all([...this.#workers.values()].map(async (entry) => {
-        if (entry.running || entry.state.status === "stopping") return;
-        const path = entry.spec.settings.health_path;
-        for (const instance of entry.active) {
-          instance.failedProbes =
-            await instance.probe(path, Math.min(2000, this.#healthIntervalMs))
-              ? 0
-              : instance.failedProbes + 1;
-          if (
-            instance.failedProbes === 0 ||
-            instance.failedProbes % HEALTH_FAILURES !== 0
-          ) continue;
-          const error = `Health check failed ${HEALTH_FAILURES} times in a row`;
-          entry.lastError = error;
-          entry.transition({ status: "unhealthy", error });
-          this.#log.warn("worker unhealthy", {
-            worker: entry.name,
-            pid: instance.pid,
-            error,
-          });
-          this.#enqueue(entry, "health-failed");
-          return;
-        }
-      }));
-    } finally {
-      this.#probing = false;
-    }
   }
 
   #scheduleRetry(entry: WorkerEntry, error: string): void {
