@@ -307,3 +307,23 @@ export async function rawRequest(
     }
   }
 }
+
+/** A private copy of the server's source, so touching it affects no other test. */
+export function copyServer(
+  dir: string = Deno.makeTempDirSync({ prefix: "tq-src-" }),
+): string {
+  for (const file of ["main.ts", "deno.json", "deno.lock"]) {
+    Deno.copyFileSync(join(REPO, file), join(dir, file));
+  }
+  const copy = (from: string, to: string) => {
+    Deno.mkdirSync(to, { recursive: true });
+    for (const entry of Deno.readDirSync(from)) {
+      if (entry.isDirectory) copy(join(from, entry.name), join(to, entry.name));
+      else if (entry.isFile) {
+        Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
+      }
+    }
+  };
+  copy(join(REPO, "src"), join(dir, "src"));
+  return dir;
+}

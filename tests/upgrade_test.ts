@@ -1,27 +1,14 @@
 // End-to-end: the server replaces itself (SIGHUP after its own code changed) with zero failed requests.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { alive, makeProject, REPO, startServer, waitFor } from "./_helpers.ts";
+import {
+  alive,
+  copyServer,
+  makeProject,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
 import { startLoad } from "./_load.ts";
-
-/** A private copy of the server's source, so touching it affects no other test. */
-function copyServer(): string {
-  const dir = Deno.makeTempDirSync({ prefix: "tq-src-" });
-  for (const file of ["main.ts", "deno.json", "deno.lock"]) {
-    Deno.copyFileSync(join(REPO, file), join(dir, file));
-  }
-  const copy = (from: string, to: string) => {
-    Deno.mkdirSync(to, { recursive: true });
-    for (const entry of Deno.readDirSync(from)) {
-      if (entry.isDirectory) copy(join(from, entry.name), join(to, entry.name));
-      else if (entry.isFile) {
-        Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
-      }
-    }
-  };
-  copy(join(REPO, "src"), join(dir, "src"));
-  return dir;
-}
 
 Deno.test("a self-upgrade under load hands over the port with no failed request", async () => {
   const source = copyServer();

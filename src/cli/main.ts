@@ -95,5 +95,5 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGHUP", hup);
   await server.finished;
-  return 0;
+  return server.exitCode;
 }

@@ -25,6 +25,7 @@ import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
 import { createPublicHandler, type DevHooks } from "./handler.ts";
 import { notifyPredecessor, startSuccessor } from "./upgrade.ts";
+import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev/runner.ts";
 
 /** Options for {@linkcode TqServer.start}. */
 export interface ServerOptions {
@@ -60,6 +61,8 @@ export class TqServer {
   config: Config;
   port = 0;
   adminPort = 0;
+  /** The process exit code once the server has stopped (75: restart me, under the dev runner). */
+  exitCode = 0;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
   #options: ServerOptions;
@@ -312,6 +315,12 @@ export class TqServer {
    */
   async upgrade(): Promise<boolean> {
     if (this.#closing || this.#upgrading) return false;
+    if (Deno.env.get(RUNNER_ENV)) {
+      // Under `deno task dev` the runner starts the new server: stop, and ask it to.
+      this.exitCode = RESTART_EXIT_CODE;
+      this.shutdown("server-source-changed");
+      return true;
+    }
     this.#upgrading = true;
     try {
       const ok = await startSuccessor({

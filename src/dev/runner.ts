@@ -1,0 +1,64 @@
+/**
+ * `deno task dev` runs this: the dev server as a child process, started again
+ * whenever it exits with {@linkcode RESTART_EXIT_CODE} (its own source
+ * changed). The child stays in the terminal's process group, so Ctrl+C stops
+ * it after any number of restarts — a detached successor would outlive the
+ * terminal's job.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+/** Exit code with which the dev server asks its runner for a restart (EX_TEMPFAIL). */
+export const RESTART_EXIT_CODE = 75;
+
+/** Env var telling the server that a runner restarts it. */
+export const RUNNER_ENV = "TQ_DEV_RUNNER";
+
+/** Options for {@linkcode runDev}. */
+export interface RunDevOptions {
+  /** The server entry point. Default: this repository's `main.ts`. */
+  main?: string;
+}
+
+/**
+ * Runs `main.ts` with `args` until it exits with anything but
+ * {@linkcode RESTART_EXIT_CODE}; forwards SIGINT and SIGTERM to it.
+ *
+ * @returns The server's last exit code.
+ */
+export async function runDev(
+  args: string[],
+  options: RunDevOptions = {},
+): Promise<number> {
+  const { main = fileURLToPath(new URL("../../main.ts", import.meta.url)) } =
+    options;
+  while (true) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", main, ...args],
+      env: { [RUNNER_ENV]: "1" },
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    const forward = (signal: Deno.Signal) => () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // The child has exited already.
+      }
+    };
+    const onInt = forward("SIGINT");
+    const onTerm = forward("SIGTERM");
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGTERM", onTerm);
+    const status = await child.status;
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    if (status.code !== RESTART_EXIT_CODE) {
+      return status.code;
+    }
+  }
+}
+
+if (import.meta.main) Deno.exit(await runDev(Deno.args));
