@@ -76,6 +76,7 @@ export class TqServer {
   #reloadState: ReloadState;
   #finish!: () => void;
   #dev: DevHooks | undefined;
+  #lastDiscoverWarnings = new Set<string>();
 
   private constructor(
     options: ServerOptions,
@@ -169,11 +170,19 @@ export class TqServer {
     });
   }
 
-  /** Discovers the workers under the current config, logging warnings. */
-  discover(config: Config = this.config): Promise<WorkerSpec[]> {
-    return discoverWorkers(this.root, config, {
-      warn: (problem) => this.log.warn("worker skipped", { problem }),
+  /** Discovers the workers under the current config, logging warnings the last discovery did not. */
+  async discover(config: Config = this.config): Promise<WorkerSpec[]> {
+    const seen = new Set<string>();
+    const specs = await discoverWorkers(this.root, config, {
+      warn: (problem) => {
+        seen.add(problem);
+        if (!this.#lastDiscoverWarnings.has(problem)) {
+          this.log.warn("worker skipped", { problem });
+        }
+      },
     });
+    this.#lastDiscoverWarnings = seen;
+    return specs;
   }
 
   /** Builds the TypeScript workers among `specs` whose binaries are stale. */
