@@ -23,6 +23,24 @@ export interface Upstream {
   retryAfterSeconds(): number;
 }
 
+/**
+ * Returns the raw path of an absolute request URL: the text after the
+ * authority, before `?` or `#`, exactly as the client sent it. `new URL()`
+ * would resolve `..` and `%2e%2e` segments, which routing and static files
+ * must see as sent.
+ */
+export function rawPathOf(url: string): string {
+  const scheme = url.indexOf("://");
+  const start = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
+  if (start < 0) return "/";
+  let end = url.length;
+  const q = url.indexOf("?", start);
+  if (q >= 0) end = q;
+  const h = url.indexOf("#", start);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(start, end);
+}
+
 /** True when `pathname` is `route` or lies under it on a path-segment boundary. */
 export function routeMatches(route: string, pathname: string): boolean {
   if (route === "/") return true;

@@ -1,5 +1,5 @@
 import type { BuildResult } from "../build/mod.ts";
-import { routeMatches } from "../routes/mod.ts";
+import { rawPathOf, routeMatches } from "../routes/mod.ts";
 
 type Handler = (
   req: Request,
@@ -32,18 +32,6 @@ export interface PublicHandlerOptions {
   closing?: () => boolean;
 }
 
-/** Extracts the path of an absolute request URL without building a URL object. */
-export function pathnameOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  let end = url.length;
-  const q = url.indexOf("?", start);
-  if (q >= 0) end = q;
-  const h = url.indexOf("#", start);
-  if (h >= 0 && h < end) end = h;
-  return url.slice(start, end);
-}
-
 function withConnectionClose(res: Response): Response {
   try {
     res.headers.set("connection", "close");
@@ -74,7 +62,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     closing = () => false,
   } = options;
   return async (req, info) => {
-    const pathname = pathnameOf(req.url);
+    const pathname = rawPathOf(req.url);
     let res: Response;
     if (routeMatches("/_tq", pathname)) {
       res = dev ? await dev.handle(req, pathname) : notFound(req);

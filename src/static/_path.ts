@@ -1,3 +1,6 @@
+import { rawPathOf } from "../routes/mod.ts";
+
+export { rawPathOf };
 /** A worker folder name (SPEC §2). */
 export const WORKER_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -21,23 +24,6 @@ const encoder = new TextEncoder();
 // `\` is a separator on Windows, NUL truncates paths in C APIs.
 // deno-lint-ignore no-control-regex
 const FORBIDDEN_RE = /[/\\\x00-\x1f\x7f]/;
-
-/**
- * Returns the raw path of an absolute request URL: the text after the
- * authority, before `?` or `#`, exactly as the client sent it. `new URL()`
- * would resolve `..` and `%2e%2e` segments before we could reject them.
- */
-export function rawPathOf(url: string): string {
-  const scheme = url.indexOf("://");
-  const start = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
-  if (start < 0) return "/";
-  let end = url.length;
-  for (const stop of ["?", "#"]) {
-    const at = url.indexOf(stop, start);
-    if (at >= 0 && at < end) end = at;
-  }
-  return url.slice(start, end);
-}
 
 function hexValue(byte: number | undefined): number {
   if (byte === undefined) return -1;
