@@ -5,6 +5,7 @@ import {
   alive,
   makeProject,
   rawRequest,
+  REPO,
   startServer,
   waitFor,
 } from "./_helpers.ts";
@@ -334,9 +335,35 @@ Deno.test("a worker that cannot start answers 503 with Retry-After and shows why
 });
 
 Deno.test("the admin listener serves the dashboard, metrics, and rejects wrong methods", async () => {
-  const project = makeProject({ workers: { index: {} } });
-  const server = await startServer(project, ["--mode", "prod"], { env: {} });
+  const project = makeProject({
+    workers: { index: {} },
+    deploymentYaml: "server:\n  log_file: logs/tq_{date}.log\n",
+  });
+  const admin = join(project.root, "server", "public", "admin");
+  Deno.mkdirSync(admin, { recursive: true });
+  for (const file of ["index.html", "admin.js", "admin.css"]) {
+    Deno.copyFileSync(
+      join(REPO, "server", "public", "admin", file),
+      join(admin, file),
+    );
+  }
+  const server = await startServer(project, ["--mode", "prod"]);
   try {
+    const dashboard = await fetch(`${server.admin}/`);
+    assert.match(dashboard.headers.get("content-type") ?? "", /text\/html/);
+    assert.match(await dashboard.text(), /<title>tqserver admin<\/title>/);
+    const script = await fetch(`${server.admin}/admin.js`);
+    assert.match(await script.text(), /\/api\/status/);
+    const escape = await fetch(
+      `${server.admin}/..%2f..%2fconfig%2fserver.yaml`,
+    );
+    assert.equal(escape.status, 404);
+    await escape.body?.cancel();
+    const date = new Date().toISOString().slice(0, 10);
+    assert.match(
+      Deno.readTextFileSync(join(project.root, "logs", `tq_${date}.log`)),
+      /tqserver ready/,
+    );
     await (await fetch(`${server.base}/a`)).body?.cancel();
     const metrics = await (await fetch(`${server.admin}/metrics`)).text();
     assert.match(
