@@ -136,6 +136,32 @@ Deno.test("tqserver routes, proxies and serves static files end to end", async (
       },
     );
 
+    await t.step(
+      "a WebSocket is proxied to the worker of its route",
+      async () => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/users/ws`);
+        const reply = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error("No WebSocket reply in 5 s")),
+            5000,
+          );
+          ws.onopen = () => ws.send("hello");
+          ws.onmessage = (e) => {
+            clearTimeout(timer);
+            resolve(String(e.data));
+          };
+          ws.onerror = () => {
+            clearTimeout(timer);
+            reject(new Error("WebSocket failed"));
+          };
+        });
+        assert.equal(reply, "users: hello");
+        const closed = new Promise((resolve) => ws.onclose = resolve);
+        ws.close();
+        await closed;
+      },
+    );
+
     await t.step("static files are served and private/ never is", async () => {
       const ok = await fetch(`${server.base}/static/index/hello.txt`);
       assert.equal(ok.status, 200);

@@ -226,3 +226,29 @@ Deno.test("a live instance that fails its health checks is replaced with reason 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("instances: 2 spreads requests over both and replaces both together", async () => {
+  const { root, dir, spec, table, supervisor } = setup();
+  try {
+    spec.settings.instances = 2;
+    await supervisor.add(spec);
+    const pids = new Set<number>();
+    for (let i = 0; i < 4; i++) {
+      const target = table.match("/")!.acquire()!;
+      pids.add((await get(target.origin)).pid);
+      target.release();
+    }
+    assert.equal(pids.size, 2);
+    writeBinary(dir, "index", "v2");
+    assert.equal(await supervisor.replace("index", "binary-changed"), true);
+    const entry = supervisor.workers.get("index")!;
+    assert.equal(entry.active.length, 2);
+    for (const instance of entry.active) {
+      assert.ok(!pids.has(instance.pid));
+      assert.equal((await get(instance.origin)).tag, "v2");
+    }
+  } finally {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});

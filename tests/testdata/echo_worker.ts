@@ -1,6 +1,7 @@
 // A worker for end-to-end tests that follows the worker contract by hand (no SDK),
 // like any non-TypeScript worker would. Behaviour by path:
 //   /health            200, X-TQ-Reload when RELOAD_SIGNAL is set; 500 when {base}/unhealthy-pid names this pid
+//   /ws                a WebSocket echoing "{tag}: {message}"
 //   /slow?ms=N         answers after N ms
 //   /crash             exits with code 3
 //   /gzip              a gzip-compressed text body
@@ -52,6 +53,11 @@ const server = Deno.serve(
       const headers = new Headers();
       if (reloadSignal) headers.set("x-tq-reload", reloadSignal);
       return new Response("ok", { headers });
+    }
+    if (path.endsWith("/ws") && req.headers.get("upgrade") === "websocket") {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(`${tag}: ${e.data}`);
+      return response;
     }
     if (path.endsWith("/slow")) {
       await new Promise((r) =>
