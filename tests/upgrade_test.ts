@@ -13,8 +13,21 @@ import { startLoad } from "./_load.ts";
 Deno.test("a self-upgrade under load hands over the port with no failed request", async () => {
   const source = copyServer();
   const project = makeProject({ workers: { index: { TAG: "v1" } } });
+  // A stand-in for systemd's notification socket (Type=notify, NotifyAccess=all).
+  const notifyDir = Deno.makeTempDirSync();
+  const notify = Deno.listenDatagram({
+    transport: "unixpacket",
+    path: join(notifyDir, "notify"),
+  });
+  const messages: string[] = [];
+  (async () => {
+    for await (const [data] of notify) {
+      messages.push(new TextDecoder().decode(data));
+    }
+  })().catch(() => {});
   const server = await startServer(project, ["--mode", "prod"], {
     main: join(source, "main.ts"),
+    env: { NOTIFY_SOCKET: join(notifyDir, "notify") },
   });
   let successorPid = 0;
   const load = startLoad(`${server.base}/x`, { concurrency: 4 });
@@ -62,5 +75,7 @@ Deno.test("a self-upgrade under load hands over the port with no failed request"
     await server.stop();
     project.cleanup();
     Deno.removeSync(source, { recursive: true });
+    notify.close();
+    Deno.removeSync(notifyDir, { recursive: true });
   }
 });

@@ -25,6 +25,7 @@ import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
 import { createPublicHandler, type DevHooks } from "./handler.ts";
 import { notifyPredecessor, startSuccessor } from "./upgrade.ts";
+import { sdNotify } from "./sd_notify.ts";
 import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev/runner.ts";
 
 /** Options for {@linkcode TqServer.start}. */
@@ -251,7 +252,13 @@ export class TqServer {
         : "off",
       workers: specs.length,
     });
-    if (this.#options.successor) notifyPredecessor(this.log);
+    if (this.#options.successor) {
+      // systemd must know the new main process before the old one exits.
+      await sdNotify(`MAINPID=${Deno.pid}\nREADY=1`, this.log);
+      notifyPredecessor(this.log);
+    } else {
+      await sdNotify("READY=1", this.log);
+    }
     const interval = config.deployment[mode].timestamp_check.interval_seconds;
     if (interval > 0) {
       const timer = setInterval(() => {
@@ -360,6 +367,7 @@ export class TqServer {
     this.#stopping = true;
     this.#closing = true;
     this.log.info("tqserver stopping", { reason });
+    if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
     const drainMs = this.config.workers.default.drain_timeout_ms;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
