@@ -161,6 +161,12 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
         assert.match(String(error.data.file), /workers\/a\/src\/main\.ts$/);
         assert.ok(Number(error.data.line) > 0);
         assert.equal(await text(`${server.base}/a`), "a2 s1");
+        const a = (await server.status()).workers.find((w) => w.name === "a")!;
+        assert.equal(a.status, "healthy");
+        assert.match(
+          a.last_error ?? "",
+          /^Build failed at .*workers\/a\/src\/main\.ts:\d+/,
+        );
         // A browser that connects now still sees the error.
         const late = await subscribe(server);
         assert.ok(late.list.some((e) => e.type === "error"));

@@ -463,3 +463,16 @@ export class Builder {
     return graph;
   }
 }
+
+/** One line for logs and `last_error`: `Build failed at file:line:column: first line of the message`. */
+export function describeBuildError(error: BuildError | undefined): string {
+  if (!error) return "Build failed";
+  const where = error.file
+    ? ` at ${error.file}${
+      error.line
+        ? `:${error.line}${error.column ? `:${error.column}` : ""}`
+        : ""
+    }`
+    : "";
+  return `Build failed${where}: ${error.message.split("\n")[0]}`;
+}

@@ -1,6 +1,10 @@
 import { join, relative, sep } from "node:path";
 import type { Config, WorkerSpec } from "../config/mod.ts";
-import type { BuildResult, BuildTarget } from "../build/mod.ts";
+import {
+  type BuildResult,
+  type BuildTarget,
+  describeBuildError,
+} from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { fileMtime } from "../reload/mod.ts";
@@ -251,6 +255,7 @@ export class DevWatcher {
       if (result.status === "failed") {
         summary.failed.push(name);
         const e = result.error;
+        entry.lastError = describeBuildError(e);
         log.error("build failed, old instance keeps serving", {
           worker: name,
           file: e?.file,

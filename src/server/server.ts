@@ -10,7 +10,7 @@ import {
   type WorkerSpec,
 } from "../config/mod.ts";
 import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
-import { Builder, type BuildResult } from "../build/mod.ts";
+import { Builder, type BuildResult, describeBuildError } from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
 import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
 import {
@@ -243,6 +243,12 @@ export class TqServer {
     this.#dev?.onBuild?.(built);
     // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
+    for (const result of built) {
+      const entry = this.supervisor.workers.get(result.name);
+      if (result.status === "failed" && entry) {
+        entry.lastError = describeBuildError(result.error);
+      }
+    }
     await checkForChanges(this, this.#reloadState, { record: true });
     this.#listen();
     this.log.info("tqserver ready", {
