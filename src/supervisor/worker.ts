@@ -82,7 +82,7 @@ function isoOrNull(ms: number): string | null {
 /** The supervisor's record of one worker; the proxy sees it only as an {@linkcode Upstream}. */
 export class WorkerEntry implements Upstream {
   spec: WorkerSpec;
-  state: WorkerState = { status: "starting" };
+  #state: WorkerState = { status: "starting" };
   /** Instances that receive new requests. */
   active: Instance[] = [];
   /** Instances that finish their in-flight requests before they stop. */
@@ -114,6 +114,11 @@ export class WorkerEntry implements Upstream {
     this.#onMaxRequests = onMaxRequests;
   }
 
+  /** The current lifecycle state; change it only with {@linkcode transition}. */
+  get state(): WorkerState {
+    return this.#state;
+  }
+
   get name(): string {
     return this.spec.name;
   }
@@ -128,8 +133,8 @@ export class WorkerEntry implements Upstream {
 
   /** Moves the worker to a new state and logs the change. */
   transition(next: WorkerState): void {
-    const prev = this.state.status;
-    this.state = next;
+    const prev = this.#state.status;
+    this.#state = next;
     if (prev === next.status) return;
     const fields: Record<string, unknown> = {
       worker: this.name,
