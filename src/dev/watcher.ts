@@ -189,7 +189,8 @@ export class DevWatcher {
       ) {
         summary.config = true;
       } else if (
-        top === "main.ts" || (top === "src" && parts[1] !== "worker")
+        top === "main.ts" ||
+        (top === "src" && parts[1] !== "worker" && !/_test\.tsx?$/.test(path))
       ) {
         summary.server = true;
       } else if (
