@@ -76,6 +76,9 @@ export function killGroup(pid: number, signal: Deno.Signal): void {
 
 let nextId = 1;
 
+/** Longest wait for a stopped worker's last output lines. */
+const OUTPUT_DRAIN_MS = 1000;
+
 /**
  * One OS process of a worker: spawned in its own process group with stdin a
  * pipe that is never written, health-probed, and stopped with SIGTERM then
@@ -289,7 +292,13 @@ export class Instance {
     const status = await this.exited;
     // Children the worker left behind in its group die with it.
     killGroup(this.pid, "SIGKILL");
-    await this.#output;
+    // A grandchild that left the group may still hold the pipes: do not wait on it.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#output,
+      new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
     try {
       this.#child.stdin.close();
     } catch {

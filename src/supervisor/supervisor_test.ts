@@ -252,3 +252,33 @@ Deno.test("instances: 2 spreads requests over both and replaces both together", 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("stopping a worker does not hang on a grandchild that left its process group", async () => {
+  const { root, dir, spec, supervisor } = setup();
+  // The worker starts a daemon in its own session that keeps stdout open for 30 s.
+  writeBinary(
+    dir,
+    "index",
+    "v1",
+    `setsid sleep 30 & echo $! > '${dir}/daemon.pid'\n`,
+  );
+  try {
+    await supervisor.add(spec);
+    const started = Date.now();
+    await supervisor.shutdown();
+    assert.ok(
+      Date.now() - started < 5000,
+      `shutdown took ${Date.now() - started} ms`,
+    );
+  } finally {
+    try {
+      Deno.kill(
+        Number(Deno.readTextFileSync(join(dir, "daemon.pid"))),
+        "SIGKILL",
+      );
+    } catch {
+      // Gone already.
+    }
+    Deno.removeSync(root, { recursive: true });
+  }
+});
