@@ -33,6 +33,11 @@ export interface ProxyOptions {
    * from anyone else they are stripped. Default: `["127.0.0.1", "::1"]`.
    */
   trustedProxies?: string[];
+  /**
+   * How long an idle keep-alive connection to a worker is kept by the default
+   * transport (`workers.default.idle_timeout_seconds`). Default 30000.
+   */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -87,9 +92,12 @@ export function createProxy(
     fetch: customFetch,
     logger = silentLogger,
     trustedProxies = ["127.0.0.1", "::1"],
+    idleTimeoutMs = 30_000,
   } = options;
   const trusted = new Set(trustedProxies.map(normalizeIp));
-  const transport = customFetch === undefined ? createH1Fetch() : undefined;
+  const transport = customFetch === undefined
+    ? createH1Fetch({ idleTimeoutMs })
+    : undefined;
   const send = customFetch ?? transport!;
 
   async function forward(

@@ -280,7 +280,10 @@ export class TqServer {
     const { config } = this;
     const port = this.#options.port ?? config.server.port;
     const staticCfg = config.server.static;
-    const proxy = createProxy(this.table, { logger: this.log });
+    const proxy = createProxy(this.table, {
+      logger: this.log,
+      idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
+    });
     this.#proxy = proxy;
     const handler = createPublicHandler({
       proxy,
