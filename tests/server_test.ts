@@ -197,18 +197,18 @@ Deno.test("tqserver routes, proxies and serves static files end to end", async (
         )!;
         Deno.kill(before.pid!, "SIGKILL");
         const started = Date.now();
-        let sawError = false;
+        // waitFor retries on exceptions, so problems are collected and asserted after it.
+        const problems: string[] = [];
         await waitFor(
           async () => {
             const t0 = Date.now();
             const res = await fetch(`${server.base}/api/x`);
             await res.body?.cancel();
-            assert.ok(
-              Date.now() - t0 < 2000,
-              "an answer during the crash took too long",
-            );
-            if (res.status === 502 || res.status === 503) sawError = true;
-            else assert.equal(res.status, 200);
+            const ms = Date.now() - t0;
+            if (ms >= 2000) problems.push(`an answer took ${ms} ms`);
+            if (![200, 502, 503].includes(res.status)) {
+              problems.push(`status ${res.status}`);
+            }
             const w = (await server.status()).workers.find((w) =>
               w.name === "api"
             )!;
@@ -217,6 +217,7 @@ Deno.test("tqserver routes, proxies and serves static files end to end", async (
           10000,
           "the worker to come back",
         );
+        assert.deepEqual(problems, []);
         const after = (await server.status()).workers.find((w) =>
           w.name === "api"
         )!;
@@ -224,8 +225,6 @@ Deno.test("tqserver routes, proxies and serves static files end to end", async (
         assert.equal(after.last_restart_reason, "crashed");
         assert.ok(after.restarts >= 1);
         assert.ok(Date.now() - started < 10000);
-        // Either we saw the gap or the restart was faster than our first request.
-        assert.ok(sawError || after.pid !== before.pid);
       },
     );
 

@@ -89,11 +89,6 @@ export class LiveReload {
   #errors = new Map<string, LiveEvent & { type: "error" }>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
 
-  /** Browsers connected now. */
-  get clients(): number {
-    return this.#clients.size;
-  }
-
   /** Sends an event to every connected browser (and remembers build errors). */
   emit(event: LiveEvent): void {
     if (event.type === "error") this.#errors.set(event.worker, event);

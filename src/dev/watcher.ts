@@ -36,12 +36,10 @@ export interface DevHost {
 export interface DevWatcherOptions {
   /** Quiet time after the last event before acting. Default 50. */
   debounceMs?: number;
-  /** Called after each batch is handled (tests, benchmarks). */
-  onBatch?: (summary: BatchSummary) => void;
 }
 
 /** What one batch of file events did. */
-export interface BatchSummary {
+interface BatchSummary {
   built: string[];
   failed: string[];
   replaced: string[];
@@ -78,7 +76,6 @@ export class DevWatcher {
   #host: DevHost;
   #live: LiveReload;
   #debounceMs: number;
-  #onBatch: ((summary: BatchSummary) => void) | undefined;
   #watcher: Deno.FsWatcher | undefined;
   #pending = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -92,11 +89,10 @@ export class DevWatcher {
     live: LiveReload,
     options: DevWatcherOptions = {},
   ) {
-    const { debounceMs = 50, onBatch } = options;
+    const { debounceMs = 50 } = options;
     this.#host = host;
     this.#live = live;
     this.#debounceMs = debounceMs;
-    this.#onBatch = onBatch;
   }
 
   /** Starts watching; returns at once. */
@@ -125,11 +121,6 @@ export class DevWatcher {
     } catch {
       // Already closed.
     }
-  }
-
-  /** Resolves when every batch seen so far has been handled. */
-  idle(): Promise<void> {
-    return this.#chain;
   }
 
   /**
@@ -227,7 +218,6 @@ export class DevWatcher {
     if (summary.server && host.upgrade) {
       log.info("server source changed, restarting the server");
       await host.upgrade();
-      this.#onBatch?.(summary);
       return;
     }
     if (summary.config || structure) {
@@ -307,6 +297,5 @@ export class DevWatcher {
         private: summary.private.join(",") || undefined,
       });
     }
-    this.#onBatch?.(summary);
   }
 }

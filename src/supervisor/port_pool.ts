@@ -57,11 +57,6 @@ export class PortPool {
     this.#isFree = isFree;
   }
 
-  /** Ports currently handed out. */
-  get inUse(): number {
-    return this.#used.size;
-  }
-
   /**
    * Returns a free port and marks it used.
    *
