@@ -93,9 +93,14 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
     fetch: fetchFn = fetch,
   } = options;
   const hosts = target.hosts.length > 0 ? target.hosts : [""];
-  const sshArgs = target.ssh_options
-    ? target.ssh_options.split(/\s+/).filter(Boolean)
-    : [];
+  // Never wait for a password prompt or a host that does not answer.
+  const sshArgs = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+    ...target.ssh_options.split(/\s+/).filter(Boolean),
+  ];
   const reports: HostReport[] = [];
   const exec = async (cmd: string[]) => {
     logger.info(dryRun && cmd[0] !== "rsync" ? "would run" : "run", {
@@ -150,7 +155,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
       const rsync = [
         "rsync",
         "-a",
-        ...(host && sshArgs.length ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
+        ...(host ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
         ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
       ];
       // Everything but src/ and bin/, mirrored; then the binary alone, the replaced one kept as .prev.
@@ -186,7 +191,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
         await exec([
           "rsync",
           "-a",
-          ...(host && sshArgs.length ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
+          ...(host ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
           ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
           `${join(root, dir)}/`,
           `${dest(dir)}/`,

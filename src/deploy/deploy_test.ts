@@ -95,12 +95,21 @@ Deno.test("deploy() ships to each host in turn and reloads it through its own ad
     );
     assert.deepEqual(
       rsyncBin.slice(rsyncBin.indexOf("-e"), rsyncBin.indexOf("-e") + 2),
-      ["-e", "ssh -p 2222"],
+      ["-e", "ssh -o BatchMode=yes -o ConnectTimeout=10 -p 2222"],
     );
     const reload = calls.find((c) =>
       c[0] === "ssh" && c.at(-1)!.includes("/api/reload")
     )!;
-    assert.deepEqual(reload.slice(0, 4), ["ssh", "-p", "2222", "deploy@web1"]);
+    assert.deepEqual(reload.slice(0, 8), [
+      "ssh",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=10",
+      "-p",
+      "2222",
+      "deploy@web1",
+    ]);
     assert.match(
       reload.at(-1)!,
       /curl .* -X POST http:\/\/127\.0\.0\.1:8081\/api\/reload/,
