@@ -1,4 +1,4 @@
-import type { DevHooks } from "../server/handler.ts";
+import type { DevHooks } from "../dev_contract.ts";
 import { buildErrorEvent, LiveReload } from "./livereload.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
 

@@ -8,12 +8,9 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
 
-/** Exit code with which the dev server asks its runner for a restart (EX_TEMPFAIL). */
-export const RESTART_EXIT_CODE = 75;
-
-/** Env var telling the server that a runner restarts it. */
-export const RUNNER_ENV = "TQ_DEV_RUNNER";
+export { RESTART_EXIT_CODE, RUNNER_ENV };
 
 /** Options for {@linkcode runDev}. */
 export interface RunDevOptions {

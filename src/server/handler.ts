@@ -1,20 +1,12 @@
-import type { BuildResult } from "../build/mod.ts";
+import type { DevHooks } from "../dev_contract.ts";
 import { rawPathOf, routeMatches } from "../routes/mod.ts";
+
+export type { DevHooks };
 
 type Handler = (
   req: Request,
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
 ) => Response | Promise<Response>;
-
-/** Dev-mode hooks: `/_tq/` endpoints and HTML response rewriting. */
-export interface DevHooks {
-  /** Answers a request under `/_tq/`. */
-  handle(req: Request, pathname: string): Response | Promise<Response>;
-  /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
-  transform(res: Response, req: Request): Response;
-  /** Reports builds the server ran itself (at startup), so browsers see their errors. */
-  onBuild?(results: BuildResult[]): void;
-}
 
 /** Options for {@linkcode createPublicHandler}. */
 export interface PublicHandlerOptions {

@@ -26,7 +26,7 @@ import { VERSION } from "../version.ts";
 import { createPublicHandler, type DevHooks } from "./handler.ts";
 import { notifyPredecessor, startSuccessor } from "./upgrade.ts";
 import { sdNotify } from "./sd_notify.ts";
-import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev/runner.ts";
+import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
 
 /** Options for {@linkcode TqServer.start}. */
 export interface ServerOptions {

@@ -1,0 +1,24 @@
+/**
+ * What the server and the dev subsystem agree on, kept apart from both so
+ * neither imports the other: the dev hooks a server calls, and the exit code
+ * with which a dev server asks `deno task dev` for a restart.
+ *
+ * @module
+ */
+import type { BuildResult } from "./build/mod.ts";
+
+/** Exit code with which the dev server asks its runner for a restart (EX_TEMPFAIL). */
+export const RESTART_EXIT_CODE = 75;
+
+/** Env var telling the server that a runner restarts it. */
+export const RUNNER_ENV = "TQ_DEV_RUNNER";
+
+/** Dev-mode hooks: `/_tq/` endpoints and HTML response rewriting. */
+export interface DevHooks {
+  /** Answers a request under `/_tq/`. */
+  handle(req: Request, pathname: string): Response | Promise<Response>;
+  /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
+  transform(res: Response, req: Request): Response;
+  /** Reports builds the server ran itself (at startup), so browsers see their errors. */
+  onBuild?(results: BuildResult[]): void;
+}
