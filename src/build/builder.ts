@@ -1,19 +1,7 @@
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Logger, silentLogger } from "../log/mod.ts";
-import {
-  type BuildError,
-  compileRuntimeError,
-  parseBuildError,
-} from "./_errors.ts";
-import {
-  findProject,
-  mtimeMs,
-  type Project,
-  readHead,
-  removeQuietly,
-} from "./_files.ts";
-import { launcherHeader } from "./_launcher.ts";
+import type { BuildError } from "./_errors.ts";
+import { findProject, mtimeMs, removeQuietly } from "./_files.ts";
 import {
   type CommandRunner,
   runCommand,
@@ -21,35 +9,13 @@ import {
   type RunResult,
 } from "./_run.ts";
 import { runsFromSource } from "../runtime.ts";
+import { Emitter } from "./emitter.ts";
+import { ModuleGraphs } from "./module_graph.ts";
+import type { BuildFormat, BuildResult, BuildTarget } from "./target.ts";
+
+export type { BuildFormat, BuildResult, BuildTarget };
 
 export type { BuildError, CommandRunner, RunOptions, RunResult };
-
-/** A TypeScript worker to build. */
-export interface BuildTarget {
-  /** Worker name (the folder name). */
-  name: string;
-  /** Absolute path of `src/main.ts`. */
-  entry: string;
-  /** Absolute path of `bin/{name}`. */
-  binPath: string;
-  /** Absolute path of the worker folder; deno runs there. */
-  dir: string;
-}
-
-/** Outcome of one build. */
-export interface BuildResult {
-  /** Worker name. */
-  name: string;
-  /** `built` wrote a new binary; `fresh` found it up to date; `failed` left the old one untouched. */
-  status: "built" | "fresh" | "failed";
-  /** Wall time of the build (or of the freshness check), in milliseconds. */
-  ms: number;
-  /** Why it failed, located in the source when deno said where. */
-  error?: BuildError;
-}
-
-/** Output format of a build. */
-export type BuildFormat = "bundle" | "compile";
 
 /** Options for {@linkcode Builder}. */
 export interface BuilderOptions {
@@ -83,11 +49,6 @@ export interface BuilderOptions {
 export interface BuildCallOptions {
   /** Rebuild even when fresh. Default: the builder's `force`. */
   force?: boolean;
-}
-
-interface Graph {
-  entry: string;
-  files: Set<string>;
 }
 
 function defaultDeno(): string {
@@ -137,17 +98,12 @@ function checkOptions(format: string, parallel: number, flags: string[]) {
 export class Builder {
   #format: BuildFormat;
   #parallel: number;
-  #deno: string;
-  #permissions: string[];
-  #target: string | undefined;
   #configPath: string | undefined;
-  #check: boolean;
-  #minify: boolean;
   #force: boolean;
   #log: Logger;
-  #run: CommandRunner;
   #onWrite: ((path: string) => void) | undefined;
-  #graphs = new Map<string, Graph>();
+  #graphs: ModuleGraphs;
+  #emitter: Emitter;
   #queues = new Map<string, Promise<unknown>>();
 
   /** @throws {RangeError} On an unknown format, `parallel` below 1 or a permission that is not a flag. */
@@ -169,16 +125,27 @@ export class Builder {
     checkOptions(format, parallel, permissions);
     this.#format = format;
     this.#parallel = parallel;
-    this.#deno = denoPath;
-    this.#permissions = [...permissions];
-    this.#target = target || undefined;
     this.#configPath = configPath ? resolve(configPath) : undefined;
-    this.#check = check;
-    this.#minify = minify;
     this.#force = force;
     this.#log = logger;
-    this.#run = run;
     this.#onWrite = onWrite;
+    this.#graphs = new ModuleGraphs({
+      denoPath,
+      configPath: this.#configPath,
+      run,
+      logger,
+    });
+    this.#emitter = new Emitter({
+      format,
+      denoPath,
+      permissions,
+      target,
+      configPath: this.#configPath,
+      check,
+      minify,
+      run,
+      logger,
+    });
   }
 
   /** The format this builder writes. */
@@ -187,10 +154,8 @@ export class Builder {
   }
 
   /** Local files (absolute paths) of the entry's module graph, from `deno info --json`; cached until {@linkcode invalidate}. */
-  async graph(target: BuildTarget): Promise<string[]> {
-    const cached = this.#graphs.get(target.name);
-    if (cached && cached.entry === target.entry) return [...cached.files];
-    return [...(await this.#loadGraph(target)).files];
+  graph(target: BuildTarget): Promise<string[]> {
+    return this.#graphs.files(target);
   }
 
   /** True when the binary is missing, was built with other flags, or is older than a file of the graph, deno.json or deno.lock. */
@@ -206,23 +171,17 @@ export class Builder {
     // File times come from a coarse clock: a source saved in the same tick
     // as the binary may be newer than it, so equal counts as stale.
     if (times.some((t) => t >= bin)) return true;
-    return !(await this.#sameFlags(target, project));
+    return !(await this.#emitter.sameFlags(target, project));
   }
 
   /** Names of the targets whose cached graph (or project config) contains `file`. */
   dependents(file: string): string[] {
-    const path = resolve(file);
-    const names: string[] = [];
-    for (const [name, graph] of this.#graphs) {
-      if (graph.files.has(path)) names.push(name);
-    }
-    return names;
+    return this.#graphs.dependents(file);
   }
 
   /** Forgets the cached graph of one worker, or of all. */
   invalidate(name?: string): void {
-    if (name === undefined) this.#graphs.clear();
-    else this.#graphs.delete(name);
+    this.#graphs.invalidate(name);
   }
 
   /**
@@ -305,14 +264,14 @@ export class Builder {
       `.${name}.tmp-${crypto.randomUUID().slice(0, 8)}`,
     );
     try {
-      const cached = this.#graphs.get(name);
+      const cached = this.#graphs.cached(name);
       if (!force && !(await this.isStale(target))) {
         return { name, status: "fresh", ms: ms() };
       }
       // The graph may have changed with the sources: refresh it while deno
       // builds, unless the staleness check has just loaded it.
-      const graph = this.#graphs.get(name) === cached
-        ? this.#loadGraph(target).catch((err) =>
+      const graph = this.#graphs.cached(name) === cached
+        ? this.#graphs.load(target).catch((err) =>
           this.#log.warn("module graph refresh failed", {
             worker: name,
             error: err,
@@ -321,9 +280,7 @@ export class Builder {
         : undefined;
       const project = await findProject(target.entry, this.#configPath);
       await Deno.mkdir(dirname(target.binPath), { recursive: true });
-      const error = this.#format === "bundle"
-        ? await this.#bundle(target, tmp, project)
-        : await this.#compile(target, tmp);
+      const error = await this.#emitter.emit(target, tmp, project);
       await graph;
       if (error) {
         await removeQuietly(tmp);
@@ -343,136 +300,4 @@ export class Builder {
       };
     }
   }
-
-  async #bundle(
-    target: BuildTarget,
-    tmp: string,
-    project: Project | undefined,
-  ): Promise<BuildError | undefined> {
-    const args = ["bundle", "--quiet", "--platform", "deno", ...this.#flags()];
-    if (this.#minify) args.push("--minify");
-    if (this.#check) args.push("--check");
-    args.push(target.entry);
-    const started = performance.now();
-    const res = await this.#run(this.#deno, args, { cwd: target.dir });
-    this.#log.debug("deno bundle", {
-      worker: target.name,
-      ms: Math.round(performance.now() - started),
-      code: res.code,
-    });
-    if (!res.success) return parseBuildError(res.stderr);
-    if (res.stdout.length === 0) {
-      return { message: "deno bundle succeeded but printed no bundle" };
-    }
-    const header = this.#header(project);
-    await Deno.writeTextFile(tmp, header + res.stdout, { mode: 0o755 });
-    // The mode given to writeTextFile is masked by the umask.
-    await Deno.chmod(tmp, 0o755);
-    return undefined;
-  }
-
-  async #compile(
-    target: BuildTarget,
-    tmp: string,
-  ): Promise<BuildError | undefined> {
-    // deno compile reads DENORT_BIN itself; a wrong one gets a clear message.
-    const denort = Deno.env.get("DENORT_BIN");
-    if (denort && (await mtimeMs(denort)) === 0) {
-      return {
-        message: `DENORT_BIN "${denort}" does not exist: point it at a ` +
-          `denort binary of this deno version, or unset it`,
-      };
-    }
-    const args = ["compile", "--quiet", ...this.#flags()];
-    if (!this.#check) args.push("--no-check");
-    args.push(...this.#permissions);
-    if (this.#target) args.push("--target", this.#target);
-    args.push("--output", tmp, target.entry);
-    const started = performance.now();
-    const res = await this.#run(this.#deno, args, { cwd: target.dir });
-    this.#log.debug("deno compile", {
-      worker: target.name,
-      ms: Math.round(performance.now() - started),
-      code: res.code,
-    });
-    if (res.success) return undefined;
-    return compileRuntimeError(res.stderr) ?? parseBuildError(res.stderr);
-  }
-
-  #flags(): string[] {
-    return this.#configPath ? ["--config", this.#configPath] : [];
-  }
-
-  #header(project: Project | undefined): string {
-    return launcherHeader([...this.#permissions, ...(project?.unstable ?? [])]);
-  }
-
-  /** Whether the binary was built in this format (and, for a bundle, with these flags). */
-  async #sameFlags(
-    target: BuildTarget,
-    project: Project | undefined,
-  ): Promise<boolean> {
-    let head: string;
-    try {
-      head = await readHead(target.binPath);
-    } catch {
-      return false;
-    }
-    if (this.#format === "compile") return !head.startsWith("#!");
-    return head.startsWith(this.#header(project));
-  }
-
-  async #loadGraph(target: BuildTarget): Promise<Graph> {
-    const started = performance.now();
-    const previous = this.#graphs.get(target.name);
-    const files = new Set<string>([target.entry]);
-    const res = await this.#run(
-      this.#deno,
-      ["info", "--json", ...this.#flags(), target.entry],
-      { cwd: target.dir },
-    );
-    if (res.success) {
-      const info = JSON.parse(res.stdout) as {
-        modules?: { specifier?: string }[];
-      };
-      for (const mod of info.modules ?? []) {
-        // Missing local files count too: creating one must trigger a build.
-        if (mod.specifier?.startsWith("file://")) {
-          files.add(fileURLToPath(mod.specifier));
-        }
-      }
-    } else {
-      // deno info fails only when the entry itself is unusable; keep what we knew.
-      this.#log.debug("deno info failed", {
-        worker: target.name,
-        error: parseBuildError(res.stderr).message,
-      });
-      if (previous?.entry === target.entry) {
-        for (const file of previous.files) files.add(file);
-      }
-    }
-    const project = await findProject(target.entry, this.#configPath);
-    if (project) files.add(project.config).add(project.lock);
-    const graph = { entry: target.entry, files };
-    this.#graphs.set(target.name, graph);
-    this.#log.debug("deno info", {
-      worker: target.name,
-      ms: Math.round(performance.now() - started),
-      files: files.size,
-    });
-    return graph;
-  }
-}
-
-/** One line for logs and `last_error`: `Build failed at file:line:column: first line of the message`. */
-export function describeBuildError(error: BuildError | undefined): string {
-  if (!error) return "Build failed";
-  const where = error.file
-    ? ` at ${error.file}${
-      error.line
-        ? `:${error.line}${error.column ? `:${error.column}` : ""}`
-        : ""
-    }`
-    : "";
-  return `Build failed${where}: ${error.message.split("\n")[0]}`;
 }

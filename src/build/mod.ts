@@ -5,3 +5,6 @@
  * @module
  */
 export * from "./builder.ts";
+export * from "./emitter.ts";
+export * from "./module_graph.ts";
+export * from "./target.ts";
