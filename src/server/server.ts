@@ -9,10 +9,10 @@ import {
   resolveMode,
   type WorkerSpec,
 } from "../config/mod.ts";
-import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
+import type { ServerStatusJson } from "../admin/mod.ts";
 import { Builder, type BuildResult, describeBuildError } from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
-import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
+import type { ProxyHandler } from "../proxy/mod.ts";
 import {
   checkForChanges,
   Coalescer,
@@ -20,11 +20,16 @@ import {
   type ReloadState,
 } from "../reload/mod.ts";
 import { RouteTable } from "../routes/mod.ts";
-import { createStaticHandler } from "../static/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
-import { createPublicHandler, type DevHooks } from "./handler.ts";
-import { notifyPredecessor, startSuccessor } from "./upgrade.ts";
+import type { DevHooks } from "../dev_contract.ts";
+import { assertPortFree, openListeners } from "./listeners.ts";
+import {
+  HANDOVER_MS,
+  notifyPredecessor,
+  startSuccessor,
+  successorTimeoutMs,
+} from "./upgrade.ts";
 import { sdNotify } from "./sd_notify.ts";
 import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
 
@@ -277,59 +282,23 @@ export class TqServer {
   }
 
   #listen(): void {
-    const { config } = this;
-    const port = this.#options.port ?? config.server.port;
-    const staticCfg = config.server.static;
-    const proxy = createProxy(this.table, {
+    const listeners = openListeners({
+      root: this.root,
+      config: this.config,
+      port: this.#options.port,
+      table: this.table,
       logger: this.log,
-      idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
-    });
-    this.#proxy = proxy;
-    const handler = createPublicHandler({
-      proxy,
-      serveStatic: staticCfg.enabled
-        ? createStaticHandler({
-          workersDir: resolve(this.root, config.workers.workers_dir),
-          urlPrefix: staticCfg.url_prefix,
-          maxAgeSeconds: staticCfg.cache_max_age_seconds,
-          logger: this.log,
-        })
-        : undefined,
-      staticPrefix: staticCfg.url_prefix,
       dev: this.#dev,
-      notFound: (req) => errorResponse(req, 404, "Not found"),
       closing: () => this.#closing,
+      status: () => this.status(),
+      reload: () => this.reload(),
+      dashboardDir: this.#options.dashboardDir,
     });
-    this.#public = Deno.serve({
-      hostname: config.server.host,
-      port,
-      // A successor binds the same port while this server still serves (SPEC §6 self-upgrade).
-      reusePort: true,
-      onListen: () => {},
-      onError: (err) => {
-        this.log.error("request failed", { error: err });
-        return new Response("Internal server error\n", { status: 500 });
-      },
-    }, handler);
+    this.#proxy = listeners.proxy;
+    this.#public = listeners.public;
+    this.#admin = listeners.admin;
     this.port = this.#public.addr.port;
-    const admin = config.server.admin;
-    if (admin.enabled) {
-      this.#admin = Deno.serve(
-        {
-          hostname: admin.host,
-          port: admin.port,
-          reusePort: true,
-          onListen: () => {},
-        },
-        createAdminHandler({
-          status: () => this.status(),
-          reload: () => this.reload(),
-          dashboardDir: this.#options.dashboardDir ??
-            join(this.root, "server", "public", "admin"),
-        }),
-      );
-      this.adminPort = this.#admin.addr.port;
-    }
+    if (this.#admin) this.adminPort = this.#admin.addr.port;
   }
 
   /**
@@ -350,10 +319,7 @@ export class TqServer {
     try {
       const ok = await startSuccessor({
         logger: this.log,
-        timeoutMs: Math.max(
-          30_000,
-          this.config.workers.default.startup_timeout_ms * 3,
-        ),
+        timeoutMs: successorTimeoutMs(this.config),
       });
       if (ok) {
         this.#closing = true;
@@ -394,23 +360,6 @@ export class TqServer {
   get closing(): boolean {
     return this.#closing;
   }
-}
-
-/** How long an upgrading server keeps answering (with `Connection: close`) after its successor serves. */
-const HANDOVER_MS = 500;
-
-async function assertPortFree(host: string, port: number): Promise<void> {
-  if (port === 0) return;
-  const target = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  try {
-    const conn = await Deno.connect({ hostname: target, port });
-    conn.close();
-  } catch {
-    return;
-  }
-  throw new Deno.errors.AddrInUse(
-    `Port ${port} on "${host}" is already in use by another process`,
-  );
 }
 
 export { ConfigError };

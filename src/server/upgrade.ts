@@ -1,8 +1,17 @@
+import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { runsFromSource } from "../runtime.ts";
 
 /** Env var naming the pid of the server that started this one as its successor. */
 export const UPGRADE_PARENT_ENV = "TQ_UPGRADE_PARENT";
+
+/** How long an upgrading server keeps answering (with `Connection: close`) after its successor serves. */
+export const HANDOVER_MS = 500;
+
+/** Longest wait for a successor to serve: it starts every worker first. */
+export function successorTimeoutMs(config: Config): number {
+  return Math.max(30_000, config.workers.default.startup_timeout_ms * 3);
+}
 
 /** Options for {@linkcode startSuccessor}. */
 export interface SuccessorOptions {
