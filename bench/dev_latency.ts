@@ -1,88 +1,182 @@
-// Save-to-served latency in dev mode: from the write of a worker's src/main.ts to the
-// first response with the new content, over 10 edits. Prints median and max, and where
-// the time goes (debounce, build, worker start) from the server's own log lines.
-//   deno run -A bench/dev_latency.ts [--debounce MS] [--edits N]
+// Save-to-served latency in dev mode on the example `index` worker (Hono, the SDK, Eta views):
+// from the write of workers/index/src/main.ts to (1) the first response with the new content
+// and (2) a page open in headless Chromium that has reloaded and shows it. 10 edits; prints
+// median and max of both, and where the time went, from the server's "dev change handled" lines.
+//   deno run -A bench/dev_latency.ts [--debounce MS] [--edits N] [--no-browser]
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { makeProject, startServer } from "../tests/_helpers.ts";
+import {
+  copyServer,
+  freePort,
+  freePortRange,
+  REPO,
+  startServer,
+} from "../tests/_helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    debounce: { type: "string", default: "50" },
+    debounce: { type: "string" },
     edits: { type: "string", default: "10" },
+    "no-browser": { type: "boolean", default: false },
   },
 });
-const debounce = Number(values.debounce);
 const edits = Number(values.edits);
+const CHROMIUM = "/usr/bin/chromium";
 
-function source(version: number): string {
-  return `const server = Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("TQ_PORT")), onListen() {} },
-  (req) => new URL(req.url).pathname === "/health" ? new Response("ok") : new Response("version ${version}"));
-Deno.addSignalListener("SIGTERM", () => server.shutdown());
-(async () => { for await (const _ of Deno.stdin.readable) { /* never written */ } Deno.exit(0); })();
-`;
+// A private copy of the server, the SDK and the example worker, so edits touch nothing in the repository.
+const root = copyServer();
+const copyDir = (from: string, to: string) => {
+  Deno.mkdirSync(to, { recursive: true });
+  for (const entry of Deno.readDirSync(from)) {
+    if (entry.isDirectory) {
+      if (entry.name !== "bin") {
+        copyDir(join(from, entry.name), join(to, entry.name));
+      }
+    } else if (entry.isFile) {
+      Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
+    }
+  }
+};
+copyDir(join(REPO, "workers", "index"), join(root, "workers", "index"));
+const adminPort = freePort();
+const pool = freePortRange(40);
+Deno.mkdirSync(join(root, "config"));
+Deno.writeTextFileSync(
+  join(root, "config", "server.yaml"),
+  `server:\n  admin:\n    port: ${adminPort}\nworkers:\n  port_range_start: ${pool}\n  port_range_end: ${
+    pool + 39
+  }\n`,
+);
+if (values.debounce !== undefined) {
+  Deno.writeTextFileSync(
+    join(root, "config", "deployment.yaml"),
+    `deployment:\n  dev:\n    file_watcher:\n      debounce_ms: ${values.debounce}\n`,
+  );
+}
+const main = join(root, "workers", "index", "src", "main.ts");
+const original = Deno.readTextFileSync(main);
+// Each edit changes a route's answer and the home page's title.
+function edited(version: number): string {
+  return original
+    .replace(
+      `site("Home", "/")`,
+      `site("Home v${version}", "/")`,
+    )
+    .replace(
+      "serve(app);",
+      `app.get("/__bench", (c) => c.text("version ${version}"));\nserve(app);`,
+    );
+}
+Deno.writeTextFileSync(main, edited(0));
+
+const project = {
+  root,
+  adminPort,
+  poolStart: pool,
+  cleanup: () => Deno.removeSync(root, { recursive: true }),
+};
+const server = await startServer(project, ["--mode", "dev"], {
+  main: join(root, "main.ts"),
+});
+
+// deno-lint-ignore no-explicit-any
+let browser: any;
+// deno-lint-ignore no-explicit-any
+let page: any;
+if (!values["no-browser"]) {
+  try {
+    Deno.statSync(CHROMIUM);
+    const { chromium } = await import("playwright-core");
+    const profile = Deno.makeTempDirSync({ prefix: "tq-bench-chromium-" });
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    page = browser.pages()[0] ?? await browser.newPage();
+    await page.goto(`${server.base}/`);
+  } catch (err) {
+    console.log(`(no browser measurement: ${err})`);
+    browser = undefined;
+  }
 }
 
-const project = makeProject({
-  workers: {},
-  deploymentYaml:
-    `deployment:\n  dev:\n    file_watcher:\n      debounce_ms: ${debounce}\n`,
-});
-const main = join(project.root, "workers", "hello", "src", "main.ts");
-Deno.mkdirSync(join(project.root, "workers", "hello", "src"), {
-  recursive: true,
-});
-Deno.writeTextFileSync(main, source(0));
-const server = await startServer(project, ["--mode", "dev"]);
-const times: number[] = [];
+const served: number[] = [];
+const reloaded: number[] = [];
 try {
   for (let i = 1; i <= edits; i++) {
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 400));
     const started = performance.now();
-    Deno.writeTextFileSync(main, source(i));
+    const inBrowser = page
+      ? page.waitForFunction(
+        `document.title.startsWith("Home v${i} ")`,
+        undefined,
+        { polling: "raf", timeout: 10_000 },
+      ).then(() => performance.now() - started)
+      : undefined;
+    Deno.writeTextFileSync(main, edited(i));
     while (true) {
-      const body = await (await fetch(`${server.base}/hello`)).text();
+      const body = await (await fetch(`${server.base}/__bench`)).text();
       if (body === `version ${i}`) break;
       if (performance.now() - started > 10_000) {
         throw new Error(`Edit ${i} not served after 10 s`);
       }
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 1));
     }
-    times.push(performance.now() - started);
+    served.push(performance.now() - started);
+    if (inBrowser) reloaded.push(await inBrowser);
   }
 } finally {
+  await browser?.close();
   await server.stop();
   project.cleanup();
 }
 
-const logs = server.logs().split("\n");
-const numbers = (re: RegExp) =>
-  logs.map((l) => re.exec(l)?.[1]).filter((x) => x !== undefined).map(Number);
-const buildMs = numbers(/INFO {2}build worker=hello status=built ms=(\d+)/);
-const startMs = numbers(
-  /worker replaced worker=hello reason=build .* ms=(\d+)/,
+const logs = server.logs().split("\n").filter((l) =>
+  l.includes("dev change handled")
 );
-const sorted = [...times].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)]!;
-const avg = (xs: number[]) =>
-  xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN;
+const field = (name: string) =>
+  logs.map((l) => new RegExp(` ${name}=(\\d+)`).exec(l)?.[1]).filter((x) =>
+    x !== undefined
+  ).map(Number);
+const median = (xs: number[]) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : NaN;
+const max = (xs: number[]) => xs.length ? Math.max(...xs) : NaN;
+const show = (label: string, xs: number[]) =>
+  console.log(
+    `  ${label.padEnd(20)} median ${
+      median(xs).toFixed(0).padStart(4)
+    } ms   max ${max(xs).toFixed(0).padStart(4)} ms   each: ${
+      xs.map((t) => t.toFixed(0)).join(" ")
+    }`,
+  );
 console.log(
-  `save-to-served over ${times.length} edits (debounce ${debounce} ms)`,
+  `save-to-served, example index worker, ${served.length} edits (debounce ${
+    values.debounce ?? "default"
+  })`,
 );
-console.log(`  each:   ${times.map((t) => t.toFixed(0)).join(" ")} ms`);
-console.log(
-  `  median: ${median.toFixed(0)} ms   max: ${
-    sorted[sorted.length - 1]!.toFixed(0)
-  } ms`,
-);
-console.log(
-  `  spent on: debounce ${debounce} ms, build (deno bundle + graph) ~${
-    avg(buildMs)
-  } ms, ` +
-    `new instance start + health ~${
-      avg(startMs)
-    } ms, rest (watch event, polling) ~${
-      Math.max(0, Math.round(median - debounce - avg(buildMs) - avg(startMs)))
-    } ms`,
-);
+show("to served", served);
+if (reloaded.length) show("to reloaded page", reloaded);
+console.log("  phases (median of the server's own measurements):");
+for (
+  const [name, what] of [
+    ["wait_ms", "first event to action (debounce)"],
+    ["build_ms", "build (bundle, graph)"],
+    ["start_ms", "new instance: spawn/activate, import, health"],
+    ["total_ms", "first event to traffic switched"],
+  ] as const
+) {
+  const xs = field(name);
+  if (xs.length) {
+    console.log(`    ${what.padEnd(46)} ${median(xs)} ms (max ${max(xs)})`);
+  }
+}

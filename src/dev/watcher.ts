@@ -48,6 +48,16 @@ interface BatchSummary {
   reload: boolean;
   config: boolean;
   server: boolean;
+  /** Longest build of the batch, ms. */
+  buildMs: number;
+  /** Longest replace (start of the new instance until traffic switched), ms. */
+  startMs: number;
+}
+
+/** When a batch began and how long it waited for quiet. */
+interface BatchTiming {
+  firstEventAt: number;
+  waitMs: number;
 }
 
 function ignoredName(name: string): boolean {
@@ -78,6 +88,8 @@ export class DevWatcher {
   #debounceMs: number;
   #watcher: Deno.FsWatcher | undefined;
   #pending = new Set<string>();
+  /** When the first event of the pending batch arrived (performance.now()). */
+  #firstEventAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #chain: Promise<void> = Promise.resolve();
   #globsFrom: unknown;
@@ -105,6 +117,7 @@ export class DevWatcher {
           this.#pending.add(path);
         }
         if (this.#pending.size === 0) continue;
+        if (this.#timer === undefined) this.#firstEventAt = performance.now();
         clearTimeout(this.#timer);
         this.#timer = setTimeout(() => this.#flush(), this.#debounceMs);
       }
@@ -148,13 +161,18 @@ export class DevWatcher {
 
   #flush(): void {
     const batch = [...this.#pending];
+    const firstEventAt = this.#firstEventAt;
     this.#pending.clear();
-    this.#chain = this.#chain.then(() => this.#handle(batch)).catch((err) =>
+    this.#timer = undefined;
+    const waitMs = performance.now() - firstEventAt;
+    this.#chain = this.#chain.then(() =>
+      this.#handle(batch, { firstEventAt, waitMs })
+    ).catch((err) =>
       this.#host.log.error("file change handling failed", { error: err })
     );
   }
 
-  async #handle(paths: string[]): Promise<void> {
+  async #handle(paths: string[], timing: BatchTiming): Promise<void> {
     const host = this.#host;
     const { root, supervisor, log } = host;
     const workersDir = host.config.workers.workers_dir;
@@ -167,6 +185,8 @@ export class DevWatcher {
       reload: false,
       config: false,
       server: false,
+      buildMs: 0,
+      startMs: 0,
     };
     const sources = new Set<string>();
     const drops = new Set<string>();
@@ -242,6 +262,7 @@ export class DevWatcher {
       const target = targetOf(entry.spec);
       host.builder.invalidate(name);
       const result = await host.builder.build(target, { force: true });
+      summary.buildMs = Math.max(summary.buildMs, result.ms);
       log.info("build", { worker: name, status: result.status, ms: result.ms });
       if (result.status === "failed") {
         summary.failed.push(name);
@@ -259,7 +280,13 @@ export class DevWatcher {
       summary.built.push(name);
       this.#live.emit({ type: "ok", worker: name });
       if (result.status === "fresh" && entry.active.length > 0) return;
-      if (await supervisor.replace(name, "build")) {
+      const replaceStarted = performance.now();
+      const replaced = await supervisor.replace(name, "build");
+      summary.startMs = Math.max(
+        summary.startMs,
+        Math.round(performance.now() - replaceStarted),
+      );
+      if (replaced) {
         summary.replaced.push(name);
         entry.mtimes.binary = await fileMtime(entry.spec.binPath);
       }
@@ -295,6 +322,12 @@ export class DevWatcher {
         failed: summary.failed.join(",") || undefined,
         replaced: summary.replaced.join(",") || undefined,
         private: summary.private.join(",") || undefined,
+        wait_ms: Math.round(timing.waitMs),
+        build_ms: summary.built.length || summary.failed.length
+          ? summary.buildMs
+          : undefined,
+        start_ms: summary.replaced.length ? summary.startMs : undefined,
+        total_ms: Math.round(performance.now() - timing.firstEventAt),
       });
     }
   }
