@@ -280,6 +280,7 @@ export class Builder {
         : undefined;
       const project = await findProject(target.entry, this.#configPath);
       await Deno.mkdir(dirname(target.binPath), { recursive: true });
+      await ignoreBuildOutput(dirname(target.binPath));
       const error = await this.#emitter.emit(target, tmp, project);
       await graph;
       if (error) {
@@ -299,5 +300,24 @@ export class Builder {
         error: { message: `Build of "${name}" could not run: ${reason}` },
       };
     }
+  }
+}
+
+/** What a built worker's `bin/.gitignore` says: everything in that bin/ is build output. */
+export const BIN_GITIGNORE =
+  "# Written by tqserver: this bin/ holds build output only.\n*\n";
+
+/**
+ * Writes `bin/.gitignore` (ignore everything) into the bin/ folder of a worker
+ * that tqserver builds, unless one exists. A prebuilt worker's bin/ never gets
+ * one, so its own executable stays tracked.
+ */
+async function ignoreBuildOutput(binDir: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(join(binDir, ".gitignore"), BIN_GITIGNORE, {
+      createNew: true,
+    });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Builder, type CommandRunner } from "./builder.ts";
+import { BIN_GITIGNORE, Builder, type CommandRunner } from "./builder.ts";
 import { runCommand } from "./_run.ts";
 import {
   fixtureProject,
@@ -73,6 +73,11 @@ Deno.test("Builder bundles workers into runnable binaries, incrementally and ato
             ),
           );
           assert.deepEqual(await tempFiles(join(target.dir, "bin")), []);
+          // bin/ says it is build output, so git never tracks it.
+          assert.equal(
+            await Deno.readTextFile(join(target.dir, "bin", ".gitignore")),
+            BIN_GITIGNORE,
+          );
         }
         assert.deepEqual(writes.sort(), [alpha.binPath, beta.binPath]);
         const progress = log.records.filter((r) => r.msg === "worker built");

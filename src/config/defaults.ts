@@ -78,7 +78,8 @@ export function defaultConfig(): Config {
   return {
     server: {
       port: 8080,
-      host: "0.0.0.0",
+      // Empty: the server binds 127.0.0.1 in dev and 0.0.0.0 in prod.
+      host: "",
       read_timeout_seconds: 30,
       write_timeout_seconds: 30,
       idle_timeout_seconds: 120,

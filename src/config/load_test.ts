@@ -52,7 +52,8 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
     assert.deepEqual(warnings, []);
     assert.deepEqual(config, defaultConfig());
     assert.equal(config.server.port, 8080);
-    assert.equal(config.server.host, "0.0.0.0");
+    // Unset: the server picks 127.0.0.1 in dev, 0.0.0.0 in prod.
+    assert.equal(config.server.host, "");
     assert.deepEqual(config.server.admin, {
       enabled: true,
       host: "127.0.0.1",
@@ -136,7 +137,7 @@ Deno.test("loadConfig() merges both files over the defaults", async () => {
     ]);
     assert.deepEqual(warnings, []);
     assert.equal(config.server.port, 3000);
-    assert.equal(config.server.host, "0.0.0.0");
+    assert.equal(config.server.host, "");
     assert.equal(
       config.server.static.url_prefix,
       "/assets",

@@ -92,6 +92,7 @@ export interface DeployTarget {
 export interface Config {
   server: {
     port: number;
+    /** Bind address; empty until the server fills in its mode's default (127.0.0.1 dev, 0.0.0.0 prod). */
     host: string;
     read_timeout_seconds: number;
     write_timeout_seconds: number;

@@ -92,7 +92,7 @@ export class TqServer {
   ) {
     this.root = resolve(options.root);
     this.#options = options;
-    this.config = config;
+    this.config = withBindHost(config, mode);
     this.mode = mode;
     this.log = log;
     const build = config.deployment[mode].build;
@@ -167,13 +167,15 @@ export class TqServer {
   }
 
   /** Re-reads the config files. @throws {ConfigError} */
-  loadConfig() {
-    return loadConfig({
+  async loadConfig() {
+    const loaded = await loadConfig({
       root: this.root,
       ...(this.#options.configFile
         ? { configFile: this.#options.configFile }
         : {}),
     });
+    withBindHost(loaded.config, this.mode);
+    return loaded;
   }
 
   /** Discovers the workers under the current config, logging warnings the last discovery did not. */
@@ -363,3 +365,14 @@ export class TqServer {
 }
 
 export { ConfigError };
+
+/**
+ * Fills in `server.host` when no config file set it: 127.0.0.1 in dev (like
+ * Vite, so a dev server is not open to the network), 0.0.0.0 in prod (SPEC §9).
+ */
+function withBindHost(config: Config, mode: Mode): Config {
+  if (!config.server.host) {
+    config.server.host = mode === "dev" ? "127.0.0.1" : "0.0.0.0";
+  }
+  return config;
+}
