@@ -1,6 +1,26 @@
-import { isAbsolute, join, sep } from "node:path";
+import { isAbsolute, join } from "node:path";
+import {
+  compressBytes,
+  compressStream,
+  createTypeMatcher,
+  DEFAULT_COMPRESSIBLE_TYPES,
+  DEFAULT_MIN_BYTES,
+  type Encoding,
+  negotiateEncoding,
+} from "../compress/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
-import { contentTypeFor } from "./_mime.ts";
+import { StaticCache, type StaticCacheStats } from "./cache.ts";
+import { evaluatePreconditions, ifRangeHolds } from "./_conditional.ts";
+import {
+  type FileEntry,
+  isClientPathError,
+  makeVariant,
+  openChecked,
+  resolveFile,
+  stillValid,
+  type Variant,
+  variantEtag,
+} from "./_entry.ts";
 import { parseStaticPath, rawPathOf } from "./_path.ts";
 import { parseRange } from "./_range.ts";
 import { rangeStream } from "./_stream.ts";
@@ -20,13 +40,34 @@ export interface StaticHandlerOptions {
   isWorker?: (name: string) => boolean;
   /** Where rejected and failed requests are logged. Default: silent. */
   logger?: Logger;
+  /** Files up to this size are kept in memory with their headers (`server.static.cache_file_max_bytes`). Default 256 KiB. */
+  cacheFileMaxBytes?: number;
+  /** Memory bound of the cache, least recently used evicted first; 0 = no cache (`server.static.cache_max_bytes`). Default 64 MiB. */
+  cacheMaxBytes?: number;
+  /** An entry is revalidated with one `stat` at most this often; 0 = every request (`server.static.revalidate_ms`). Default 1000. */
+  revalidateMs?: number;
+  /** Compress compressible files without a `.br`/`.gz` beside them (`server.compression.enabled`). Default true. */
+  compress?: boolean;
+  /** Files below this size are not compressed (`server.compression.min_bytes`). Default 1024. */
+  compressMinBytes?: number;
+  /** Compressible Content-Types (`server.compression.types`). Default: text, JS, JSON, XML, SVG, wasm. */
+  compressTypes?: readonly string[];
+  /** Milliseconds clock for revalidation. Default `performance.now`. */
+  now?: () => number;
 }
 
-/** A static file request handler, as returned by {@linkcode createStaticHandler}. */
-export type StaticHandler = (req: Request) => Promise<Response>;
+/** A static file request handler, with its cache, as returned by {@linkcode createStaticHandler}. */
+export interface StaticHandler {
+  (req: Request): Promise<Response>;
+  /** Drops the cached entries of `worker` (all when omitted); returns how many. */
+  invalidate(worker?: string): number;
+  /** Cache and traffic counters. */
+  stats(): StaticCacheStats;
+}
 
 const ALLOW = "GET, HEAD";
-const INDEX_FILE = "index.html";
+const KiB = 1024;
+const encoder = new TextEncoder();
 
 function textResponse(
   status: number,
@@ -34,71 +75,23 @@ function textResponse(
   headers: Record<string, string> = {},
   head = false,
 ): Response {
-  return new Response(head ? null : text + "\n", {
+  const body = encoder.encode(text + "\n");
+  // An explicit length: a HEAD answer carries the GET's headers (RFC 9110 §9.3.2).
+  return new Response(head ? null : body, {
     status,
     headers: {
       "content-type": "text/plain; charset=utf-8",
+      "content-length": String(body.length),
       "x-content-type-options": "nosniff",
       ...headers,
     },
   });
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof Deno.errors.NotFound ||
-    err instanceof Deno.errors.NotADirectory ||
-    err instanceof Deno.errors.PermissionDenied;
-}
-
-/**
- * Resolves every symlink in `path` and returns the real path when it is
- * `root` or inside it, `null` when it escapes, and throws `NotFound` when it
- * does not exist.
- */
-async function realPathInside(
-  root: string,
-  path: string,
-): Promise<string | null> {
-  const real = await Deno.realPath(path);
-  return real === root || real.startsWith(root + sep) ? real : null;
-}
-
-/** True when a conditional GET may answer 304 (RFC 9110 §13.2.2). */
-function notModified(
-  headers: Headers,
-  etag: string,
-  mtime: Date | null,
-): boolean {
-  const ifNoneMatch = headers.get("if-none-match");
-  // If-None-Match takes precedence: If-Modified-Since is then ignored.
-  if (ifNoneMatch !== null) {
-    if (ifNoneMatch.trim() === "*") return true;
-    // Weak comparison: W/"x" matches "x".
-    const ours = etag.replace(/^W\//, "");
-    return ifNoneMatch.split(",").some((tag) =>
-      tag.trim().replace(/^W\//, "") === ours
-    );
+function checkCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} "${value}" must be a non-negative integer`);
   }
-  const ifModifiedSince = headers.get("if-modified-since");
-  if (ifModifiedSince === null || mtime === null) return false;
-  const since = Date.parse(ifModifiedSince);
-  if (Number.isNaN(since)) return false;
-  return Math.floor(mtime.getTime() / 1000) <= Math.floor(since / 1000);
-}
-
-/** True when a `Range` may be honoured under `If-Range` (RFC 9110 §13.1.5). */
-function ifRangeHolds(
-  value: string | null,
-  etag: string,
-  mtime: Date | null,
-): boolean {
-  if (value === null) return true;
-  const trimmed = value.trim();
-  if (trimmed.startsWith('"') || trimmed.startsWith("W/")) {
-    return trimmed === etag; // strong comparison; a weak tag never matches
-  }
-  if (mtime === null) return false;
-  return Date.parse(trimmed) === Math.floor(mtime.getTime() / 1000) * 1000;
 }
 
 /**
@@ -109,17 +102,32 @@ function ifRangeHolds(
  * encoded separators (`%2f`, `%5c`), backslashes, NUL and control characters
  * answer 400, malformed percent-encoding 400, dot files and unknown workers
  * 404. The resolved file (after symlinks) must lie inside the worker's real
- * `public/`, or the answer is 404. A directory is served as its `index.html`
- * when the path ends with `/` (a path without it is redirected to add it);
- * with no `index.html` a directory is 404: there are no listings.
+ * `public/`, or the answer is 404; so must a `.br`/`.gz` beside it. A
+ * directory is served as its `index.html` when the path ends with `/` (a path
+ * without it is redirected to add it); there are no listings. A symlink loop,
+ * a name too long or a file it may not read is a 404 logged at debug.
  *
- * Answers carry Content-Type (by extension), Content-Length, ETag, Last-Modified,
- * `Cache-Control: public, max-age=N` and `Accept-Ranges: bytes`; conditional
- * requests get 304, a single byte range 206 and an unsatisfiable one 416.
- * Bodies are streamed from the file, which is closed on every path.
+ * Resolved paths are cached, and files up to `cacheFileMaxBytes` with their
+ * bytes and headers, within `cacheMaxBytes` (LRU). An entry is revalidated
+ * with one `stat` of the requested path at most every `revalidateMs`: a file
+ * renamed over it (rsync) has a new inode and is re-resolved, with every check
+ * above. A file streamed from disk is opened and its `fstat` must match the
+ * entry, so even inside the revalidation window a swapped file is never sent
+ * under the old checks. {@linkcode StaticHandler.invalidate} drops entries at
+ * once (the dev watcher, a SIGHUP check).
+ *
+ * Answers carry Content-Type (by extension), Content-Length, ETag,
+ * Last-Modified, `Cache-Control: public, max-age=N` and `Accept-Ranges:
+ * bytes`. Compressible types are sent br or gzip when the client accepts it: a
+ * `.br`/`.gz` beside the file first, else compressed once and kept with the
+ * entry (or compressed while streaming, for files too large to keep), with
+ * `Vary: Accept-Encoding` and an ETag per encoding. Preconditions follow RFC
+ * 9110 §13.2.2: `If-Match`/`If-Unmodified-Since` → 412, `If-None-Match`/
+ * `If-Modified-Since` → 304. A single byte range → 206 on the identity bytes,
+ * unsatisfiable → 416. HEAD answers carry exactly the GET's headers.
  *
  * @throws {TypeError} When `workersDir` is not absolute or `urlPrefix` does not start with `/`.
- * @throws {RangeError} When `maxAgeSeconds` is not a non-negative integer.
+ * @throws {RangeError} When a size, age or interval is not a non-negative integer.
  *
  * @example
  * ```ts
@@ -136,6 +144,13 @@ export function createStaticHandler(
     maxAgeSeconds = 3600,
     isWorker,
     logger = silentLogger,
+    cacheFileMaxBytes = 256 * KiB,
+    cacheMaxBytes = 64 * KiB * KiB,
+    revalidateMs = 1000,
+    compress = true,
+    compressMinBytes = DEFAULT_MIN_BYTES,
+    compressTypes = DEFAULT_COMPRESSIBLE_TYPES,
+    now = () => performance.now(),
   } = options;
   if (!isAbsolute(workersDir)) {
     throw new TypeError(`Workers dir "${workersDir}" must be absolute`);
@@ -143,85 +158,146 @@ export function createStaticHandler(
   if (!urlPrefix.startsWith("/")) {
     throw new TypeError(`URL prefix "${urlPrefix}" must start with "/"`);
   }
-  if (!Number.isSafeInteger(maxAgeSeconds) || maxAgeSeconds < 0) {
-    throw new RangeError(
-      `Max age "${maxAgeSeconds}" must be a non-negative integer`,
-    );
-  }
+  checkCount("Max age", maxAgeSeconds);
+  checkCount("Cache file max bytes", cacheFileMaxBytes);
+  checkCount("Revalidate ms", revalidateMs);
+  checkCount("Compression min bytes", compressMinBytes);
+  const cache = new StaticCache<FileEntry>(cacheMaxBytes);
+  const counters = cache.counters;
   const prefix = urlPrefix.replace(/\/+$/, "");
   const cacheControl = `public, max-age=${maxAgeSeconds}`;
+  const compressible = createTypeMatcher(compressTypes);
+  // Without a cache nothing is kept, bytes included: every file is streamed.
+  const fileMaxBytes = cache.enabled ? cacheFileMaxBytes : -1;
 
-  async function serve(req: Request, rawPath: string): Promise<Response> {
-    const head = req.method === "HEAD";
-    const notFound = () => textResponse(404, "Not found", {}, head);
-    const parsed = parseStaticPath(rawPath, prefix);
-    if (!parsed.ok) {
-      logger.debug("static request rejected", {
-        path: rawPath,
-        reason: parsed.reason,
+  async function lookup(
+    key: string,
+    worker: string,
+    segments: string[],
+    trailingSlash: boolean,
+  ): Promise<FileEntry | "not-found" | "redirect"> {
+    const cached = cache.get(key);
+    const t = now();
+    if (cached !== undefined) {
+      if (t - cached.checkedAt < revalidateMs) {
+        counters.hits++;
+        return cached;
+      }
+      counters.revalidations++;
+      if (await stillValid(cached)) {
+        cached.checkedAt = t;
+        counters.hits++;
+        return cached;
+      }
+      cache.delete(key);
+    }
+    counters.misses++;
+    const resolved = await resolveFile(
+      join(workersDir, worker, "public"),
+      worker,
+      segments,
+      trailingSlash,
+      {
+        fileMaxBytes,
+        cacheControl,
+        compressible,
+        compress,
+        minBytes: compressMinBytes,
+        now: t,
+      },
+    );
+    if (resolved.kind === "file") {
+      cache.set(key, resolved.entry);
+      return resolved.entry;
+    }
+    if (resolved.kind === "not-found") {
+      logger.debug("static file not found", {
+        worker,
+        reason: resolved.reason,
       });
-      return parsed.status === 400
-        ? textResponse(400, "Bad request", {}, head)
-        : notFound();
     }
-    const { worker, segments, trailingSlash } = parsed;
-    if (isWorker && !isWorker(worker)) return notFound();
-
-    const root = await Deno.realPath(join(workersDir, worker, "public"));
-    if (!(await Deno.stat(root)).isDirectory) return notFound();
-    let target = await realPathInside(root, join(root, ...segments));
-    if (target === null) {
-      logger.warn("static path escapes public", { worker, path: rawPath });
-      return notFound();
-    }
-    const info = await Deno.stat(target);
-    if (info.isDirectory) {
-      const index = await realPathInside(root, join(target, INDEX_FILE))
-        .catch((err) => {
-          if (isNotFound(err)) return null;
-          throw err;
-        });
-      if (index === null || !(await Deno.stat(index)).isFile) {
-        return notFound();
-      }
-      if (!trailingSlash) {
-        const location = rawPath + "/" + new URL(req.url).search;
-        return textResponse(301, "Moved permanently", { location }, head);
-      }
-      target = index;
-    } else if (!info.isFile || trailingSlash) {
-      // FIFOs, sockets and devices are never opened (a FIFO would block).
-      return notFound();
-    }
-    return await sendFile(req, target, head);
+    return resolved.kind;
   }
 
-  async function sendFile(
-    req: Request,
-    path: string,
-    head: boolean,
-  ): Promise<Response> {
-    const file = await Deno.open(path, { read: true });
-    let handedOff = false;
-    try {
-      // Headers come from the open handle, so they describe the bytes sent.
-      const stat = await file.stat();
-      if (!stat.isFile) return textResponse(404, "Not found", {}, head);
-      const { size, mtime } = stat;
-      const etag = `"${(mtime?.getTime() ?? 0).toString(16)}-${
-        size.toString(16)
-      }"`;
-      const headers = new Headers({
-        "cache-control": cacheControl,
-        "etag": etag,
+  /** The variant for `encoding`, compressing the cached bytes the first time. */
+  async function variantFor(
+    key: string,
+    entry: FileEntry,
+    encoding: Encoding,
+  ): Promise<Variant> {
+    const ready = entry.variants[encoding];
+    if (ready !== undefined) return ready;
+    const body = entry.identity.body;
+    if (body === undefined) return entry.identity;
+    let pending = entry.pending[encoding];
+    if (pending === undefined) {
+      pending = compressBytes(body, encoding).then((bytes) => {
+        // Not worth it when it saves nothing: the identity bytes answer instead.
+        const variant = bytes.length < body.length
+          ? makeVariant(
+            entry,
+            cacheControl,
+            encoding,
+            variantEtag(entry.id, encoding),
+            bytes.length,
+            bytes,
+            undefined,
+          )
+          : null;
+        if (variant) {
+          entry.variants[encoding] = variant;
+          cache.grow(key, entry, bytes.length);
+        } else {
+          entry.offered = entry.offered.filter((e) => e !== encoding);
+        }
+        return variant;
+      }, (err) => {
+        logger.warn("static compression failed", { encoding, error: err });
+        entry.offered = entry.offered.filter((e) => e !== encoding);
+        return null;
       });
-      if (mtime) headers.set("last-modified", mtime.toUTCString());
-      if (notModified(req.headers, etag, mtime)) {
-        return new Response(null, { status: 304, headers });
-      }
-      headers.set("accept-ranges", "bytes");
-      let range = parseRange(req.headers.get("range"), size);
-      if (!ifRangeHolds(req.headers.get("if-range"), etag, mtime)) {
+      entry.pending[encoding] = pending;
+    }
+    return (await pending) ?? entry.identity;
+  }
+
+  async function respond(
+    req: Request,
+    key: string,
+    entry: FileEntry,
+    head: boolean,
+  ): Promise<Response | "stale"> {
+    const rangeHeader = req.headers.get("range");
+    let variant = entry.identity;
+    if (entry.offered.length > 0 && rangeHeader === null) {
+      const encoding = negotiateEncoding(
+        req.headers.get("accept-encoding"),
+        entry.offered,
+      );
+      if (encoding !== null) variant = await variantFor(key, entry, encoding);
+    }
+    const pre = evaluatePreconditions(
+      req.headers,
+      variant.etag,
+      entry.matchTags,
+      entry.mtimeSeconds,
+    );
+    if (pre === "failed") {
+      return textResponse(412, "Precondition failed", {}, head);
+    }
+    if (pre === "not-modified") {
+      return new Response(null, { status: 304, headers: variant.notModified });
+    }
+    if (variant.encoding === null && rangeHeader !== null) {
+      const size = entry.id.size;
+      let range = parseRange(rangeHeader, size);
+      if (
+        !ifRangeHolds(
+          req.headers.get("if-range"),
+          variant.etag,
+          entry.lastModified,
+        )
+      ) {
         range = { kind: "none" };
       }
       if (range.kind === "unsatisfiable") {
@@ -230,32 +306,88 @@ export function createStaticHandler(
           "accept-ranges": "bytes",
         }, head);
       }
-      headers.set("content-type", contentTypeFor(path));
-      headers.set("x-content-type-options", "nosniff");
-      let status = 200;
-      let body: ReadableStream<Uint8Array> | null = null;
       if (range.kind === "range") {
         const length = range.end - range.start + 1;
-        status = 206;
+        const headers = new Headers(variant.headers);
         headers.set(
           "content-range",
           `bytes ${range.start}-${range.end}/${size}`,
         );
         headers.set("content-length", String(length));
-        if (!head) body = rangeStream(file, range.start, length);
-      } else {
-        headers.set("content-length", String(size));
-        // file.readable closes the file at its end and on cancel.
-        if (!head) body = file.readable;
+        if (head) return new Response(null, { status: 206, headers });
+        let body: BodyInit;
+        if (variant.body !== undefined) {
+          body = variant.body.subarray(range.start, range.end + 1);
+        } else {
+          const file = await openChecked(variant.file!);
+          if (file === null) return "stale";
+          if (range.end === size - 1) {
+            // To the end: the file's own stream, pumped without JS per chunk.
+            await file.seek(range.start, Deno.SeekMode.Start);
+            body = file.readable;
+          } else body = rangeStream(file, range.start, length);
+        }
+        counters.servedBytes += length;
+        return new Response(body, { status: 206, headers });
       }
-      handedOff = body !== null;
-      return new Response(body, { status, headers });
-    } finally {
-      if (!handedOff) file.close();
     }
+    if (head) return new Response(null, { headers: variant.headers });
+    if (variant.body !== undefined) {
+      counters.servedBytes += variant.body.length;
+      return new Response(variant.body, { headers: variant.headers });
+    }
+    const file = await openChecked(variant.file!);
+    if (file === null) return "stale";
+    if (variant.streamed) {
+      return new Response(
+        compressStream(file.readable, variant.encoding!),
+        { headers: variant.headers },
+      );
+    }
+    counters.servedBytes += variant.size;
+    // file.readable is backed by the file: Deno pumps it without JS per chunk,
+    // and closes the file at its end and on cancel.
+    return new Response(file.readable, { headers: variant.headers });
   }
 
-  return async function serveStatic(req: Request): Promise<Response> {
+  async function serve(req: Request, rawPath: string): Promise<Response> {
+    const head = req.method === "HEAD";
+    const parsed = parseStaticPath(rawPath, prefix);
+    if (!parsed.ok) {
+      logger.debug("static request rejected", {
+        path: rawPath,
+        reason: parsed.reason,
+      });
+      return parsed.status === 400
+        ? textResponse(400, "Bad request", {}, head)
+        : textResponse(404, "Not found", {}, head);
+    }
+    const { worker, segments, trailingSlash } = parsed;
+    if (isWorker && !isWorker(worker)) {
+      return textResponse(404, "Not found", {}, head);
+    }
+    const key = worker + "/" + segments.join("/") + (trailingSlash ? "/" : "");
+    // A file that changed between the check and the open is resolved afresh, twice at most.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const found = await lookup(key, worker, segments, trailingSlash);
+      if (found === "not-found") {
+        return textResponse(404, "Not found", {}, head);
+      }
+      if (found === "redirect") {
+        const location = rawPath + "/" + new URL(req.url).search;
+        return textResponse(301, "Moved permanently", { location }, head);
+      }
+      const res = await respond(req, key, found, head);
+      if (res !== "stale") return res;
+      cache.delete(key);
+    }
+    logger.debug("static file keeps changing", { path: rawPath });
+    return textResponse(404, "Not found", {}, head);
+  }
+
+  const serveStatic = async function serveStatic(
+    req: Request,
+  ): Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return textResponse(405, "Method not allowed", { allow: ALLOW });
     }
@@ -264,9 +396,15 @@ export function createStaticHandler(
       return await serve(req, rawPath);
     } catch (err) {
       const head = req.method === "HEAD";
-      if (isNotFound(err)) return textResponse(404, "Not found", {}, head);
+      if (isClientPathError(err)) {
+        logger.debug("static file not found", { path: rawPath, error: err });
+        return textResponse(404, "Not found", {}, head);
+      }
       logger.error("static file failed", { path: rawPath, error: err });
       return textResponse(500, "Internal server error", {}, head);
     }
-  };
+  } as StaticHandler;
+  serveStatic.invalidate = (worker) => cache.invalidate(worker);
+  serveStatic.stats = () => cache.stats();
+  return serveStatic;
 }
