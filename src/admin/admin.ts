@@ -1,4 +1,5 @@
-import { extname, join, normalize } from "node:path";
+import { join, normalize } from "node:path";
+import { contentTypeFor } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 
 /** JSON of `GET /api/status` (SPEC §10). */
@@ -20,14 +21,6 @@ export interface AdminHandlerOptions {
   /** Folder of the dashboard files (`server/public/admin`). */
   dashboardDir: string;
 }
-
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".json": "application/json",
-};
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body, null, 2) + "\n", {
@@ -109,7 +102,7 @@ async function serveDashboard(
     const body = await Deno.readFile(path);
     return new Response(body, {
       headers: {
-        "content-type": TYPES[extname(path)] ?? "application/octet-stream",
+        "content-type": contentTypeFor(path),
       },
     });
   } catch {

@@ -12,7 +12,7 @@ export type Field =
     normalize?: (value: string) => string;
   }
   | { kind: "enum"; values: readonly string[]; emptyIsUnset?: boolean }
-  | { kind: "strings" }
+  | { kind: "strings"; check?: (value: string) => string | undefined }
   | { kind: "env" }
   | {
     kind: "object";
@@ -145,6 +145,24 @@ export const SCHEMA: Field = {
               normalize: stripSlash,
             },
             cache_max_age_seconds: count,
+            cache_max_bytes: count,
+            cache_file_max_bytes: count,
+            revalidate_ms: count,
+          },
+        },
+        compression: {
+          kind: "object",
+          fields: {
+            enabled: bool,
+            min_bytes: count,
+            types: {
+              kind: "strings",
+              check: (v) =>
+                /^[^/\s*]+\/[^/\s]+$/.test(v.trim()) &&
+                  v.split("*").length <= 2
+                  ? undefined
+                  : `a media type like "text/html", or with one "*" like "text/*"`,
+            },
           },
         },
         admin: {

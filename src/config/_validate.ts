@@ -115,7 +115,10 @@ function read(
       return out;
     }
     case "strings": {
-      if (node.type === "scalar" && node.isString) return [node.value];
+      if (node.type === "scalar" && node.isString) {
+        const expected = field.check?.(String(node.value));
+        return expected === undefined ? [node.value] : fail(expected);
+      }
       if (node.type !== "seq") return fail("a list of strings");
       return node.items.map((item, i) => {
         if (item.type !== "scalar" || item.value === null) {
@@ -124,6 +127,15 @@ function read(
             item.line,
             formatKey([...path, String(i)]),
             `expected a string, got ${describe(item)}`,
+          );
+        }
+        const expected = field.check?.(String(item.value));
+        if (expected !== undefined) {
+          throw new ConfigError(
+            ctx.file,
+            item.line,
+            formatKey([...path, String(i)]),
+            `expected ${expected}, got ${describe(item)}`,
           );
         }
         return String(item.value);

@@ -63,7 +63,13 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       enabled: true,
       url_prefix: "/static",
       cache_max_age_seconds: 3600,
+      cache_max_bytes: 64 * 1024 * 1024,
+      cache_file_max_bytes: 256 * 1024,
+      revalidate_ms: 1000,
     });
+    assert.equal(config.server.compression.enabled, true);
+    assert.equal(config.server.compression.min_bytes, 1024);
+    assert.ok(config.server.compression.types.includes("text/*"));
     assert.equal(config.workers.port_range_start, 9000);
     assert.equal(config.workers.port_range_end, 9999);
     assert.equal(config.workers.workers_dir, "workers");
@@ -282,6 +288,19 @@ Deno.test("loadConfig() names file, line, key and expectation for a bad value", 
       "url_prefix without slash",
       { "config/server.yaml": "server:\n  static:\n    url_prefix: static\n" },
       `config/server.yaml:3: "server.static.url_prefix": expected a path that starts with "/", e.g. "/static", got "static"`,
+    ],
+    [
+      "compression type that is not a media type",
+      {
+        "config/server.yaml":
+          "server:\n  compression:\n    types:\n      - text/html\n      - html\n",
+      },
+      `config/server.yaml:5: "server.compression.types.1": expected a media type like "text/html", or with one "*" like "text/*", got "html"`,
+    ],
+    [
+      "negative revalidate_ms",
+      { "config/server.yaml": "server:\n  static:\n    revalidate_ms: -1\n" },
+      `config/server.yaml:3: "server.static.revalidate_ms": expected an integer >= 0, got -1`,
     ],
     [
       "route with trailing slash",

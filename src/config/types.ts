@@ -105,6 +105,21 @@ export interface Config {
       enabled: boolean;
       url_prefix: string;
       cache_max_age_seconds: number;
+      /** Memory bound of the static cache (LRU); 0 = no cache. Default 64 MiB. */
+      cache_max_bytes: number;
+      /** Files up to this size are cached with their bytes. Default 256 KiB. */
+      cache_file_max_bytes: number;
+      /** A cached entry is revalidated with one stat at most this often; 0 = every request. Default 1000. */
+      revalidate_ms: number;
+    };
+    /** br/gzip of static files and of workers' answers. */
+    compression: {
+      /** Default true. */
+      enabled: boolean;
+      /** Answers shorter than this are sent as they are. Default 1024. */
+      min_bytes: number;
+      /** Content-Type patterns (`text/*`, `application/json`). Default: text, JS, JSON, XML, SVG, wasm. */
+      types: string[];
     };
     admin: { enabled: boolean; host: string; port: number };
   };

@@ -30,6 +30,8 @@ export interface DevHost {
   reload(): Promise<unknown>;
   /** Restarts the server on a new process (server source changed). */
   upgrade?(): Promise<boolean>;
+  /** Drops a worker's cached static files: something in its `public/` changed. */
+  invalidateStatic?(worker: string): void;
 }
 
 /** Options for {@linkcode DevWatcher}. */
@@ -219,6 +221,7 @@ export class DevWatcher {
             drops.add(name);
           }
         } else if (sub === "public") {
+          host.invalidateStatic?.(name);
           if (path.endsWith(".css")) {
             summary.css.push(`/static/${name}/${parts.slice(3).join("/")}`);
           } else summary.reload = true;

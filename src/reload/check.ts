@@ -17,6 +17,8 @@ export interface ReloadHost {
   discover(config?: Config): Promise<WorkerSpec[]>;
   /** Starts a successor server; resolves true once it serves and this one is handing over. */
   upgrade?(): Promise<boolean>;
+  /** Drops a worker's cached static files: its `public/` is newer. */
+  invalidateStatic?(worker: string): void;
 }
 
 /** What the check remembers between runs (worker mtimes live in the supervisor's records). */
@@ -183,6 +185,7 @@ export async function checkForChanges(
       if (result !== "failed") rec.private = now.private;
     }
     if (now.public !== rec.public) {
+      host.invalidateStatic?.(spec.name);
       report.actions.push({
         worker: spec.name,
         change: "public",

@@ -18,6 +18,8 @@ export interface PublicHandlerOptions {
   staticPrefix?: string;
   /** Dev hooks; absent in prod. */
   dev?: DevHooks | undefined;
+  /** Compression of workers' answers (`server.compression`), a stage after the proxy. */
+  compress?: ((req: Request, res: Response) => Response) | undefined;
   /** Answers `/_tq/` requests when there are no dev hooks. */
   notFound: (req: Request) => Response;
   /** True once the server hands over or stops: answers carry `Connection: close`. */
@@ -50,6 +52,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     serveStatic,
     staticPrefix = "/static",
     dev,
+    compress,
     notFound,
     closing = () => false,
   } = options;
@@ -63,6 +66,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     } else {
       res = await proxy(req, info);
       if (dev) res = dev.transform(res, req);
+      if (compress) res = compress(req, res);
     }
     return closing() ? withConnectionClose(res) : res;
   };

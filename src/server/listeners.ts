@@ -6,7 +6,8 @@ import type { Logger } from "../log/mod.ts";
 import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
 import type { ReloadReport } from "../reload/mod.ts";
 import type { RouteTable } from "../routes/mod.ts";
-import { createStaticHandler } from "../static/mod.ts";
+import { createCompressor } from "../compress/mod.ts";
+import { createStaticHandler, type StaticHandler } from "../static/mod.ts";
 import { createPublicHandler } from "./handler.ts";
 
 /** Options for {@linkcode openListeners}. */
@@ -41,6 +42,8 @@ export interface Listeners {
   admin: Deno.HttpServer<Deno.NetAddr> | undefined;
   /** The reverse proxy (its keep-alive pool closes with {@linkcode ProxyHandler.close}). */
   proxy: ProxyHandler;
+  /** The static file handler and its cache, when `server.static.enabled`. */
+  static: StaticHandler | undefined;
 }
 
 /**
@@ -56,18 +59,32 @@ export function openListeners(options: ListenersOptions): Listeners {
     logger: log,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
   });
+  const compression = config.server.compression;
+  const serveStatic = staticCfg.enabled
+    ? createStaticHandler({
+      workersDir: resolve(root, config.workers.workers_dir),
+      urlPrefix: staticCfg.url_prefix,
+      maxAgeSeconds: staticCfg.cache_max_age_seconds,
+      logger: log,
+      cacheMaxBytes: staticCfg.cache_max_bytes,
+      cacheFileMaxBytes: staticCfg.cache_file_max_bytes,
+      revalidateMs: staticCfg.revalidate_ms,
+      compress: compression.enabled,
+      compressMinBytes: compression.min_bytes,
+      compressTypes: compression.types,
+    })
+    : undefined;
   const handler = createPublicHandler({
     proxy,
-    serveStatic: staticCfg.enabled
-      ? createStaticHandler({
-        workersDir: resolve(root, config.workers.workers_dir),
-        urlPrefix: staticCfg.url_prefix,
-        maxAgeSeconds: staticCfg.cache_max_age_seconds,
-        logger: log,
-      })
-      : undefined,
+    serveStatic,
     staticPrefix: staticCfg.url_prefix,
     dev,
+    compress: compression.enabled
+      ? createCompressor({
+        minBytes: compression.min_bytes,
+        types: compression.types,
+      })
+      : undefined,
     notFound: (req) => errorResponse(req, 404, "Not found"),
     closing,
   });
@@ -99,7 +116,7 @@ export function openListeners(options: ListenersOptions): Listeners {
       }),
     );
   }
-  return { public: server, admin: adminServer, proxy };
+  return { public: server, admin: adminServer, proxy, static: serveStatic };
 }
 
 /**

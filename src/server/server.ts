@@ -13,6 +13,7 @@ import type { ServerStatusJson } from "../admin/mod.ts";
 import { Builder, type BuildResult, describeBuildError } from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
+import type { StaticCacheStats, StaticHandler } from "../static/mod.ts";
 import {
   checkForChanges,
   Coalescer,
@@ -75,6 +76,7 @@ export class TqServer {
   #closing = false;
   #upgrading = false;
   #proxy: ProxyHandler | undefined;
+  #static: StaticHandler | undefined;
   #stopping = false;
   #public: Deno.HttpServer<Deno.NetAddr> | undefined;
   #admin: Deno.HttpServer<Deno.NetAddr> | undefined;
@@ -218,6 +220,19 @@ export class TqServer {
     return this.#reload.request();
   }
 
+  /** Drops the static cache entries of `worker` (all when omitted) at once: its `public/` changed. */
+  invalidateStatic(worker?: string): void {
+    const dropped = this.#static?.invalidate(worker) ?? 0;
+    if (dropped > 0) {
+      this.log.debug("static cache invalidated", { worker, entries: dropped });
+    }
+  }
+
+  /** Static cache and traffic counters (hits, misses, bytes…); undefined when static files are off. */
+  staticStats(): StaticCacheStats | undefined {
+    return this.#static?.stats();
+  }
+
   /** Status for `/api/status`. */
   status(): ServerStatusJson {
     return {
@@ -297,6 +312,7 @@ export class TqServer {
       dashboardDir: this.#options.dashboardDir,
     });
     this.#proxy = listeners.proxy;
+    this.#static = listeners.static;
     this.#public = listeners.public;
     this.#admin = listeners.admin;
     this.port = this.#public.addr.port;

@@ -44,8 +44,10 @@ export interface FileEntry {
   lastModified: string;
   mtimeSeconds: number;
   identity: Variant;
-  /** Encodings on offer, best first. */
+  /** Encodings on offer. */
   offered: Encoding[];
+  /** Encodings of the `.br`/`.gz` files beside the original, preferred over compressing. */
+  precompressed: Encoding[];
   variants: Partial<Record<Encoding, Variant>>;
   /** Encodings still to compress once from `identity.body` (the first request does it). */
   pending: Partial<Record<Encoding, Promise<Variant | null>>>;
@@ -273,6 +275,7 @@ export async function resolveFile(
     mtimeSeconds,
     identity,
     offered: [],
+    precompressed: [],
     variants: {},
     pending: {},
     matchTags: [identity.etag, ...ENCODINGS.map((e) => etagOf(id, e))],
@@ -291,6 +294,7 @@ export async function resolveFile(
     );
     if (sibling === null) continue;
     entry.siblings.push({ statPath: siblingPath, id: sibling.id });
+    entry.precompressed.push(encoding);
     entry.variants[encoding] = makeVariant(
       shape,
       settings.cacheControl,

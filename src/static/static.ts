@@ -270,11 +270,14 @@ export function createStaticHandler(
     const rangeHeader = req.headers.get("range");
     let variant = entry.identity;
     if (entry.offered.length > 0 && rangeHeader === null) {
-      const encoding = negotiateEncoding(
-        req.headers.get("accept-encoding"),
-        entry.offered,
-      );
-      if (encoding !== null) variant = await variantFor(key, entry, encoding);
+      const accept = req.headers.get("accept-encoding");
+      // A .br/.gz beside the file beats compressing ourselves (Caddy's `precompressed`).
+      const encoding = (entry.siblings.length > 0
+        ? negotiateEncoding(accept, entry.precompressed)
+        : null) ?? negotiateEncoding(accept, entry.offered);
+      if (encoding !== null) {
+        variant = await variantFor(key, entry, encoding);
+      }
     }
     const pre = evaluatePreconditions(
       req.headers,
