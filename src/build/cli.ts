@@ -1,7 +1,7 @@
 /**
- * `deno task build`: builds the TypeScript workers of a project into
- * `workers/{name}/bin/{name}`, incrementally, with the format and flags of
- * `deployment.{mode}.build`. scripts/build-dev.sh and scripts/build-prod.sh
+ * `deno task build`: builds the TypeScript and Go workers of a project into
+ * their `binaries.path` (default `workers/{name}/bin/{name}`), incrementally,
+ * with the format and flags of `deployment.{mode}.build` (`ldflags` for Go). scripts/build-dev.sh and scripts/build-prod.sh
  * run this file.
  *
  * @example
@@ -23,6 +23,7 @@ import {
 } from "../config/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
 import { Builder, type BuildResult, type BuildTarget } from "./builder.ts";
+import { GoBuilder } from "./go.ts";
 
 /** Options of {@linkcode runBuildCli}. */
 export interface BuildCliOptions {
@@ -43,8 +44,10 @@ export const BUILD_USAGE =
   `Usage: deno task build [--root DIR] [--config FILE] [--mode dev|prod]
                         [--format bundle|compile] [--target TRIPLE] [--force] [--quiet] [worker...]
 
-Builds the TypeScript workers (workers/{name}/src/main.ts) into workers/{name}/bin/{name},
-only those whose sources changed unless --force. With worker names, only those.
+Builds the TypeScript workers (workers/{name}/src/main.ts, with deno) and the Go workers
+(workers/{name}/src/main.go, with go build and deployment.{mode}.build.ldflags) into
+binaries.path (default workers/{name}/bin/{name}), only those whose sources changed
+unless --force. With worker names, only those.
 
   --root DIR        project root (default: the working directory)
   --config FILE     server.yaml to read (default: config/server.yaml)
@@ -99,17 +102,17 @@ function pickTargets(
   specs: Awaited<ReturnType<typeof discoverWorkers>>,
   names: string[],
   log: Logger,
-): BuildTarget[] {
-  const buildable = specs.filter((s) => s.kind === "typescript" && s.entry);
+): (BuildTarget & { go: boolean })[] {
+  const buildable = specs.filter((s) => s.kind !== "binary" && s.entry);
   for (const name of names) {
     const spec = specs.find((s) => s.name === name);
     if (!spec) {
       const known = buildable.map((s) => `"${s.name}"`).join(", ") || "none";
       throw new UsageError(
-        `Unknown worker "${name}": the TypeScript workers are ${known}`,
+        `Unknown worker "${name}": the TypeScript and Go workers are ${known}`,
       );
     }
-    if (spec.kind !== "typescript") {
+    if (spec.kind === "binary") {
       log.warn("worker is a prebuilt executable, nothing to build", {
         worker: name,
       });
@@ -122,6 +125,7 @@ function pickTargets(
       entry: s.entry!,
       binPath: s.binPath,
       dir: s.dir,
+      go: s.kind === "go",
     }));
 }
 
@@ -194,7 +198,7 @@ export async function runBuildCli(
     });
     const targets = pickTargets(specs, positionals, log);
     if (targets.length === 0) {
-      log.info("no TypeScript workers to build", { root });
+      log.info("no TypeScript or Go workers to build", { root });
       return 0;
     }
     const settings = config.deployment[mode].build;
@@ -211,12 +215,24 @@ export async function runBuildCli(
       ...(target ? { target } : {}),
       ...(configPath ? { configPath } : {}),
     });
+    const goBuilder = new GoBuilder({
+      ldflags: settings.ldflags,
+      parallel: settings.parallel_builds,
+      force: values.force ?? false,
+      logger: log,
+    });
     log.info("building workers", {
       mode,
       format: builder.format,
       workers: targets.map((t) => t.name).join(","),
     });
-    const results = await builder.buildAll(targets);
+    const strip = ({ go: _, ...t }: BuildTarget & { go: boolean }) => t;
+    const ts = targets.filter((t) => !t.go).map(strip);
+    const go = targets.filter((t) => t.go).map(strip);
+    const results = [
+      ...(ts.length ? await builder.buildAll(ts) : []),
+      ...(go.length ? await goBuilder.buildAll(go) : []),
+    ];
     const failed = results.filter((r) => r.status === "failed");
     for (const result of failed) stderr(describeFailure(root, result));
     return failed.length > 0 ? 1 : 0;

@@ -27,11 +27,32 @@ export type Field =
     normalizeKey?: (key: string) => string;
   };
 
-/** Keys of the Go implementation that tqserver accepts and ignores. */
+/**
+ * Keys of the Go implementation that tqserver accepts and ignores where they
+ * appear outside `workers.default` and `workers.paths` (where they become
+ * `GOMAXPROCS` / `GOMEMLIMIT` of Go workers).
+ */
 export const GO_ONLY_KEYS: ReadonlySet<string> = new Set([
   "go_max_procs",
   "go_mem_limit",
 ]);
+
+/** The one placeholder of `binaries.path` and `binaries.format`. */
+export const WORKER_NAME = "{worker_name}";
+
+function checkBinaryTemplate(value: string, what: string): string | undefined {
+  const unknown = value.match(/\{[^}]*\}/g)?.find((p) => p !== WORKER_NAME);
+  if (unknown !== undefined) {
+    return `${what} whose only placeholder is "${WORKER_NAME}" (not "${unknown}")`;
+  }
+  if (!value.includes(WORKER_NAME)) {
+    return `${what} that contains "${WORKER_NAME}", e.g. "workers/${WORKER_NAME}/bin/${WORKER_NAME}"`;
+  }
+  return undefined;
+}
+
+/** Go's GOMEMLIMIT syntax: a byte count with an optional B, KiB, MiB, GiB or TiB suffix. */
+const GO_MEM_LIMIT = /^\d+(?:B|KiB|MiB|GiB|TiB)?$/;
 
 const ROUTE = /^\/(?:[^/?#\s]+(?:\/[^/?#\s]+)*)?$/;
 
@@ -77,6 +98,25 @@ const workerSettings: Field = {
     startup_timeout_ms: duration,
     drain_timeout_ms: duration,
     instances: { kind: "int", min: 1 },
+    go_max_procs: count,
+    go_mem_limit: {
+      kind: "string",
+      check: (v) =>
+        v === "" || GO_MEM_LIMIT.test(v)
+          ? undefined
+          : `a Go memory limit like "512MiB" (bytes with B, KiB, MiB, GiB or TiB), or "" for none`,
+    },
+  },
+};
+
+const workersFolder: Field = nonEmpty;
+
+const timestampCheck: Field = {
+  kind: "object",
+  fields: {
+    enabled: bool,
+    interval_seconds: duration,
+    trigger: { kind: "enum", values: ["sighup"] },
   },
 };
 
@@ -85,10 +125,11 @@ const modeSettings: Field = {
   fields: {
     file_watcher: {
       kind: "object",
+      aliases: { paths: "watch_patterns" },
       fields: {
         enabled: bool,
         debounce_ms: duration,
-        paths: { kind: "strings" },
+        watch_patterns: { kind: "strings" },
         ignore: { kind: "strings" },
       },
     },
@@ -101,16 +142,19 @@ const modeSettings: Field = {
         minify: bool,
         permissions: { kind: "strings" },
         target: { kind: "string" },
+        output_dir: nonEmpty,
+        ldflags: { kind: "string" },
       },
     },
     resources: {
       kind: "object",
-      fields: { worker_max_memory_mb: count },
+      fields: {
+        worker_max_memory_mb: count,
+        base_path: workersFolder,
+        watch_resource_changes: bool,
+      },
     },
-    timestamp_check: {
-      kind: "object",
-      fields: { enabled: bool, interval_seconds: duration },
-    },
+    timestamp_check: timestampCheck,
   },
 };
 
@@ -145,6 +189,7 @@ export const SCHEMA: Field = {
               normalize: stripSlash,
             },
             cache_max_age_seconds: count,
+            dev_root: workersFolder,
             cache_max_bytes: count,
             cache_file_max_bytes: count,
             revalidate_ms: count,
@@ -175,12 +220,21 @@ export const SCHEMA: Field = {
       kind: "object",
       aliases: { directory: "workers_dir" },
       fields: {
-        workers_dir: nonEmpty,
+        workers_dir: workersFolder,
         port_range_start: poolPort,
         port_range_end: poolPort,
         startup_delay_ms: duration,
         restart_delay_ms: duration,
         shutdown_grace_period_ms: duration,
+        timestamp_check: timestampCheck,
+        discovery: {
+          kind: "object",
+          fields: {
+            mode: { kind: "enum", values: ["filesystem"] },
+            workers_dir: workersFolder,
+            include_patterns: { kind: "strings" },
+          },
+        },
         default: workerSettings,
         paths: {
           kind: "record",
@@ -214,6 +268,22 @@ export const SCHEMA: Field = {
               admin_url: { kind: "string" },
             },
           },
+        },
+      },
+    },
+    binaries: {
+      kind: "object",
+      fields: {
+        format: {
+          kind: "string",
+          check: (v) =>
+            v.includes("/")
+              ? `a file name without "/", e.g. "${WORKER_NAME}"`
+              : checkBinaryTemplate(v, "a file name"),
+        },
+        path: {
+          kind: "string",
+          check: (v) => checkBinaryTemplate(v, "a root-relative path"),
         },
       },
     },

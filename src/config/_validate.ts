@@ -203,7 +203,7 @@ function readObject(
   for (const entry of node.entries) {
     let key = entry.key;
     const where = `${ctx.file}:${entry.keyLine}`;
-    if (GO_ONLY_KEYS.has(key)) {
+    if (GO_ONLY_KEYS.has(key) && field.fields[key] === undefined) {
       ctx.warn(
         `${where}: "${
           formatKey([...path, key])

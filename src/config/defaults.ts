@@ -1,8 +1,12 @@
 import type { Config, Mode, ModeSettings, WorkerSettings } from "./types.ts";
 
+function folder(workersDir: string): string {
+  return workersDir.replace(/\/+$/, "") || ".";
+}
+
 /**
- * Root-relative globs watched in dev when `file_watcher.paths` is not set
- * (SPEC §6), for the given workers folder.
+ * Root-relative globs watched in dev when `file_watcher.watch_patterns` is
+ * not set (SPEC §6), for the given workers folder.
  *
  * @example
  * ```ts
@@ -10,9 +14,10 @@ import type { Config, Mode, ModeSettings, WorkerSettings } from "./types.ts";
  * ```
  */
 export function defaultWatchPaths(workersDir = "workers"): string[] {
-  const dir = workersDir.replace(/\/+$/, "") || ".";
+  const dir = folder(workersDir);
   return [
     `${dir}/*/src/**`,
+    `${dir}/*/go.{mod,sum}`,
     `${dir}/*/public/**`,
     `${dir}/*/private/**`,
     `${dir}/*/bin/*`,
@@ -21,6 +26,28 @@ export function defaultWatchPaths(workersDir = "workers"): string[] {
     "src/**",
   ];
 }
+
+/**
+ * `binaries.path` when it is not set: `{workers_dir}/{worker_name}/bin/{format}`.
+ *
+ * @example
+ * ```ts
+ * defaultBinaryPath("workers"); // "workers/{worker_name}/bin/{worker_name}"
+ * ```
+ */
+export function defaultBinaryPath(
+  workersDir = "workers",
+  format = "{worker_name}",
+): string {
+  return `${folder(workersDir)}/{worker_name}/bin/${format}`;
+}
+
+/** `workers.discovery.include_patterns` when it is not set, relative to the workers folder. */
+export const DEFAULT_INCLUDE_PATTERNS: readonly string[] = [
+  "*/src/main.ts",
+  "*/src/main.go",
+  "*/bin/{name}",
+];
 
 /** Root-relative globs that never trigger anything when `file_watcher.ignore` is not set. */
 export const DEFAULT_WATCH_IGNORE: readonly string[] = [
@@ -41,6 +68,8 @@ export function defaultWorkerSettings(): WorkerSettings {
     startup_timeout_ms: 10000,
     drain_timeout_ms: 30000,
     instances: 1,
+    go_max_procs: 0,
+    go_mem_limit: "",
   };
 }
 
@@ -49,7 +78,7 @@ function defaultModeSettings(mode: Mode): ModeSettings {
     file_watcher: {
       enabled: mode === "dev",
       debounce_ms: 50,
-      paths: defaultWatchPaths(),
+      watch_patterns: defaultWatchPaths(),
       ignore: [...DEFAULT_WATCH_IGNORE],
     },
     build: {
@@ -59,9 +88,15 @@ function defaultModeSettings(mode: Mode): ModeSettings {
       minify: false,
       permissions: ["--allow-all"],
       target: "",
+      output_dir: "bin",
+      ldflags: mode === "prod" ? "-s -w" : "",
     },
-    resources: { worker_max_memory_mb: 0 },
-    timestamp_check: { enabled: true, interval_seconds: 0 },
+    resources: {
+      worker_max_memory_mb: 0,
+      base_path: "workers",
+      watch_resource_changes: mode === "dev",
+    },
+    timestamp_check: { enabled: true, interval_seconds: 0, trigger: "sighup" },
   };
 }
 
@@ -89,6 +124,7 @@ export function defaultConfig(): Config {
         enabled: true,
         url_prefix: "/static",
         cache_max_age_seconds: 3600,
+        dev_root: "workers",
         cache_max_bytes: 64 * 1024 * 1024,
         cache_file_max_bytes: 256 * 1024,
         revalidate_ms: 1000,
@@ -116,6 +152,11 @@ export function defaultConfig(): Config {
       startup_delay_ms: 100,
       restart_delay_ms: 100,
       shutdown_grace_period_ms: 5000,
+      discovery: {
+        mode: "filesystem",
+        workers_dir: "workers",
+        include_patterns: [...DEFAULT_INCLUDE_PATTERNS],
+      },
       default: defaultWorkerSettings(),
       paths: {},
       routes: {},
@@ -126,5 +167,6 @@ export function defaultConfig(): Config {
       prod: defaultModeSettings("prod"),
       targets: {},
     },
+    binaries: { format: "{worker_name}", path: defaultBinaryPath() },
   };
 }

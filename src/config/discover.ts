@@ -1,11 +1,11 @@
-import { join, relative, resolve } from "node:path";
+import { join, matchesGlob, relative, resolve } from "node:path";
 import { routeMatches } from "../routes/route_table.ts";
 import { locationOf } from "./_locations.ts";
 import { checkRoute } from "./_schema.ts";
 import { type Config, ConfigError, type WorkerSettings } from "./types.ts";
 
-/** How a worker is run: built from `src/main.ts`, or a prebuilt executable. */
-export type WorkerKind = "typescript" | "binary";
+/** How a worker is run: built from `src/main.ts` (Deno) or `src/main.go` (go build), or a prebuilt executable. */
+export type WorkerKind = "typescript" | "go" | "binary";
 
 /** One worker folder, with its route and merged settings. */
 export interface WorkerSpec {
@@ -16,9 +16,9 @@ export interface WorkerSpec {
   /** Route prefix, `/` or `/a/b`. */
   route: string;
   kind: WorkerKind;
-  /** Absolute `src/main.ts` for TypeScript workers. */
+  /** Absolute `src/main.ts` of a TypeScript worker, `src/main.go` of a Go worker. */
   entry: string | undefined;
-  /** Absolute `bin/{name}` (for a TypeScript worker it may not exist yet). */
+  /** Absolute path of the executable, from `binaries.path` (default `bin/{name}`; for a built worker it may not exist yet). */
   binPath: string;
   /** `workers.default` merged with every matching `workers.paths` prefix, shorter prefixes first, env maps merged. */
   settings: WorkerSettings;
@@ -75,9 +75,23 @@ export function settingsFor(route: string, config: Config): WorkerSettings {
 }
 
 /**
- * Finds the workers in `{root}/{workers.workers_dir}`: folders with
- * `src/main.ts` (TypeScript) or else an executable `bin/{name}` (binary).
- * Other folders are skipped with a warning. Sorted by name.
+ * The absolute executable path of worker `name` from `binaries.path`.
+ *
+ * @example
+ * ```ts
+ * binaryPath("/srv/app", "index", config); // "/srv/app/workers/index/bin/index"
+ * ```
+ */
+export function binaryPath(root: string, name: string, config: Config): string {
+  return resolve(root, config.binaries.path.replaceAll("{worker_name}", name));
+}
+
+/**
+ * Finds the workers in `{root}/{workers.workers_dir}`: the folders in which a
+ * file matches one of `workers.discovery.include_patterns`; each one is built
+ * from `src/main.ts` (TypeScript) or `src/main.go` (Go), or else runs its
+ * executable at `binaries.path`. Other folders are skipped with a warning.
+ * Sorted by name.
  *
  * @example
  * ```ts
@@ -126,27 +140,50 @@ export async function discoverWorkers(
       );
       continue;
     }
-    const entry = join(dir, "src", "main.ts");
-    const binPath = join(dir, "bin", name);
+    const patterns = config.workers.discovery.include_patterns;
+    if (!(await includes(workersDir, name, patterns))) {
+      warn(
+        `Skipped "${shown(dir)}": no file in it matches ` +
+          `"workers.discovery.include_patterns" (${
+            patterns.map((p) => `"${p}"`).join(", ")
+          })`,
+      );
+      continue;
+    }
+    const ts = join(dir, "src", "main.ts");
+    const go = join(dir, "src", "main.go");
+    const binPath = binaryPath(root, name, config);
+    const [hasTs, hasGo] = await Promise.all([isFile(ts), isFile(go)]);
     let kind: WorkerKind;
-    if (await isFile(entry)) {
+    if (hasTs) {
       kind = "typescript";
+      if (hasGo) {
+        warn(
+          `"${
+            shown(dir)
+          }" has both src/main.ts and src/main.go: building src/main.ts`,
+        );
+      }
+    } else if (hasGo) {
+      kind = "go";
     } else {
       const bin = await statOrUndefined(binPath);
       if (bin?.isFile && isExecutable(bin)) {
         kind = "binary";
       } else if (bin?.isFile) {
         warn(
-          `Skipped "${
-            shown(dir)
-          }": "bin/${name}" is not executable (run chmod +x) and there is no src/main.ts`,
+          `Skipped "${shown(dir)}": "${
+            relative(dir, binPath)
+          }" is not executable (run chmod +x) and there is no src/main.ts or src/main.go`,
         );
         continue;
       } else {
         warn(
           `Skipped "${
             shown(dir)
-          }": it has neither src/main.ts nor an executable bin/${name}`,
+          }": it has neither src/main.ts, src/main.go nor an executable ${
+            relative(dir, binPath)
+          }`,
         );
         continue;
       }
@@ -157,10 +194,20 @@ export async function discoverWorkers(
       dir,
       route,
       kind,
-      entry: kind === "typescript" ? entry : undefined,
+      entry: kind === "typescript" ? ts : kind === "go" ? go : undefined,
       binPath,
       settings: settingsFor(route, config),
     });
+  }
+
+  for (const spec of specs) {
+    if (spec.kind !== "typescript") continue;
+    for (const key of ["go_max_procs", "go_mem_limit"] as const) {
+      if (!spec.settings[key]) continue;
+      warn(
+        `"${key}" has no effect for worker "${spec.name}": it is a TypeScript worker (GOMAXPROCS and GOMEMLIMIT are for Go workers)`,
+      );
+    }
   }
 
   checkRoutes(specs, config, shown(workersDir));
@@ -232,6 +279,60 @@ function checkRoutes(specs: WorkerSpec[], config: Config, dir: string): void {
       `workers "${other.name}" and "${spec.name}" both have the route "${spec.route}"`,
     );
   }
+}
+
+const GLOB_CHARS = /[*?[\]{}]/;
+
+/** Folders never searched for include patterns. */
+const SKIP_DIRS = new Set([".git", "node_modules"]);
+
+/**
+ * True when a file in `{workersDir}/{name}` matches one of `patterns` (globs
+ * relative to the workers folder, `{name}` standing for the folder name).
+ */
+async function includes(
+  workersDir: string,
+  name: string,
+  patterns: readonly string[],
+): Promise<boolean> {
+  let files: string[] | undefined;
+  for (const raw of patterns) {
+    const pattern = raw.replaceAll("{name}", name)
+      .replaceAll("{worker_name}", name).replace(/^\.\//, "");
+    const slash = pattern.indexOf("/");
+    const head = slash < 0 ? pattern : pattern.slice(0, slash);
+    const rest = slash < 0 ? "" : pattern.slice(slash + 1);
+    if (!matchesGlob(name, head)) continue;
+    if (rest === "") return true;
+    if (!GLOB_CHARS.test(rest)) {
+      if (await isFile(join(workersDir, name, rest))) return true;
+      continue;
+    }
+    files ??= await listFiles(join(workersDir, name), 8);
+    if (files.some((file) => matchesGlob(file, rest))) return true;
+  }
+  return false;
+}
+
+/** Files under `dir` as `/`-separated relative paths, `depth` folders deep at most. */
+async function listFiles(dir: string, depth: number): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (sub: string, left: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(join(dir, sub)));
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const rel = sub ? `${sub}/${entry.name}` : entry.name;
+      if (entry.isDirectory) {
+        if (left > 0 && !SKIP_DIRS.has(entry.name)) await walk(rel, left - 1);
+      } else out.push(rel);
+    }
+  };
+  await walk("", depth);
+  return out;
 }
 
 async function statOrUndefined(

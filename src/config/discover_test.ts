@@ -95,8 +95,8 @@ Deno.test("discoverWorkers() tells TypeScript workers from binary ones and skips
     assert.deepEqual(legacy?.settings, defaultConfig().workers.default);
     assert.deepEqual(warnings.sort(), [
       `Skipped "workers/Bad_Name": the name does not match ^[a-z0-9][a-z0-9_-]*$`,
-      `Skipped "workers/empty": it has neither src/main.ts nor an executable bin/empty`,
-      `Skipped "workers/notexec": "bin/notexec" is not executable (run chmod +x) and there is no src/main.ts`,
+      `Skipped "workers/empty": no file in it matches "workers.discovery.include_patterns" ("*/src/main.ts", "*/src/main.go", "*/bin/{name}")`,
+      `Skipped "workers/notexec": "bin/notexec" is not executable (run chmod +x) and there is no src/main.ts or src/main.go`,
     ]);
   });
 });

@@ -1,4 +1,12 @@
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import {
+  basename,
+  dirname,
+  isAbsolute,
+  join,
+  posix,
+  relative,
+  resolve,
+} from "node:path";
 import { setLocations } from "./_locations.ts";
 import { SCHEMA } from "./_schema.ts";
 import {
@@ -8,7 +16,11 @@ import {
   validateTree,
 } from "./_validate.ts";
 import { parseYaml } from "./_yaml.ts";
-import { defaultConfig, defaultWatchPaths } from "./defaults.ts";
+import {
+  defaultBinaryPath,
+  defaultConfig,
+  defaultWatchPaths,
+} from "./defaults.ts";
 import {
   type Config,
   ConfigError,
@@ -86,13 +98,17 @@ export async function loadConfig(
   for (const partial of partials) {
     merge(config as unknown as Record<string, unknown>, partial);
   }
+  const fail = failAt(locations);
+  unifyWorkersFolder(config, locations, fail);
+  foldTimestampCheck(config, locations, fail);
   for (const mode of ["dev", "prod"] as const) {
-    if (!locations.has(`deployment.${mode}.file_watcher.paths`)) {
-      config.deployment[mode].file_watcher.paths = defaultWatchPaths(
+    if (!locations.has(`deployment.${mode}.file_watcher.watch_patterns`)) {
+      config.deployment[mode].file_watcher.watch_patterns = defaultWatchPaths(
         config.workers.workers_dir,
       );
     }
   }
+  resolveBinaries(config, locations, fail);
   // Targets are read as partial mappings; give each one its defaults.
   const targets = config.deployment.targets as Record<
     string,
@@ -182,11 +198,10 @@ function merge(target: Record<string, unknown>, source: ConfigPart): void {
   }
 }
 
-function checkCrossFields(
-  config: Config,
-  locations: ReadonlyMap<string, Location>,
-): void {
-  const fail = (path: string[], message: string): never => {
+type Fail = (path: string[], message: string) => never;
+
+function failAt(locations: ReadonlyMap<string, Location>): Fail {
+  return (path, message) => {
     const key = formatKey(path);
     const where = locations.get(key);
     throw new ConfigError(
@@ -196,6 +211,176 @@ function checkCrossFields(
       message,
     );
   };
+}
+
+function where(
+  locations: ReadonlyMap<string, Location>,
+  key: string,
+): string {
+  const at = locations.get(key);
+  return at ? ` (${at.file}:${at.line})` : "";
+}
+
+/** The keys of the design that all name the workers folder. */
+const WORKERS_FOLDER_KEYS: readonly string[][] = [
+  ["workers", "workers_dir"],
+  ["workers", "discovery", "workers_dir"],
+  ["deployment", "dev", "resources", "base_path"],
+  ["deployment", "prod", "resources", "base_path"],
+  ["server", "static", "dev_root"],
+];
+
+function normalizeFolder(path: string): string {
+  const normal = posix.normalize(path.replaceAll("\\", "/"));
+  return normal.length > 1 ? normal.replace(/\/+$/, "") : normal;
+}
+
+function getAt(config: Config, path: readonly string[]): unknown {
+  let node: unknown = config;
+  for (const part of path) node = (node as Record<string, unknown>)[part];
+  return node;
+}
+
+function setAt(config: Config, path: readonly string[], value: unknown) {
+  let node = config as unknown as Record<string, unknown>;
+  for (const part of path.slice(0, -1)) {
+    node = node[part] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/**
+ * `workers.workers_dir`, `workers.discovery.workers_dir`,
+ * `deployment.{dev,prod}.resources.base_path` and `server.static.dev_root`
+ * are five names of one folder: the ones set must agree, and all of them get
+ * the agreed value.
+ */
+function unifyWorkersFolder(
+  config: Config,
+  locations: ReadonlyMap<string, Location>,
+  fail: Fail,
+): void {
+  let first: { path: string[]; value: string } | undefined;
+  for (const path of WORKERS_FOLDER_KEYS) {
+    if (!locations.has(formatKey(path))) continue;
+    const value = String(getAt(config, path));
+    if (first === undefined) {
+      first = { path, value };
+      continue;
+    }
+    if (normalizeFolder(value) !== normalizeFolder(first.value)) {
+      const a = formatKey(first.path);
+      fail(
+        path,
+        `"${formatKey(path)}" ("${value}") and "${a}" ("${first.value}")${
+          where(locations, a)
+        } both name the workers folder but disagree: set them to the same folder, or keep only one`,
+      );
+    }
+  }
+  const folder = first ? normalizeFolder(first.value) : "workers";
+  for (const path of WORKERS_FOLDER_KEYS) setAt(config, path, folder);
+}
+
+/**
+ * `workers.timestamp_check.*` (the design's server.yaml) is the default of
+ * `deployment.{dev,prod}.timestamp_check.*`; a key set in both places must
+ * have one value.
+ */
+function foldTimestampCheck(
+  config: Config,
+  locations: ReadonlyMap<string, Location>,
+  fail: Fail,
+): void {
+  const shared = (config.workers as unknown as Record<string, unknown>)
+    .timestamp_check as Record<string, unknown> | undefined;
+  delete (config.workers as unknown as Record<string, unknown>)
+    .timestamp_check;
+  if (!shared) return;
+  for (const [key, value] of Object.entries(shared)) {
+    const outer = `workers.timestamp_check.${key}`;
+    for (const mode of ["dev", "prod"] as const) {
+      const inner = ["deployment", mode, "timestamp_check", key];
+      const settings = config.deployment[mode]
+        .timestamp_check as unknown as Record<string, unknown>;
+      if (!locations.has(formatKey(inner))) {
+        settings[key] = value;
+      } else if (settings[key] !== value) {
+        fail(
+          inner,
+          `"${formatKey(inner)}" (${
+            JSON.stringify(settings[key])
+          }) and "${outer}" (${JSON.stringify(value)})${
+            where(locations, outer)
+          } disagree: set them to the same value, or keep only one`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Fills `binaries.path` from the workers folder and `binaries.format`, checks
+ * the two agree and that each mode's `build.output_dir` holds the binary, and
+ * points the default executable include pattern at the binary.
+ */
+function resolveBinaries(
+  config: Config,
+  locations: ReadonlyMap<string, Location>,
+  fail: Fail,
+): void {
+  const { binaries } = config;
+  const workersDir = config.workers.workers_dir;
+  if (!locations.has("binaries.path")) {
+    binaries.path = defaultBinaryPath(workersDir, binaries.format);
+  } else {
+    binaries.path = posix.normalize(binaries.path);
+    const file = basename(binaries.path);
+    if (locations.has("binaries.format") && file !== binaries.format) {
+      fail(
+        ["binaries", "format"],
+        `"binaries.format" ("${binaries.format}") and the file name of "binaries.path" ("${binaries.path}")${
+          where(locations, "binaries.path")
+        } disagree: make the path end in "/${binaries.format}", or remove "binaries.format"`,
+      );
+    }
+    binaries.format = file;
+  }
+  const binDir = posix.dirname(binaries.path);
+  const workerDir = `${workersDir}/{worker_name}`;
+  for (const mode of ["dev", "prod"] as const) {
+    const key = ["deployment", mode, "build", "output_dir"];
+    const build = config.deployment[mode].build;
+    const workerRelative = posix.relative(workerDir, binDir) || ".";
+    if (!locations.has(formatKey(key))) {
+      build.output_dir = workerRelative;
+      continue;
+    }
+    const dir = normalizeFolder(build.output_dir);
+    const holds = dir === "." || binDir === dir ||
+      binDir.startsWith(`${dir}/`);
+    if (dir === workerRelative || holds) continue;
+    fail(
+      key,
+      `expected the folder of "binaries.path" ("${binaries.path}"), relative to the worker ("${workerRelative}") or a root-relative folder that holds it ("${binDir}" or a parent), got "${build.output_dir}"`,
+    );
+  }
+  if (!locations.has("workers.discovery.include_patterns")) {
+    const bin = posix.relative(workerDir, binaries.path)
+      .replaceAll("{worker_name}", "{name}");
+    config.workers.discovery.include_patterns = [
+      "*/src/main.ts",
+      "*/src/main.go",
+      `*/${bin}`,
+    ];
+  }
+}
+
+function checkCrossFields(
+  config: Config,
+  locations: ReadonlyMap<string, Location>,
+): void {
+  const fail = failAt(locations);
   const { port_range_start: start, port_range_end: end } = config.workers;
   if (start > end) {
     if (locations.has("workers.port_range_start")) {

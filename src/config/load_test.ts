@@ -63,6 +63,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       enabled: true,
       url_prefix: "/static",
       cache_max_age_seconds: 3600,
+      dev_root: "workers",
       cache_max_bytes: 64 * 1024 * 1024,
       cache_file_max_bytes: 256 * 1024,
       revalidate_ms: 1000,
@@ -83,13 +84,25 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       startup_timeout_ms: 10000,
       drain_timeout_ms: 30000,
       instances: 1,
+      go_max_procs: 0,
+      go_mem_limit: "",
+    });
+    assert.deepEqual(config.workers.discovery, {
+      mode: "filesystem",
+      workers_dir: "workers",
+      include_patterns: ["*/src/main.ts", "*/src/main.go", "*/bin/{name}"],
+    });
+    assert.deepEqual(config.binaries, {
+      format: "{worker_name}",
+      path: "workers/{worker_name}/bin/{worker_name}",
     });
     assert.equal(config.deployment.mode, undefined);
     assert.equal(config.deployment.dev.file_watcher.enabled, true);
     assert.equal(config.deployment.prod.file_watcher.enabled, false);
     assert.equal(config.deployment.dev.file_watcher.debounce_ms, 50);
-    assert.deepEqual(config.deployment.dev.file_watcher.paths, [
+    assert.deepEqual(config.deployment.dev.file_watcher.watch_patterns, [
       "workers/*/src/**",
+      "workers/*/go.{mod,sum}",
       "workers/*/public/**",
       "workers/*/private/**",
       "workers/*/bin/*",
@@ -98,6 +111,11 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       "src/**",
     ]);
     assert.equal(config.deployment.dev.build.format, "bundle");
+    assert.equal(config.deployment.dev.build.output_dir, "bin");
+    assert.equal(config.deployment.dev.build.ldflags, "");
+    assert.equal(config.deployment.prod.build.ldflags, "-s -w");
+    assert.equal(config.deployment.dev.resources.watch_resource_changes, true);
+    assert.equal(config.deployment.prod.timestamp_check.trigger, "sighup");
     assert.equal(config.deployment.prod.build.format, "compile");
     assert.deepEqual(config.deployment.prod.build.permissions, ["--allow-all"]);
     assert.equal(resolveMode({ config }), "dev");
@@ -164,7 +182,10 @@ Deno.test("loadConfig() merges both files over the defaults", async () => {
       "--allow-read",
     ]);
     assert.equal(config.deployment.prod.build.format, "compile");
-    assert.equal(config.deployment.dev.file_watcher.paths[0], "apps/*/src/**");
+    assert.equal(
+      config.deployment.dev.file_watcher.watch_patterns[0],
+      "apps/*/src/**",
+    );
     assert.deepEqual(config.deployment.targets, {
       live: {
         hosts: ["deploy@example.com"],

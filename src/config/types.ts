@@ -24,6 +24,10 @@ export interface WorkerSettings {
   drain_timeout_ms: number;
   /** Instances per worker. Default 1. */
   instances: number;
+  /** `GOMAXPROCS` of a Go worker; 0 = unset (Go's default). Default 0. */
+  go_max_procs: number;
+  /** `GOMEMLIMIT` of a Go worker, e.g. `512MiB`; empty = unset. Default "". */
+  go_mem_limit: string;
 }
 
 /** `deployment.{dev,prod}.file_watcher`. */
@@ -32,8 +36,12 @@ export interface FileWatcherSettings {
   enabled: boolean;
   /** Quiet time after the last event before acting. Default 50. */
   debounce_ms: number;
-  /** Root-relative globs that are watched. Default: the SPEC's list. */
-  paths: string[];
+  /**
+   * Root-relative globs that are watched (braces and classes allowed, as in
+   * `node:path` `matchesGlob`). Default: the SPEC's list. The old name `paths`
+   * still works, with a deprecation warning.
+   */
+  watch_patterns: string[];
   /** Root-relative globs that are never acted on. */
   ignore: string[];
 }
@@ -52,12 +60,23 @@ export interface BuildSettings {
   permissions: string[];
   /** Extra `deno compile --target` for prod builds; empty = host. */
   target: string;
+  /**
+   * Where builds go, checked against `binaries.path`: relative to the worker
+   * folder (`bin`) or to the root (`workers`, a folder that holds the binary). Default `bin`.
+   */
+  output_dir: string;
+  /** `go build -ldflags` of Go workers. Default "" in dev, `-s -w` in prod. */
+  ldflags: string;
 }
 
 /** `deployment.{dev,prod}.resources`. */
 export interface ResourceSettings {
   /** V8 heap limit per TypeScript worker in MiB; 0 = Deno's default. */
   worker_max_memory_mb: number;
+  /** The workers folder, like `workers.workers_dir` (they must agree). Default `workers`. */
+  base_path: string;
+  /** Dev: watch each worker's `public/` and `private/`. Default true in dev, false in prod (no watcher). */
+  watch_resource_changes: boolean;
 }
 
 /** `deployment.{dev,prod}.timestamp_check`. */
@@ -66,6 +85,30 @@ export interface TimestampCheckSettings {
   enabled: boolean;
   /** Also check every N seconds; 0 = only on signal. Default 0. */
   interval_seconds: number;
+  /** What starts a check: `sighup` (SIGHUP or `POST /api/reload`), the only trigger. Default `sighup`. */
+  trigger: "sighup";
+}
+
+/** `workers.discovery`: which folders of the workers folder are workers. */
+export interface DiscoverySettings {
+  /** `filesystem`, the only mode. */
+  mode: "filesystem";
+  /** The workers folder, like `workers.workers_dir` (they must agree). Default `workers`. */
+  workers_dir: string;
+  /**
+   * Globs relative to the workers folder; a folder is a worker when a file in
+   * it matches one (`{name}` is the folder name). Default `*\/src/main.ts`,
+   * `*\/src/main.go` and the executable `*\/bin/{name}`.
+   */
+  include_patterns: string[];
+}
+
+/** Top-level `binaries`: where each worker's executable is. */
+export interface BinarySettings {
+  /** File name of the executable; `{worker_name}` is the folder name. Default `{worker_name}`. */
+  format: string;
+  /** Root-relative path of the executable. Default `workers/{worker_name}/bin/{worker_name}` (follows the workers folder). */
+  path: string;
 }
 
 /** Settings of one deployment mode. */
@@ -105,6 +148,8 @@ export interface Config {
       enabled: boolean;
       url_prefix: string;
       cache_max_age_seconds: number;
+      /** The workers folder whose `{name}/public/` is served, like `workers.workers_dir` (they must agree). */
+      dev_root: string;
       /** Memory bound of the static cache (LRU); 0 = no cache. Default 64 MiB. */
       cache_max_bytes: number;
       /** Files up to this size are cached with their bytes. Default 256 KiB. */
@@ -130,6 +175,7 @@ export interface Config {
     startup_delay_ms: number;
     restart_delay_ms: number;
     shutdown_grace_period_ms: number;
+    discovery: DiscoverySettings;
     default: WorkerSettings;
     /** Prefix → partial settings, applied to workers routed at or under the prefix. */
     paths: Record<string, Partial<WorkerSettings>>;
@@ -142,6 +188,7 @@ export interface Config {
     prod: ModeSettings;
     targets: Record<string, DeployTarget>;
   };
+  binaries: BinarySettings;
 }
 
 /** A configuration problem that names the file, line and key. */

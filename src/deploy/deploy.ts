@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 
@@ -131,9 +131,12 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
       reloaded: false,
     };
     for (const worker of workers) {
-      const rel = join("workers", worker.name);
+      // The same root-relative places as here: the workers folder and binaries.path.
+      const rel = relative(root, worker.dir);
+      const binRel = relative(root, worker.binPath);
+      const binInWorker = relative(worker.dir, worker.binPath);
       if (rollback) {
-        const bin = shellQuote(join(target.path, rel, "bin", worker.name));
+        const bin = shellQuote(join(target.path, binRel));
         await remote(
           `set -e; if [ -e ${bin}.prev ]; then mv -f ${bin} ${bin}.rollback && mv -f ${bin}.prev ${bin} && ` +
             `mv -f ${bin}.rollback ${bin}.prev && touch ${bin}; else echo "no previous binary" >&2; exit 3; fi`,
@@ -150,7 +153,11 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
         continue;
       }
       if (!dryRun) {
-        await remote(`mkdir -p ${shellQuote(join(target.path, rel, "bin"))}`);
+        await remote(
+          `mkdir -p ${shellQuote(join(target.path, rel))} ${
+            shellQuote(join(target.path, dirname(binRel)))
+          }`,
+        );
       }
       const rsync = [
         "rsync",
@@ -164,6 +171,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
         "--delete",
         "--exclude=/src/",
         "--exclude=/bin/",
+        ...(binInWorker.startsWith("..") ? [] : [`--exclude=/${binInWorker}`]),
         `${join(root, rel)}/`,
         `${dest(rel)}/`,
       ]);
@@ -174,7 +182,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
         "--backup",
         "--suffix=.prev",
         worker.binPath,
-        `${dest(join(rel, "bin"))}/`,
+        `${dest(dirname(binRel))}/`,
       ]);
       report.workers.push(worker.name);
     }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { globToRegExp } from "./_glob.ts";
+import { DEFAULT_WATCH_IGNORE, defaultWatchPaths } from "../config/mod.ts";
+import { matchesAny } from "./_glob.ts";
 
-Deno.test("globToRegExp matches the watcher's default patterns", () => {
+Deno.test("matchesAny() matches the watcher's default patterns", () => {
   const cases: [string, string, boolean][] = [
     ["workers/*/src/**", "workers/index/src/main.ts", true],
     ["workers/*/src/**", "workers/index/src/a/b.ts", true],
@@ -18,6 +19,25 @@ Deno.test("globToRegExp matches the watcher's default patterns", () => {
     ["src/?.ts", "src/a.ts", true],
   ];
   for (const [glob, path, expected] of cases) {
-    assert.equal(globToRegExp(glob).test(path), expected, `${glob} vs ${path}`);
+    assert.equal(matchesAny(path, [glob]), expected, `${glob} vs ${path}`);
+  }
+  assert.ok(matchesAny("workers/a/private/views/x.html", defaultWatchPaths()));
+  assert.ok(matchesAny("node_modules/x/y.js", DEFAULT_WATCH_IGNORE));
+});
+
+Deno.test("matchesAny() supports braces and character classes (they used to be literal text)", () => {
+  const cases: [string, string, boolean][] = [
+    ["src/**/*.{ts,tsx}", "src/a/b.tsx", true],
+    ["src/**/*.{ts,tsx}", "src/b.ts", true],
+    ["src/**/*.{ts,tsx}", "src/b.js", false],
+    ["src/[ab].ts", "src/a.ts", true],
+    ["src/[ab].ts", "src/c.ts", false],
+    ["workers/*/src/**/*.go", "workers/a/src/main.go", true],
+    ["workers/*/src/**/*.go", "workers/a/src/pkg/x.go", true],
+    ["workers/*/src/**/*.go", "workers/a/src/main.ts", false],
+    ["workers/*/src/**/*.go", "workers/a/public/x.go", false],
+  ];
+  for (const [glob, path, expected] of cases) {
+    assert.equal(matchesAny(path, [glob]), expected, `${glob} vs ${path}`);
   }
 });

@@ -8,7 +8,7 @@ import {
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { fileMtime } from "../reload/mod.ts";
-import { globToRegExp, matchesAny } from "./_glob.ts";
+import { matchesAny } from "./_glob.ts";
 import { buildErrorEvent, type LiveReload } from "./livereload.ts";
 
 /** What the watcher needs from the server. */
@@ -24,6 +24,13 @@ export interface DevHost {
       options?: { force?: boolean },
     ): Promise<BuildResult>;
     graph(target: BuildTarget): Promise<string[]>;
+  };
+  /** Builds the Go workers (`src/main.go`). */
+  readonly goBuilder: {
+    build(
+      target: BuildTarget,
+      options?: { force?: boolean },
+    ): Promise<BuildResult>;
   };
   config: Config;
   /** The SIGHUP check: applies config, adds and removes workers. */
@@ -62,6 +69,9 @@ interface BatchTiming {
   waitMs: number;
 }
 
+/** Files that change how a Go worker builds, besides its `.go` sources. */
+const GO_MODULE_FILES: ReadonlySet<string> = new Set(["go.mod", "go.sum"]);
+
 function ignoredName(name: string): boolean {
   return name.startsWith(".#") || name.endsWith("~") ||
     /\.sw[a-p]x?$/.test(name) || name === "4913" ||
@@ -95,8 +105,8 @@ export class DevWatcher {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #chain: Promise<void> = Promise.resolve();
   #globsFrom: unknown;
-  #paths: RegExp[] = [];
-  #ignore: RegExp[] = [];
+  #paths: string[] = [];
+  #ignore: string[] = [];
 
   constructor(
     host: DevHost,
@@ -139,19 +149,26 @@ export class DevWatcher {
   }
 
   /**
-   * A path matters when it matches `file_watcher.paths` and not `.ignore`, or
-   * when it is in a worker's module graph (a shared module may live anywhere).
+   * A path matters when it matches `file_watcher.watch_patterns` and not
+   * `.ignore`, or when it is in a worker's module graph (a shared module may
+   * live anywhere). `resources.watch_resource_changes` adds every worker's
+   * `public/` and `private/` (true) or takes them out (false).
    */
   #relevant(path: string): boolean {
     const rel = relative(this.#host.root, path).split(sep).join("/");
     if (rel.startsWith("..")) return false;
     const name = rel.slice(rel.lastIndexOf("/") + 1);
     if (ignoredName(name) || (rel.startsWith("server/bin/"))) return false;
-    const settings = this.#host.config.deployment.dev.file_watcher;
+    const { file_watcher: settings, resources } =
+      this.#host.config.deployment.dev;
     if (this.#globsFrom !== settings) {
       this.#globsFrom = settings;
-      this.#paths = settings.paths.map(globToRegExp);
-      this.#ignore = settings.ignore.map(globToRegExp);
+      const dir = this.#host.config.workers.workers_dir;
+      const assets = [`${dir}/*/public/**`, `${dir}/*/private/**`];
+      this.#paths = [...settings.watch_patterns];
+      this.#ignore = [...settings.ignore];
+      if (resources.watch_resource_changes) this.#paths.push(...assets);
+      else this.#ignore.push(...assets);
     }
     if (matchesAny(rel, this.#ignore)) return false;
     // A folder event (a worker added or removed) matches no file glob.
@@ -193,10 +210,20 @@ export class DevWatcher {
     const sources = new Set<string>();
     const drops = new Set<string>();
     const privates = new Set<string>();
+    const goChanged = new Set<string>();
     let structure = false;
+    const byBinary = new Map(
+      [...supervisor.workers.values()].map((e) => [e.spec.binPath, e.spec]),
+    );
     for (const path of paths) {
       const parts = relative(root, path).split(sep);
       const top = parts[0];
+      const owner = byBinary.get(path);
+      if (owner) {
+        // A built worker's binary is our own output; a prebuilt worker's is a deploy.
+        if (owner.kind === "binary") drops.add(owner.name);
+        continue;
+      }
       if (
         top === "config" && parts.length === 2 && /\.ya?ml$/.test(parts[1]!)
       ) {
@@ -216,10 +243,7 @@ export class DevWatcher {
           structure = true;
         }
         if (sub === "bin") {
-          // A TypeScript worker's bin/ is our own build output; a prebuilt worker's is a deploy.
-          if (spec && spec.kind === "binary" && parts[3] === name) {
-            drops.add(name);
-          }
+          // Build leftovers or other files beside a binary: nothing to do.
         } else if (sub === "public") {
           host.invalidateStatic?.(name);
           if (path.endsWith(".css")) {
@@ -232,9 +256,19 @@ export class DevWatcher {
           path.endsWith(".js") || path.endsWith(".json")
         ) {
           sources.add(path);
+        } else if (
+          spec?.kind === "go" &&
+          (path.endsWith(".go") || GO_MODULE_FILES.has(parts.at(-1)!))
+        ) {
+          goChanged.add(name);
         }
       } else if (/\.(ts|tsx|js|mjs|json)$/.test(path)) {
         sources.add(path);
+      } else if (GO_MODULE_FILES.has(parts.at(-1)!)) {
+        // A go.mod above the workers: every Go worker may build with it.
+        for (const e of supervisor.workers.values()) {
+          if (e.spec.kind === "go") goChanged.add(e.name);
+        }
       }
     }
 
@@ -257,14 +291,21 @@ export class DevWatcher {
         !parts[0]!.startsWith("..");
       if (underSrc && !/_test\.tsx?$/.test(file)) names.add(parts[0]!);
     }
+    for (const name of goChanged) names.add(name);
     await Promise.all([...names].map(async (name) => {
       const entry = supervisor.workers.get(name);
-      if (!entry || entry.spec.kind !== "typescript" || !entry.spec.entry) {
+      if (!entry || entry.spec.kind === "binary" || !entry.spec.entry) {
         return;
       }
       const target = targetOf(entry.spec);
-      host.builder.invalidate(name);
-      const result = await host.builder.build(target, { force: true });
+      let result: BuildResult;
+      if (entry.spec.kind === "go") {
+        if (!goChanged.has(name)) return;
+        result = await host.goBuilder.build(target);
+      } else {
+        host.builder.invalidate(name);
+        result = await host.builder.build(target, { force: true });
+      }
       summary.buildMs = Math.max(summary.buildMs, result.ms);
       log.info("build", { worker: name, status: result.status, ms: result.ms });
       if (result.status === "failed") {

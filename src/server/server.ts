@@ -10,7 +10,13 @@ import {
   type WorkerSpec,
 } from "../config/mod.ts";
 import type { ServerStatusJson } from "../admin/mod.ts";
-import { Builder, type BuildResult, describeBuildError } from "../build/mod.ts";
+import {
+  Builder,
+  type BuildResult,
+  type BuildTarget,
+  describeBuildError,
+  GoBuilder,
+} from "../build/mod.ts";
 import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats, StaticHandler } from "../static/mod.ts";
@@ -65,6 +71,8 @@ export class TqServer {
   readonly log: Logger;
   readonly supervisor: Supervisor;
   readonly builder: Builder;
+  /** Builds the Go workers (`src/main.go`). */
+  readonly goBuilder: GoBuilder;
   config: Config;
   port = 0;
   adminPort = 0;
@@ -109,6 +117,11 @@ export class TqServer {
       ...(existsSync(join(this.root, "deno.json"))
         ? { configPath: join(this.root, "deno.json") }
         : {}),
+    });
+    this.goBuilder = new GoBuilder({
+      ldflags: build.ldflags,
+      parallel: build.parallel_builds,
+      logger: log,
     });
     this.supervisor = new Supervisor(config, {
       mode,
@@ -187,7 +200,10 @@ export class TqServer {
       warn: (problem) => {
         seen.add(problem);
         if (!this.#lastDiscoverWarnings.has(problem)) {
-          this.log.warn("worker skipped", { problem });
+          this.log.warn(
+            problem.startsWith("Skipped") ? "worker skipped" : "worker warning",
+            { problem },
+          );
         }
       },
     });
@@ -195,18 +211,22 @@ export class TqServer {
     return specs;
   }
 
-  /** Builds the TypeScript workers among `specs` whose binaries are stale. */
+  /** Builds the TypeScript and Go workers among `specs` whose binaries are stale. */
   async build(specs: WorkerSpec[]): Promise<BuildResult[]> {
-    const targets = specs.filter((s) => s.kind === "typescript" && s.entry).map(
-      (s) => ({
+    const targets = (kind: WorkerSpec["kind"]): BuildTarget[] =>
+      specs.filter((s) => s.kind === kind && s.entry).map((s) => ({
         name: s.name,
         entry: s.entry!,
         binPath: s.binPath,
         dir: s.dir,
-      }),
-    );
-    if (targets.length === 0) return [];
-    return await this.builder.buildAll(targets);
+      }));
+    const ts = targets("typescript");
+    const go = targets("go");
+    const [a, b] = await Promise.all([
+      ts.length ? this.builder.buildAll(ts) : [],
+      go.length ? this.goBuilder.buildAll(go) : [],
+    ]);
+    return [...a, ...b];
   }
 
   /** Runs the SIGHUP check; concurrent calls coalesce. */

@@ -39,6 +39,7 @@ export function workerEnv(
     ...(memoryMb > 0
       ? { DENO_V8_FLAGS: `--max-old-space-size=${memoryMb}` }
       : {}),
+    ...goEnv(spec),
     ...spec.settings.env,
     TQ_PORT: String(port),
     PORT: String(port),
@@ -47,6 +48,20 @@ export function workerEnv(
     TQ_WORKER_ROUTE: spec.route,
     TQ_WORKER_BASE: spec.dir,
     TQ_HEALTH_PATH: spec.settings.health_path,
+  };
+}
+
+/**
+ * `GOMAXPROCS` / `GOMEMLIMIT` from `go_max_procs` / `go_mem_limit`, for Go
+ * workers and prebuilt executables (which may be Go programs); a TypeScript
+ * worker gets neither (discovery warned about it).
+ */
+function goEnv(spec: WorkerSpec): Record<string, string> {
+  if (spec.kind === "typescript") return {};
+  const { go_max_procs: procs, go_mem_limit: limit } = spec.settings;
+  return {
+    ...(procs > 0 ? { GOMAXPROCS: String(procs) } : {}),
+    ...(limit ? { GOMEMLIMIT: limit } : {}),
   };
 }
 

@@ -294,9 +294,11 @@ export class Supervisor {
     const { spec } = entry;
     const fields = { worker: spec.name, reason };
     if (!(await fileExists(spec.binPath))) {
-      const error = spec.kind === "typescript"
-        ? `No binary at "${spec.binPath}": build it with "deno task build" or scripts/build-prod.sh, then reload`
-        : `No executable at "${spec.binPath}"`;
+      const error = spec.kind === "binary"
+        ? `No executable at "${spec.binPath}"`
+        : `No binary at "${spec.binPath}": build it with "deno task build" or scripts/build-prod.sh${
+          spec.kind === "go" ? " (Go workers need go on PATH)" : ""
+        }, then reload`;
       entry.lastError = error;
       if (entry.active.length === 0) {
         entry.transition({ status: "failed", error });
