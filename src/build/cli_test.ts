@@ -104,7 +104,7 @@ Deno.test("build CLI exits 2 on bad usage or config", async (t) => {
         [["--mode", "staging"], /Invalid --mode "staging"/],
         [
           ["gamma"],
-          /Unknown worker "gamma": the TypeScript workers are "alpha", "beta"/,
+          /Unknown worker "gamma": the TypeScript and Go workers are "alpha", "beta"/,
         ],
       ] as const
     ) {

@@ -1,0 +1,3 @@
+module tqserver.local/workers/hello_go
+
+go 1.19
