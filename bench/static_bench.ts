@@ -1,0 +1,379 @@
+/**
+ * Static file benchmark: requests/s of a small CSS file and of a 1 MiB file
+ * through tqserver (`main.ts --mode prod`) and through nginx serving the same
+ * folder (`sendfile on`, `open_file_cache` off, `worker_processes auto`: the
+ * Debian defaults), interleaved (nginx, tqserver, nginx, tqserver…) so both
+ * see the same machine load. Prints the ratios against the bars (small ≥ 0.6×,
+ * 1 MiB ≥ 0.8×) and tqserver's RSS after the run. Non-2xx answers and socket
+ * errors are counted and flagged; they never count as throughput.
+ *
+ * Needs `wrk` and `nginx` on PATH (Debian/Ubuntu: `apt-get install -y wrk nginx`).
+ *
+ * ```sh
+ * deno task bench            # the proxy figures, then these
+ * deno run -A bench/static_bench.ts --rounds 3 --duration 5
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BARS = { small: 0.6, large: 0.8 } as const;
+const READY_TIMEOUT_MS = 60_000;
+const SMALL_BYTES = 4 * 1024;
+const LARGE_BYTES = 1024 * 1024;
+
+interface WrkResult {
+  rps: number;
+  non2xx: number;
+  socketErrors: number;
+}
+
+const encoder = new TextEncoder();
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(benchDir, "..");
+const deno = Deno.execPath();
+
+function say(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function has(command: string, args: string[]): Promise<boolean> {
+  try {
+    await new Deno.Command(command, { args, stdout: "null", stderr: "null" })
+      .output();
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Polls `url` until it answers 200 with `length` bytes, for at most `ms`. */
+async function waitServing(
+  url: string,
+  length: number,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      const body = await res.bytes();
+      if (res.ok && body.length === length) return true;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** SIGTERM, then SIGKILL when still there after `graceMs`. */
+async function stopProcess(
+  child: Deno.ChildProcess,
+  graceMs = 10_000,
+): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    child.status.then(() => false),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(true), graceMs)),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await child.status;
+  }
+}
+
+/** A project root: one worker `index` (the hello worker) and its public/ files. */
+async function makeRoot(): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "tq_static_bench_" });
+  // nginx's workers may run as another user (nobody): let them read the folder.
+  await Deno.chmod(root, 0o755);
+  const worker = join(root, "workers", "index");
+  await Deno.mkdir(join(worker, "bin"), { recursive: true });
+  await Deno.mkdir(join(worker, "public", "css"), { recursive: true });
+  await Deno.mkdir(join(root, "config"), { recursive: true });
+  await Deno.copyFile(join(benchDir, "_hello.ts"), join(worker, "hello.ts"));
+  const bin = join(worker, "bin", "index");
+  await Deno.writeTextFile(bin, `#!/bin/sh\nexec "${deno}" run -A hello.ts\n`);
+  await Deno.chmod(bin, 0o755);
+  const rule = ".card{margin:0 auto;padding:1rem;color:#333}\n";
+  await Deno.writeTextFile(
+    join(worker, "public", "css", "style.css"),
+    rule.repeat(Math.ceil(SMALL_BYTES / rule.length)).slice(0, SMALL_BYTES),
+  );
+  const large = new Uint8Array(LARGE_BYTES);
+  crypto.getRandomValues(large.subarray(0, 65536));
+  for (let i = 65536; i < LARGE_BYTES; i++) large[i] = large[i % 65536]!;
+  await Deno.writeFile(join(worker, "public", "large.bin"), large);
+  await Deno.writeTextFile(
+    join(root, "config", "server.yaml"),
+    "server:\n  admin:\n    enabled: false\n",
+  );
+  return root;
+}
+
+async function startTqserver(
+  root: string,
+): Promise<{ base: string; child: Deno.ChildProcess }> {
+  const port = freePort();
+  const child = new Deno.Command(deno, {
+    args: [
+      "run",
+      "-A",
+      join(repoRoot, "main.ts"),
+      "--mode",
+      "prod",
+      "--root",
+      root,
+      "--port",
+      String(port),
+      "--quiet",
+    ],
+    cwd: root,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const base = `http://127.0.0.1:${port}/static/index`;
+  if (!await waitServing(`${base}/large.bin`, LARGE_BYTES, READY_TIMEOUT_MS)) {
+    await stopProcess(child);
+    throw new Error(`tqserver did not serve static files on port ${port}`);
+  }
+  return { base, child };
+}
+
+async function startNginx(
+  root: string,
+): Promise<{ base: string; child: Deno.ChildProcess }> {
+  const port = freePort();
+  const dir = join(root, "nginx");
+  await Deno.mkdir(dir);
+  const pub = join(root, "workers", "index", "public");
+  const conf = join(dir, "nginx.conf");
+  // As Debian ships it where it matters: sendfile on, no open_file_cache.
+  await Deno.writeTextFile(
+    conf,
+    `worker_processes auto;
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  types { text/css css; application/octet-stream bin; }
+  client_body_temp_path ${dir}/client;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location /static/index/ { alias ${pub}/; }
+  }
+}
+`,
+  );
+  const child = new Deno.Command("nginx", {
+    args: ["-c", conf, "-p", dir],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const base = `http://127.0.0.1:${port}/static/index`;
+  if (!await waitServing(`${base}/large.bin`, LARGE_BYTES, 10_000)) {
+    await stopProcess(child);
+    throw new Error(`nginx did not serve on port ${port}`);
+  }
+  return { base, child };
+}
+
+function parseWrk(text: string): WrkResult {
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
+  if (!total) throw new Error(`Cannot read wrk output:\n${text}`);
+  const unit = { us: 1e-6, ms: 1e-3, s: 1, m: 60 }[total[3] as "s"];
+  const requests = Number(total[1]);
+  const seconds = Number(total[2]) * unit;
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+  const sock =
+    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+      .exec(text);
+  const socketErrors = sock
+    ? sock.slice(1).reduce((sum, n) => sum + Number(n), 0)
+    : 0;
+  return {
+    rps: Math.max(0, requests - non2xx) / seconds,
+    non2xx,
+    socketErrors,
+  };
+}
+
+async function runWrk(
+  url: string,
+  connections: number,
+  duration: number,
+): Promise<WrkResult> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t1", `-c${connections}`, `-d${duration}s`, "--timeout", "5s", url],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`wrk failed:\n${text}`);
+  return parseWrk(text);
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+async function rssMiB(pid: number): Promise<string> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+    return Number.isFinite(kb) ? `${(kb / 1024).toFixed(1)} MiB` : "unknown";
+  } catch {
+    return "unknown (no /proc)";
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      rounds: { type: "string", default: "3" },
+      duration: { type: "string", default: "5" },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const duration = Number(values.duration);
+  if (!await has("wrk", ["-v"]) || !await has("nginx", ["-v"])) {
+    say("static bench needs wrk and nginx on PATH:");
+    say("  Debian/Ubuntu: sudo apt-get install -y wrk nginx");
+    say("  macOS:         brew install wrk nginx");
+    return 1;
+  }
+  const root = await makeRoot();
+  let tq: { base: string; child: Deno.ChildProcess } | undefined;
+  let ngx: { base: string; child: Deno.ChildProcess } | undefined;
+  try {
+    tq = await startTqserver(root);
+    ngx = await startNginx(root);
+    const cases = [
+      {
+        kind: "small" as const,
+        label: `small (${SMALL_BYTES / 1024} KiB css)`,
+        path: "/css/style.css",
+        connections: 50,
+      },
+      {
+        kind: "large" as const,
+        label: "1 MiB file",
+        path: "/large.bin",
+        connections: 10,
+      },
+    ];
+    say("");
+    say(
+      `static files: nginx (sendfile on, open_file_cache off) vs tqserver (main.ts --mode prod)`,
+    );
+    say(
+      `wrk -t1, -c50 small / -c10 1 MiB, -d${duration}s, ${rounds} rounds interleaved, ${navigator.hardwareConcurrency} CPUs\n`,
+    );
+    say(
+      "file                  round  target      good req/s  non-2xx  sock err",
+    );
+    const ratios: string[] = [];
+    let errors = 0;
+    let allMet = true;
+    for (const c of cases) {
+      // Warm both (JIT, the cache, page cache) before measuring.
+      await runWrk(ngx.base + c.path, c.connections, 1);
+      await runWrk(tq.base + c.path, c.connections, 1);
+      const seen: Record<"nginx" | "tqserver", number[]> = {
+        nginx: [],
+        tqserver: [],
+      };
+      for (let round = 1; round <= rounds; round++) {
+        for (
+          const [name, base] of [["nginx", ngx.base], [
+            "tqserver",
+            tq.base,
+          ]] as const
+        ) {
+          const r = await runWrk(base + c.path, c.connections, duration);
+          seen[name].push(r.rps);
+          errors += r.non2xx + r.socketErrors;
+          say(
+            `${c.label.padEnd(21)} ${String(round).padStart(5)}  ${
+              name.padEnd(9)
+            } ${fmt(r.rps).padStart(12)} ${String(r.non2xx).padStart(8)} ${
+              String(r.socketErrors).padStart(9)
+            }${r.non2xx || r.socketErrors ? "  <-- errors" : ""}`,
+          );
+        }
+      }
+      const n = median(seen.nginx);
+      const t = median(seen.tqserver);
+      const ratio = t / n;
+      const bar = BARS[c.kind];
+      allMet &&= ratio >= bar;
+      ratios.push(
+        `${c.label.padEnd(21)} nginx ${fmt(n).padStart(8)}  tqserver ${
+          fmt(t).padStart(8)
+        }  ratio ${ratio.toFixed(2)}x  (bar ${bar}x: ${
+          ratio >= bar ? "met" : "NOT met"
+        })`,
+      );
+    }
+    say("");
+    say("medians:");
+    for (const line of ratios) say("  " + line);
+    say(`tqserver RSS after the run: ${await rssMiB(tq.child.pid)}`);
+    say(
+      errors
+        ? `FLAG: ${errors} error answers/socket errors seen`
+        : "errors: none",
+    );
+    say(allMet ? "bars: all met" : "bars: NOT all met");
+    return 0;
+  } finally {
+    if (ngx) await stopProcess(ngx.child);
+    if (tq) await stopProcess(tq.child);
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
