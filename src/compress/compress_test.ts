@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import zlib from "node:zlib";
+import {
+  compressBytes,
+  compressStream,
+  createCompressor,
+  createTypeMatcher,
+  negotiateEncoding,
+} from "./mod.ts";
+
+const HTML = "<!doctype html><title>t</title>" +
+  "<p>Hello, compressed world.</p>\n".repeat(200);
+
+function decode(bytes: Uint8Array, encoding: string | null): string {
+  const buf = encoding === "br"
+    ? zlib.brotliDecompressSync(bytes)
+    : encoding === "gzip"
+    ? zlib.gunzipSync(bytes)
+    : bytes;
+  return new TextDecoder().decode(buf);
+}
+
+Deno.test("negotiateEncoding() follows q-values, prefers br on a tie and honours q=0 and *", () => {
+  const cases: [string | null, "br" | "gzip" | null][] = [
+    [null, null],
+    ["", null],
+    ["identity", null],
+    ["gzip", "gzip"],
+    ["x-gzip", "gzip"],
+    ["gzip, deflate, br", "br"],
+    ["br;q=0.5, gzip;q=0.8", "gzip"],
+    ["br;q=0, gzip", "gzip"],
+    ["br;q=0, gzip;q=0", null],
+    ["*", "br"],
+    ["*;q=0.1, br;q=0", "gzip"],
+    ["GZIP;Q=1", "gzip"],
+    ["deflate", null],
+  ];
+  for (const [header, expected] of cases) {
+    assert.equal(negotiateEncoding(header), expected, String(header));
+  }
+  assert.equal(negotiateEncoding("br, gzip", ["gzip"]), "gzip");
+  assert.equal(negotiateEncoding("br", ["gzip"]), null);
+});
+
+Deno.test("createTypeMatcher() matches exact types and one-star patterns, ignoring parameters", () => {
+  const match = createTypeMatcher([
+    "text/*",
+    "application/*+json",
+    "image/svg+xml",
+  ]);
+  assert.ok(match("text/html; charset=utf-8"));
+  assert.ok(match("TEXT/CSS"));
+  assert.ok(match("application/ld+json"));
+  assert.ok(match("image/svg+xml; charset=utf-8"));
+  assert.ok(!match("application/json"));
+  assert.ok(!match("image/png"));
+  assert.ok(!match(null));
+  assert.throws(() => createTypeMatcher(["html"]), /"html"/);
+  assert.throws(() => createTypeMatcher(["*/*+*"]), TypeError);
+});
+
+Deno.test("compressBytes() output decodes to the input, br and gzip", async () => {
+  const bytes = new TextEncoder().encode(HTML);
+  for (const encoding of ["br", "gzip"] as const) {
+    const out = await compressBytes(bytes, encoding);
+    assert.ok(out.length < bytes.length / 5, `${encoding} ${out.length}`);
+    assert.equal(decode(out, encoding), HTML);
+  }
+});
+
+function htmlResponse(
+  body: BodyInit | null = HTML,
+  headers: Record<string, string> = {},
+  status = 200,
+): Response {
+  return new Response(body, {
+    status,
+    headers: { "content-type": "text/html; charset=utf-8", ...headers },
+  });
+}
+
+function get(headers: Record<string, string> = {}, method = "GET") {
+  return new Request("http://localhost/page", { method, headers });
+}
+
+Deno.test("the compressor encodes a worker's HTML per Accept-Encoding, and it decodes to what the worker sent", async () => {
+  const compress = createCompressor();
+  for (const encoding of ["br", "gzip"] as const) {
+    const res = compress(
+      get({ "accept-encoding": encoding }),
+      htmlResponse(HTML, {
+        "content-length": String(HTML.length),
+        etag: '"v1"',
+        vary: "Cookie",
+      }),
+    );
+    assert.equal(res.headers.get("content-encoding"), encoding);
+    assert.equal(res.headers.get("content-length"), null);
+    assert.equal(res.headers.get("vary"), "Cookie, Accept-Encoding");
+    assert.equal(res.headers.get("etag"), 'W/"v1"');
+    const bytes = await res.bytes();
+    assert.ok(bytes.length < HTML.length / 5);
+    assert.equal(decode(bytes, encoding), HTML);
+  }
+  const plain = compress(get(), htmlResponse());
+  assert.equal(plain.headers.get("content-encoding"), null);
+  assert.equal(plain.headers.get("vary"), "Accept-Encoding");
+  assert.equal(await plain.text(), HTML);
+});
+
+Deno.test("the compressor leaves alone what must not or need not be compressed", async (t) => {
+  const compress = createCompressor({ minBytes: 1024 });
+  const br = { "accept-encoding": "br, gzip" };
+  const cases: [string, Response][] = [
+    [
+      "SSE",
+      htmlResponse("data: x\n\n", { "content-type": "text/event-stream" }),
+    ],
+    ["a 206", htmlResponse(HTML, { "content-range": "bytes 0-9/100" }, 206)],
+    ["already encoded", htmlResponse(HTML, { "content-encoding": "gzip" })],
+    ["no-transform", htmlResponse(HTML, { "cache-control": "no-transform" })],
+    ["an image", htmlResponse(HTML, { "content-type": "image/png" })],
+    ["below min_bytes", htmlResponse("<p>hi</p>", { "content-length": "9" })],
+    ["a 304", htmlResponse(null, {}, 304)],
+  ];
+  for (const [name, res] of cases) {
+    await t.step(name, async () => {
+      const out = compress(get(br), res);
+      assert.equal(out, res);
+      assert.notEqual(out.headers.get("content-encoding"), "br");
+      await out.body?.cancel();
+    });
+  }
+  await t.step("compression disabled", () => {
+    const off = createCompressor({ enabled: false });
+    const res = htmlResponse();
+    assert.equal(off(get(br), res), res);
+  });
+});
+
+Deno.test("a HEAD answer gets the headers the GET would, without a body", () => {
+  const compress = createCompressor();
+  const res = compress(
+    get({ "accept-encoding": "gzip" }, "HEAD"),
+    htmlResponse(null, { "content-length": String(HTML.length) }),
+  );
+  assert.equal(res.headers.get("content-encoding"), "gzip");
+  assert.equal(res.headers.get("content-length"), null);
+  assert.equal(res.body, null);
+});
+
+Deno.test("an answer of unknown length is flushed chunk by chunk: the first part arrives before the worker ends", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  const source = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      controller.enqueue(new TextEncoder().encode("<p>first part</p>"));
+      await released;
+      controller.enqueue(new TextEncoder().encode("<p>second</p>"));
+      controller.close();
+    },
+  });
+  const compressed = compressStream(source, "gzip", { flushEachChunk: true });
+  const reader = compressed.getReader();
+  const first = await Promise.race([
+    reader.read(),
+    new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 3000)),
+  ]);
+  assert.notEqual(first, "timeout", "nothing came out before the source ended");
+  const chunk = (first as ReadableStreamReadResult<Uint8Array>).value!;
+  // A sync-flushed gzip prefix inflates to the first part already.
+  const inflated = zlib.gunzipSync(chunk, {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+  assert.equal(new TextDecoder().decode(inflated), "<p>first part</p>");
+  release();
+  const rest: Uint8Array[] = [chunk];
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    rest.push(r.value);
+  }
+  const all = new Uint8Array(rest.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of rest) {
+    all.set(c, at);
+    at += c.length;
+  }
+  assert.equal(decode(all, "gzip"), "<p>first part</p><p>second</p>");
+});
