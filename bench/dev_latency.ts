@@ -77,6 +77,7 @@ const project = {
   cleanup: () => Deno.removeSync(root, { recursive: true }),
 };
 const server = await startServer(project, ["--mode", "dev"], {
+  env: Deno.env.get("TQ_DEBUG") ? { TQ_DEBUG: "1" } : {},
   main: join(root, "main.ts"),
 });
 
@@ -141,6 +142,9 @@ try {
   project.cleanup();
 }
 
+if (Deno.env.get("TQ_DEBUG")) {
+  await Deno.writeTextFile("/tmp/bench_server.log", server.logs());
+}
 const logs = server.logs().split("\n").filter((l) =>
   l.includes("dev change handled")
 );

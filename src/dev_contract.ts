@@ -6,6 +6,7 @@
  * @module
  */
 import type { BuildResult } from "./build/mod.ts";
+import type { SpawnFn } from "./supervisor/mod.ts";
 
 /** Exit code with which the dev server asks its runner for a restart (EX_TEMPFAIL). */
 export const RESTART_EXIT_CODE = 75;
@@ -21,4 +22,8 @@ export interface DevHooks {
   transform(res: Response, req: Request): Response;
   /** Reports builds the server ran itself (at startup), so browsers see their errors. */
   onBuild?(results: BuildResult[]): void;
+  /** Starts worker processes (dev: may hand over a warm standby). Default: a plain spawn. */
+  spawn?: SpawnFn;
+  /** Stops what the hooks started (standby processes); called after the workers stopped. */
+  close?(): Promise<void>;
 }

@@ -7,8 +7,11 @@ const SAFE = /^[A-Za-z0-9_\-=.,/:@+]+$/;
  * is short and needs no quoting; otherwise a shell/JavaScript polyglot (the
  * kernel cuts long `#!` lines: 127 bytes on older Linux, 255 on newer).
  */
-export function launcherHeader(flags: string[]): string {
-  const args = ["deno", "run", "--no-config", ...flags];
+export function launcherHeader(
+  flags: string[],
+  configPath?: string,
+): string {
+  const args = launcherArgs(flags, configPath);
   const line = `#!/usr/bin/env -S ${args.join(" ")}`;
   if (
     args.every((arg) => SAFE.test(arg)) &&
@@ -20,6 +23,25 @@ export function launcherHeader(flags: string[]): string {
   return `#!/bin/sh\n//bin/true; exec ${
     args.map(shellQuote).join(" ")
   } "$0" "$@"\n`;
+}
+
+/**
+ * `deno run` and its flags as the launcher runs a bundle: `--no-config` for a
+ * self-contained bundle, `--config=FILE` for a dev bundle whose packages are
+ * resolved by deno through the project's import map and lock file.
+ */
+export function launcherArgs(flags: string[], configPath?: string): string[] {
+  return [
+    "deno",
+    "run",
+    configPath ? `--config=${configPath}` : "--no-config",
+    ...flags,
+  ];
+}
+
+/** The number of lines of a launcher header. */
+export function headerLines(header: string): number {
+  return header.split("\n").length - 1;
 }
 
 function shellQuote(arg: string): string {

@@ -10,10 +10,18 @@ import {
 } from "./_run.ts";
 import { runsFromSource } from "../runtime.ts";
 import { Emitter } from "./emitter.ts";
+import {
+  EsbuildEmitter,
+  type LaunchInfo,
+  loadEsbuild,
+} from "./esbuild_emitter.ts";
 import { ModuleGraphs } from "./module_graph.ts";
 import type { BuildFormat, BuildResult, BuildTarget } from "./target.ts";
 
-export type { BuildFormat, BuildResult, BuildTarget };
+export type { BuildFormat, BuildResult, BuildTarget, LaunchInfo };
+
+/** Who writes a `bundle`: `deno bundle` (self-contained, for prod) or esbuild in-process (dev). */
+export type Bundler = "deno" | "esbuild";
 
 export type { BuildError, CommandRunner, RunOptions, RunResult };
 
@@ -35,6 +43,13 @@ export interface BuilderOptions {
   check?: boolean;
   /** Minify bundles. Default false. */
   minify?: boolean;
+  /**
+   * Who writes bundles: `"deno"` (`deno bundle`, self-contained) or
+   * `"esbuild"` (in-process and incremental, packages resolved by deno at run
+   * time, no type check; falls back to deno when esbuild cannot load).
+   * Default `"deno"`.
+   */
+  bundler?: Bundler;
   /** Rebuild even when the binary is fresh. Default false. */
   force?: boolean;
   /** Receives a progress line per worker from {@linkcode Builder.buildAll}. Default: silent. */
@@ -104,6 +119,8 @@ export class Builder {
   #onWrite: ((path: string) => void) | undefined;
   #graphs: ModuleGraphs;
   #emitter: Emitter;
+  #fast: Promise<EsbuildEmitter | undefined> | undefined;
+  #fastEmitter: EsbuildEmitter | undefined;
   #queues = new Map<string, Promise<unknown>>();
 
   /** @throws {RangeError} On an unknown format, `parallel` below 1 or a permission that is not a flag. */
@@ -121,6 +138,7 @@ export class Builder {
       logger = silentLogger,
       run = runCommand,
       onWrite,
+      bundler = "deno",
     } = options;
     checkOptions(format, parallel, permissions);
     this.#format = format;
@@ -146,6 +164,35 @@ export class Builder {
       run,
       logger,
     });
+    if (format === "bundle" && bundler === "esbuild") {
+      this.#fast = loadEsbuild().then((mod) => {
+        if (!mod) {
+          logger.warn("esbuild is not available, dev builds use deno bundle", {
+            hint: "npm:esbuild could not be loaded",
+          });
+          return undefined;
+        }
+        this.#fastEmitter = new EsbuildEmitter(mod, {
+          permissions,
+          minify,
+          logger,
+        });
+        return this.#fastEmitter;
+      });
+    }
+  }
+
+  /** How the bundle at `binPath` is run, when this builder wrote it with esbuild (for warm standby processes). */
+  launchInfo(binPath: string): LaunchInfo | undefined {
+    return this.#fastEmitter?.launchInfo(binPath);
+  }
+
+  /** Releases the in-process bundler (esbuild's service process), if one was started. */
+  async close(): Promise<void> {
+    const fast = await this.#fast;
+    this.#fast = undefined;
+    this.#fastEmitter = undefined;
+    await fast?.close();
   }
 
   /** The format this builder writes. */
@@ -171,7 +218,8 @@ export class Builder {
     // File times come from a coarse clock: a source saved in the same tick
     // as the binary may be newer than it, so equal counts as stale.
     if (times.some((t) => t >= bin)) return true;
-    return !(await this.#emitter.sameFlags(target, project));
+    const emitter = (await this.#fast) ?? this.#emitter;
+    return !(await emitter.sameFlags(target, project));
   }
 
   /** Names of the targets whose cached graph (or project config) contains `file`. */
@@ -281,8 +329,14 @@ export class Builder {
       const project = await findProject(target.entry, this.#configPath);
       await Deno.mkdir(dirname(target.binPath), { recursive: true });
       await ignoreBuildOutput(dirname(target.binPath));
-      const error = await this.#emitter.emit(target, tmp, project);
-      await graph;
+      const fast = await this.#fast;
+      const error = await (fast ?? this.#emitter).emit(target, tmp, project);
+      const inputs = fast?.inputs(name);
+      if (fast) {
+        // esbuild just read the local files: the graph is up to date at once;
+        // deno info (import-mapped local files too) completes it in the background.
+        if (!error && inputs) this.#graphs.merge(target, inputs);
+      } else await graph;
       if (error) {
         await removeQuietly(tmp);
         return { name, status: "failed", ms: ms(), error };

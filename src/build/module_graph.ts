@@ -70,6 +70,19 @@ export class ModuleGraphs {
     return names;
   }
 
+  /** Adds files a bundler saw to a worker's cached graph (a graph is created when there is none). */
+  merge(target: BuildTarget, files: Iterable<string>): void {
+    const graph = this.#graphs.get(target.name);
+    if (graph && graph.entry === target.entry) {
+      for (const file of files) graph.files.add(resolve(file));
+      return;
+    }
+    this.#graphs.set(target.name, {
+      entry: target.entry,
+      files: new Set([target.entry, ...[...files].map((f) => resolve(f))]),
+    });
+  }
+
   /** Forgets the cached graph of one worker, or of all. */
   invalidate(name?: string): void {
     if (name === undefined) this.#graphs.clear();

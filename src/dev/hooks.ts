@@ -1,5 +1,6 @@
 import type { DevHooks } from "../dev_contract.ts";
 import { buildErrorEvent, LiveReload } from "./livereload.ts";
+import { StandbyPool } from "./standby.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
 
 /** A server that dev hooks can attach to. */
@@ -15,6 +16,10 @@ export function createDevHooks(
   server: DevServer,
 ): DevHooks & { live: LiveReload; watcher: DevWatcher | undefined } {
   const live = new LiveReload();
+  const standby = new StandbyPool({
+    launchInfo: (binPath) => server.builder.launchInfo?.(binPath),
+    logger: server.log,
+  });
   const settings = server.config.deployment.dev.file_watcher;
   let watcher: DevWatcher | undefined;
   if (settings.enabled) {
@@ -32,6 +37,8 @@ export function createDevHooks(
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
     transform: (res) => live.transform(res),
+    spawn: standby.spawn,
+    close: () => standby.close(),
     onBuild: (results) => {
       for (const r of results) {
         if (r.status === "failed") live.emit(buildErrorEvent(r.name, r.error));

@@ -1,9 +1,11 @@
+import { existsSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import type { Config, WorkerSpec } from "../config/mod.ts";
 import {
   type BuildResult,
   type BuildTarget,
   describeBuildError,
+  type LaunchInfo,
 } from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
@@ -24,6 +26,8 @@ export interface DevHost {
       options?: { force?: boolean },
     ): Promise<BuildResult>;
     graph(target: BuildTarget): Promise<string[]>;
+    /** How a dev bundle is run (for warm standby processes). */
+    launchInfo?(binPath: string): LaunchInfo | undefined;
   };
   /** Builds the Go workers (`src/main.go`). */
   readonly goBuilder: {
@@ -66,11 +70,15 @@ interface BatchSummary {
 /** When a batch began and how long it waited for quiet. */
 interface BatchTiming {
   firstEventAt: number;
+  lastEventAt: number;
   waitMs: number;
 }
 
 /** Files that change how a Go worker builds, besides its `.go` sources. */
 const GO_MODULE_FILES: ReadonlySet<string> = new Set(["go.mod", "go.sum"]);
+
+/** Quiet time after which a batch of source edits starts building, before the debounce ends. */
+const SPECULATE_MS = 5;
 
 function ignoredName(name: string): boolean {
   return name.startsWith(".#") || name.endsWith("~") ||
@@ -102,6 +110,14 @@ export class DevWatcher {
   #pending = new Set<string>();
   /** When the first event of the pending batch arrived (performance.now()). */
   #firstEventAt = 0;
+  /** When the last relevant event arrived. */
+  #lastEventAt = 0;
+  #speculateTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Builds started during the debounce wait, by worker. */
+  #speculative = new Map<
+    string,
+    { startedAt: number; result: Promise<BuildResult> }
+  >();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #chain: Promise<void> = Promise.resolve();
   #globsFrom: unknown;
@@ -124,14 +140,22 @@ export class DevWatcher {
     this.#watcher = Deno.watchFs(this.#host.root, { recursive: true });
     (async () => {
       for await (const event of this.#watcher!) {
+        let added = 0;
         for (const path of event.paths) {
           if (!this.#relevant(path)) continue;
           this.#pending.add(path);
+          added++;
         }
-        if (this.#pending.size === 0) continue;
-        if (this.#timer === undefined) this.#firstEventAt = performance.now();
+        if (added === 0) continue;
+        this.#lastEventAt = performance.now();
+        if (this.#timer === undefined) this.#firstEventAt = this.#lastEventAt;
         clearTimeout(this.#timer);
         this.#timer = setTimeout(() => this.#flush(), this.#debounceMs);
+        clearTimeout(this.#speculateTimer);
+        this.#speculateTimer = setTimeout(
+          () => this.#speculate(),
+          Math.min(SPECULATE_MS, this.#debounceMs),
+        );
       }
     })().catch((err) =>
       this.#host.log.error("file watcher stopped", { error: err })
@@ -141,6 +165,7 @@ export class DevWatcher {
   /** Stops watching. */
   close(): void {
     clearTimeout(this.#timer);
+    clearTimeout(this.#speculateTimer);
     try {
       this.#watcher?.close();
     } catch {
@@ -171,6 +196,7 @@ export class DevWatcher {
       else this.#ignore.push(...assets);
     }
     if (matchesAny(rel, this.#ignore)) return false;
+    if (this.#buildOutput(rel)) return false;
     // A folder event (a worker added or removed) matches no file glob.
     const folder = rel.split("/").length === 2 &&
       rel.startsWith(this.#host.config.workers.workers_dir + "/");
@@ -178,14 +204,98 @@ export class DevWatcher {
       this.#host.builder.dependents(path).length > 0;
   }
 
+  /**
+   * A file in the bin/ of a worker that tqserver builds (its bundle, its
+   * temporary files, its .gitignore): our own output, which must not even
+   * restart the debounce wait. A prebuilt worker's bin/ is a deploy and counts.
+   */
+  #buildOutput(rel: string): boolean {
+    const parts = rel.split("/");
+    const dir = this.#host.config.workers.workers_dir.replace(
+      /^\.\/|\/+$/g,
+      "",
+    );
+    const dirParts = dir.split("/");
+    if (dirParts.some((p, i) => parts[i] !== p)) return false;
+    const [name, sub] = parts.slice(dirParts.length);
+    if (!name || sub !== "bin" || parts.length <= dirParts.length + 2) {
+      return false;
+    }
+    const kind = this.#host.supervisor.workers.get(name)?.spec.kind;
+    if (kind) return kind !== "binary";
+    const src = join(this.#host.root, dir, name, "src");
+    return existsSync(join(src, "main.ts")) || existsSync(join(src, "main.go"));
+  }
+
+  /**
+   * Starts the builds of a batch of plain source edits before the debounce
+   * ends, once the files have been quiet for a few ms. The batch's handler
+   * uses such a build only when it started after the batch's last event (so
+   * it read what the editor wrote last); otherwise it builds again. The
+   * replace itself still waits for the debounce.
+   */
+  #speculate(): void {
+    this.#speculateTimer = undefined;
+    const sources = new Set<string>();
+    for (const path of this.#pending) {
+      if (!this.#plainSource(path)) return;
+      sources.add(path);
+    }
+    for (const name of this.#workersOf(sources)) {
+      const entry = this.#host.supervisor.workers.get(name);
+      if (!entry || entry.spec.kind !== "typescript" || !entry.spec.entry) {
+        continue;
+      }
+      const previous = this.#speculative.get(name);
+      if (previous && previous.startedAt > this.#lastEventAt) continue;
+      this.#speculative.set(name, {
+        startedAt: performance.now(),
+        result: this.#host.builder.build(targetOf(entry.spec), { force: true }),
+      });
+    }
+  }
+
+  /** A source file of some worker that is neither config, the server's own code, nor a folder change. */
+  #plainSource(path: string): boolean {
+    const root = this.#host.root;
+    const parts = relative(root, path).split(sep);
+    const top = parts[0];
+    if (!/\.(ts|tsx|js|mjs|json)$/.test(path)) return false;
+    if (top === "config" || top === "main.ts") return false;
+    if (top === "src") return parts[1] === "worker";
+    const workersDir = relative(
+      root,
+      join(root, this.#host.config.workers.workers_dir),
+    );
+    if (top === workersDir) return parts.length >= 4 && parts[2] === "src";
+    return true;
+  }
+
+  /** The workers a set of changed source files belongs to. */
+  #workersOf(sources: Set<string>): Set<string> {
+    const { root, builder } = this.#host;
+    const workersDir = this.#host.config.workers.workers_dir;
+    const names = new Set<string>();
+    for (const file of sources) {
+      for (const name of builder.dependents(file)) names.add(name);
+      const parts = relative(join(root, workersDir), file).split(sep);
+      // A new file under src/ is in no graph yet: it belongs to that worker (a test file never does).
+      const underSrc = parts.length > 2 && parts[1] === "src" &&
+        !parts[0]!.startsWith("..");
+      if (underSrc && !/_test\.tsx?$/.test(file)) names.add(parts[0]!);
+    }
+    return names;
+  }
+
   #flush(): void {
     const batch = [...this.#pending];
     const firstEventAt = this.#firstEventAt;
+    const lastEventAt = this.#lastEventAt;
     this.#pending.clear();
     this.#timer = undefined;
     const waitMs = performance.now() - firstEventAt;
     this.#chain = this.#chain.then(() =>
-      this.#handle(batch, { firstEventAt, waitMs })
+      this.#handle(batch, { firstEventAt, lastEventAt, waitMs })
     ).catch((err) =>
       this.#host.log.error("file change handling failed", { error: err })
     );
@@ -282,15 +392,7 @@ export class DevWatcher {
       summary.reload = true;
     }
 
-    const names = new Set<string>();
-    for (const file of sources) {
-      for (const name of host.builder.dependents(file)) names.add(name);
-      const parts = relative(join(root, workersDir), file).split(sep);
-      // A new file under src/ is in no graph yet: it belongs to that worker (a test file never does).
-      const underSrc = parts.length > 2 && parts[1] === "src" &&
-        !parts[0]!.startsWith("..");
-      if (underSrc && !/_test\.tsx?$/.test(file)) names.add(parts[0]!);
-    }
+    const names = this.#workersOf(sources);
     for (const name of goChanged) names.add(name);
     await Promise.all([...names].map(async (name) => {
       const entry = supervisor.workers.get(name);
@@ -303,8 +405,13 @@ export class DevWatcher {
         if (!goChanged.has(name)) return;
         result = await host.goBuilder.build(target);
       } else {
-        host.builder.invalidate(name);
-        result = await host.builder.build(target, { force: true });
+        // The build refreshes the module graph itself; dropping it first would
+        // leave the worker in no graph while it builds.
+        const early = this.#speculative.get(name);
+        this.#speculative.delete(name);
+        result = early && early.startedAt > timing.lastEventAt
+          ? await early.result
+          : await host.builder.build(target, { force: true });
       }
       summary.buildMs = Math.max(summary.buildMs, result.ms);
       log.info("build", { worker: name, status: result.status, ms: result.ms });

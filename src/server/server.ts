@@ -113,6 +113,8 @@ export class TqServer {
       check: build.check,
       minify: build.minify,
       ...(build.target ? { target: build.target } : {}),
+      // Dev bundles in-process and incrementally; prod keeps deno's own formats.
+      bundler: mode === "dev" ? "esbuild" : "deno",
       logger: log,
       ...(existsSync(join(this.root, "deno.json"))
         ? { configPath: join(this.root, "deno.json") }
@@ -127,6 +129,11 @@ export class TqServer {
       mode,
       table: this.table,
       logger: log,
+      // Dev may hand a warm standby process over instead of spawning one.
+      spawn: (command, opts) =>
+        this.#dev?.spawn
+          ? this.#dev.spawn(command, opts)
+          : new Deno.Command(command, opts).spawn(),
     });
     this.#reloadState = { configMtimes: new Map(), serverMtime: 0 };
     this.#reload = new Coalescer(() =>
@@ -389,6 +396,8 @@ export class TqServer {
     ]);
     clearTimeout(timer);
     await this.supervisor.shutdown();
+    await this.#dev?.close?.();
+    await this.builder.close();
     this.#proxy?.close();
     this.log.info("tqserver stopped", { reason });
     this.#finish();

@@ -1,10 +1,17 @@
 import type { Logger } from "../log/mod.ts";
 
+/**
+ * A spawned process; `spawnedAt` (ms since the epoch) when it was started
+ * before it was handed over (a dev warm standby), so the startup delay counts
+ * from its real start.
+ */
+export type SpawnedProcess = Deno.ChildProcess & { spawnedAt?: number };
+
 /** Spawns a process; injectable so tests can observe or replace spawning. */
 export type SpawnFn = (
   command: string,
   options: Deno.CommandOptions,
-) => Deno.ChildProcess;
+) => SpawnedProcess;
 
 /** Options for {@linkcode Instance}. */
 export interface InstanceOptions {
@@ -34,7 +41,7 @@ export interface HealthOptions {
   delayMs: number;
   /** Give up after this long. */
   timeoutMs: number;
-  /** Time between probes. Default 20. */
+  /** Longest time between probes; they start 1 ms apart and double up to it. Default 20. */
   intervalMs?: number;
 }
 
@@ -103,6 +110,8 @@ export class Instance {
   failedProbes = 0;
   /** Signal named by the `X-TQ-Reload` header of the last healthy probe, if any. */
   reloadSignal: Deno.Signal | undefined;
+  /** When the process was started (ms since the epoch); may predate this object. */
+  readonly spawnedAt: number;
   #child: Deno.ChildProcess;
   #exitStatus: Deno.CommandStatus | undefined;
   #fetch: typeof fetch;
@@ -138,6 +147,7 @@ export class Instance {
       detached: true,
     });
     this.pid = this.#child.pid;
+    this.spawnedAt = (this.#child as SpawnedProcess).spawnedAt ?? Date.now();
     this.exited = this.#child.status.then((status) => {
       this.#exitStatus = status;
       return status;
@@ -174,7 +184,11 @@ export class Instance {
     const { path, delayMs, timeoutMs, intervalMs = 20 } = options;
     const deadline = Date.now() + timeoutMs;
     let lastProblem = "no answer";
-    if (delayMs > 0) await this.#sleepUnlessExit(Math.min(delayMs, timeoutMs));
+    // The delay counts from the process start, which a standby had long ago.
+    const delay = Math.min(delayMs - (Date.now() - this.spawnedAt), timeoutMs);
+    if (delay > 0) await this.#sleepUnlessExit(delay);
+    // Probe soon and then less often: a warm process answers within a few ms.
+    let pause = 1;
     while (true) {
       signal?.throwIfAborted();
       const status = this.#exitStatus;
@@ -209,7 +223,8 @@ export class Instance {
           ? err.message.split("\n")[0] ?? err.name
           : String(err);
       }
-      await this.#sleepUnlessExit(intervalMs);
+      await this.#sleepUnlessExit(Math.min(pause, intervalMs));
+      pause *= 2;
     }
   }
 
