@@ -144,6 +144,7 @@ const modeSettings: Field = {
         target: { kind: "string" },
         output_dir: nonEmpty,
         ldflags: { kind: "string" },
+        timeout_ms: { kind: "number", min: 1 },
       },
     },
     resources: {
@@ -176,6 +177,7 @@ export const SCHEMA: Field = {
           emptyIsUnset: true,
         },
         log_file: { kind: "string" },
+        pid_file: { kind: "string" },
         static: {
           kind: "object",
           fields: {

@@ -90,6 +90,7 @@ function defaultModeSettings(mode: Mode): ModeSettings {
       target: "",
       output_dir: "bin",
       ldflags: mode === "prod" ? "-s -w" : "",
+      timeout_ms: 120_000,
     },
     resources: {
       worker_max_memory_mb: 0,
@@ -120,6 +121,7 @@ export function defaultConfig(): Config {
       idle_timeout_seconds: 120,
       deployment_mode: undefined,
       log_file: "",
+      pid_file: "logs/tqserver.pid",
       static: {
         enabled: true,
         url_prefix: "/static",

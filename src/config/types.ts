@@ -67,6 +67,8 @@ export interface BuildSettings {
   output_dir: string;
   /** `go build -ldflags` of Go workers. Default "" in dev, `-s -w` in prod. */
   ldflags: string;
+  /** Longest a build (and each deno command of it) may run before it is killed. Default 120000. */
+  timeout_ms: number;
 }
 
 /** `deployment.{dev,prod}.resources`. */
@@ -144,6 +146,8 @@ export interface Config {
     deployment_mode: Mode | undefined;
     /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */
     log_file: string;
+    /** PID file (root-relative or absolute), written at start, rewritten by a self-upgrade, removed on a clean stop; empty = none. Default `logs/tqserver.pid`. */
+    pid_file: string;
     static: {
       enabled: boolean;
       url_prefix: string;
