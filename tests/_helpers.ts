@@ -201,7 +201,7 @@ export async function startServer(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    env: { NO_COLOR: "1", TQ_STRICT_LIFECYCLE: "1", ...env },
   }).spawn();
   let text = "";
   const waiters = new Set<() => void>();

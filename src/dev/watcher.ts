@@ -418,7 +418,7 @@ export class DevWatcher {
       if (result.status === "failed") {
         summary.failed.push(name);
         const e = result.error;
-        entry.lastError = describeBuildError(e);
+        supervisor.noteError(name, describeBuildError(e));
         log.error("build failed, old instance keeps serving", {
           worker: name,
           file: e?.file,

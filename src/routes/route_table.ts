@@ -21,6 +21,16 @@ export interface Upstream {
   acquire(): UpstreamTarget | undefined;
   /** Seconds for the `Retry-After` header of a 503. */
   retryAfterSeconds(): number;
+  /**
+   * Like {@linkcode acquire}, but waits up to `timeoutMs` (or until `signal`
+   * aborts) for a healthy instance, e.g. the replacement of one that just
+   * died; `undefined` when none serves in time. Optional: an upstream without
+   * it has nothing to wait for.
+   */
+  acquireWithin?(
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<UpstreamTarget | undefined>;
 }
 
 /**

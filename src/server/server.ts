@@ -293,9 +293,11 @@ export class TqServer {
     // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
     for (const result of built) {
-      const entry = this.supervisor.workers.get(result.name);
-      if (result.status === "failed" && entry) {
-        entry.lastError = describeBuildError(result.error);
+      if (result.status === "failed") {
+        this.supervisor.noteError(
+          result.name,
+          describeBuildError(result.error),
+        );
       }
     }
     await checkForChanges(this, this.#reloadState, { record: true });

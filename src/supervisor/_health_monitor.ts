@@ -63,7 +63,6 @@ export class HealthMonitor {
           ) continue;
           const error =
             `Health check failed ${instance.failedProbes} times in a row`;
-          entry.lastError = error;
           entry.transition({ status: "unhealthy", error });
           logger.warn("worker unhealthy", {
             worker: entry.name,

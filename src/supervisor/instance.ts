@@ -1,4 +1,7 @@
 import type { Logger } from "../log/mod.ts";
+import { killGroup, killGroupAndWait } from "./_process_group.ts";
+
+export { killGroup };
 
 /**
  * A spawned process; `spawnedAt` (ms since the epoch) when it was started
@@ -66,25 +69,47 @@ async function pipeLines(
   if (rest) onLine(rest);
 }
 
-/** Sends a signal to a whole process group, ignoring a group that is already gone. */
-export function killGroup(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(-pid, signal);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      try {
-        Deno.kill(pid, signal);
-      } catch {
-        // The process exited between the two calls: nothing left to signal.
-      }
-    }
-  }
-}
-
 let nextId = 1;
 
 /** Longest wait for a stopped worker's last output lines. */
 const OUTPUT_DRAIN_MS = 1000;
+/** Longest wait for a killed group's last processes to go. */
+const GROUP_GONE_MS = 2000;
+/** Output lines an instance keeps for error messages. */
+const KEPT_LINES = 20;
+/** Output lines quoted in a start failure. */
+const QUOTED_LINES = 5;
+
+/**
+ * The life of one instance: `starting` until healthy, `ready` while it takes
+ * requests, `draining` while its in-flight requests finish, `stopping` once
+ * signalled, `exited` when its whole process group is gone.
+ */
+export type InstanceState =
+  | "starting"
+  | "ready"
+  | "draining"
+  | "stopping"
+  | "exited";
+
+/** The moves an instance may make; anything else is a bug. */
+export const INSTANCE_TRANSITIONS: Readonly<
+  Record<InstanceState, readonly InstanceState[]>
+> = {
+  starting: ["ready", "stopping", "exited"],
+  ready: ["draining", "stopping", "exited"],
+  draining: ["stopping", "exited"],
+  stopping: ["exited"],
+  exited: [],
+};
+
+/** Thrown on a lifecycle move that the transition table does not allow. */
+export class IllegalTransitionError extends Error {
+  constructor(what: string, from: string, to: string) {
+    super(`Illegal transition of ${what}: "${from}" to "${to}"`);
+    this.name = "IllegalTransitionError";
+  }
+}
 
 /**
  * One OS process of a worker: spawned in its own process group with stdin a
@@ -114,6 +139,10 @@ export class Instance {
   readonly spawnedAt: number;
   #child: Deno.ChildProcess;
   #exitStatus: Deno.CommandStatus | undefined;
+  #state: InstanceState = "starting";
+  #stopped: Promise<Deno.CommandStatus> | undefined;
+  #lines: string[] = [];
+  #healthUrl = "";
   #fetch: typeof fetch;
   #idle: (() => void) | undefined;
   #output: Promise<unknown>;
@@ -153,11 +182,55 @@ export class Instance {
       return status;
     });
     const prefix = name;
+    const onLine = (line: string) => {
+      this.#lines.push(line);
+      if (this.#lines.length > KEPT_LINES) this.#lines.shift();
+      logger.line(prefix, line);
+    };
     this.#output = Promise.all([
-      pipeLines(this.#child.stdout, (line) => logger.line(prefix, line)),
-      pipeLines(this.#child.stderr, (line) => logger.line(prefix, line)),
+      pipeLines(this.#child.stdout, onLine),
+      pipeLines(this.#child.stderr, onLine),
     ]).catch((err) =>
       logger.debug("worker output closed", { worker: name, error: err })
+    );
+  }
+
+  /** Where the instance is in its life. */
+  get state(): InstanceState {
+    return this.#state;
+  }
+
+  /** The last lines the instance printed (stdout and stderr), oldest first. */
+  recentOutput(): string[] {
+    return [...this.#lines];
+  }
+
+  /** Moves to `next`; a move the table does not allow throws. */
+  #to(next: InstanceState): void {
+    if (this.#state === next) return;
+    if (!INSTANCE_TRANSITIONS[this.#state].includes(next)) {
+      throw new IllegalTransitionError(
+        `instance ${this.pid}`,
+        this.#state,
+        next,
+      );
+    }
+    this.#state = next;
+  }
+
+  /** Marks a ready instance as draining: it gets no new requests. */
+  drain(): void {
+    if (this.#state === "ready") this.#to("draining");
+  }
+
+  /** What a failed start says: `problem`, then the URL probed, the port given, what the instance printed. */
+  #startFailure(problem: string): Error {
+    const lines = this.#lines.slice(-QUOTED_LINES);
+    const output = lines.length
+      ? `last output: ${lines.map((l) => JSON.stringify(l)).join(" | ")}`
+      : "it printed nothing";
+    return new Error(
+      `${problem}; probed GET ${this.#healthUrl} (TQ_PORT=${this.port}); ${output}`,
     );
   }
 
@@ -183,6 +256,7 @@ export class Instance {
   ): Promise<void> {
     const { path, delayMs, timeoutMs, intervalMs = 20 } = options;
     const deadline = Date.now() + timeoutMs;
+    this.#healthUrl = this.origin + path;
     let lastProblem = "no answer";
     // The delay counts from the process start, which a standby had long ago.
     const delay = Math.min(delayMs - (Date.now() - this.spawnedAt), timeoutMs);
@@ -193,7 +267,9 @@ export class Instance {
       signal?.throwIfAborted();
       const status = this.#exitStatus;
       if (status) {
-        throw new Error(
+        // Its last words may still be in the pipe.
+        await this.#outputSettled(200);
+        throw this.#startFailure(
           `Exited during startup with ${
             status.signal ? `signal ${status.signal}` : `code ${status.code}`
           }`,
@@ -201,7 +277,7 @@ export class Instance {
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new Error(
+        throw this.#startFailure(
           `Not healthy after ${timeoutMs} ms (last probe: ${lastProblem})`,
         );
       }
@@ -215,13 +291,12 @@ export class Instance {
           this.reloadSignal = reload
             ? (reload.toUpperCase() as Deno.Signal)
             : undefined;
+          if (this.#state === "starting") this.#to("ready");
           return;
         }
         lastProblem = `status ${res.status}`;
       } catch (err) {
-        lastProblem = err instanceof Error
-          ? err.message.split("\n")[0] ?? err.name
-          : String(err);
+        lastProblem = probeProblem(err);
       }
       await this.#sleepUnlessExit(Math.min(pause, intervalMs));
       pause *= 2;
@@ -287,38 +362,61 @@ export class Instance {
   }
 
   /**
-   * Stops the process group: SIGTERM, then SIGKILL once `graceMs` has passed
-   * without an exit. Resolves with the exit status.
+   * Ends the instance: SIGTERM to its process group, SIGKILL once `graceMs`
+   * has passed without an exit, and at once to whatever the group still holds
+   * after the leader exited (a crash's leftovers); then closes its stdin.
+   * Resolves with the leader's exit status once no process of the group runs,
+   * so its port is free. Idempotent: every call gets the same stop.
    */
-  async stop(graceMs: number): Promise<Deno.CommandStatus> {
+  stop(graceMs: number): Promise<Deno.CommandStatus> {
+    this.#stopped ??= this.#stop(graceMs);
+    return this.#stopped;
+  }
+
+  async #stop(graceMs: number): Promise<Deno.CommandStatus> {
     if (!this.#exitStatus) {
+      this.#to("stopping");
       killGroup(this.pid, "SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const exited = await Promise.race([
         this.exited.then(() => true),
-        new Promise<false>((resolve) => {
-          const signal = AbortSignal.timeout(graceMs);
-          signal.addEventListener("abort", () => resolve(false), {
-            once: true,
-          });
-        }),
+        new Promise<false>((resolve) =>
+          timer = setTimeout(() => resolve(false), graceMs)
+        ),
       ]);
+      clearTimeout(timer);
       if (!exited) killGroup(this.pid, "SIGKILL");
     }
     const status = await this.exited;
     // Children the worker left behind in its group die with it.
-    killGroup(this.pid, "SIGKILL");
-    // A grandchild that left the group may still hold the pipes: do not wait on it.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#output,
-      new Promise((resolve) => timer = setTimeout(resolve, OUTPUT_DRAIN_MS)),
-    ]);
-    clearTimeout(timer);
+    await killGroupAndWait(this.pid, GROUP_GONE_MS);
     try {
       this.#child.stdin.close();
     } catch {
-      // Already closed by the process exit.
+      // Already closed.
     }
+    // A grandchild that left the group may still hold the pipes: do not wait on it.
+    await this.#outputSettled(OUTPUT_DRAIN_MS);
+    this.#to("exited");
     return status;
   }
+
+  async #outputSettled(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#output,
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+function probeProblem(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === "TimeoutError") return "no answer in time";
+  let text = err.message.split("\n")[0] ?? err.name;
+  // fetch's message repeats the URL; what went wrong is at its end.
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof Error && cause.message) text = cause.message;
+  return /connection refused/i.test(text) ? "connection refused" : text;
 }

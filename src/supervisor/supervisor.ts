@@ -4,12 +4,18 @@ import type { RouteTable } from "../routes/mod.ts";
 import { Instance, type SpawnFn } from "./instance.ts";
 import { PortPool } from "./port_pool.ts";
 import { HealthMonitor } from "./_health_monitor.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import {
   type RestartReason,
   WorkerEntry,
   type WorkerStatusJson,
 } from "./worker.ts";
 import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
+
+/** True once the worker is being removed (read through a call: the state changes across awaits). */
+function stopping(entry: WorkerEntry): boolean {
+  return entry.state.status === "stopping";
+}
 
 /** Options for {@linkcode Supervisor}. */
 export interface SupervisorOptions {
@@ -33,10 +39,11 @@ export interface SupervisorOptions {
    * (`health-failed`). Default 5000; 0 disables.
    */
   healthIntervalMs?: number;
+  /** Time and timers of crash-restart backoff. Default: the system clock. */
+  clock?: Clock;
+  /** Throw on an illegal lifecycle transition. Default: when `TQ_STRICT_LIFECYCLE=1` (the tests set it). */
+  strict?: boolean;
 }
-
-const MAX_BACKOFF_MS = 30_000;
-const STABLE_MS = 10_000;
 
 /**
  * Starts, replaces and stops worker processes; the only writer of the route
@@ -62,8 +69,12 @@ export class Supervisor {
   #pool: PortPool;
   #workers = new Map<string, WorkerEntry>();
   #retiring = new Set<Promise<void>>();
+  #removing = new Map<string, Promise<void>>();
   #closed = false;
+  #closing = new AbortController();
   #monitor: HealthMonitor;
+  #clock: Clock;
+  #strict: boolean;
 
   constructor(config: Config, options: SupervisorOptions) {
     const {
@@ -75,7 +86,11 @@ export class Supervisor {
       env = baseEnv(),
       pool,
       healthIntervalMs = 5000,
+      clock = systemClock,
+      strict = Deno.env.get("TQ_STRICT_LIFECYCLE") === "1",
     } = options;
+    this.#clock = clock;
+    this.#strict = strict;
     this.#config = config;
     this.#mode = mode;
     this.#table = table;
@@ -117,25 +132,44 @@ export class Supervisor {
     await Promise.all(specs.map((spec) => this.add(spec)));
   }
 
-  /** Adds a worker and starts it; resolves true when it serves. */
-  add(spec: WorkerSpec): Promise<boolean> {
+  /** Records a problem of a worker that leaves it serving (a failed build): it shows as `last_error`. */
+  noteError(name: string, error: string): void {
+    this.#workers.get(name)?.noteError(error);
+  }
+
+  /**
+   * Adds a worker and starts it; resolves true when it serves. A worker of the
+   * same name still stopping is waited for first.
+   *
+   * @throws {TypeError} When a worker of that name runs.
+   */
+  async add(spec: WorkerSpec): Promise<boolean> {
+    await this.#removing.get(spec.name);
     if (this.#workers.has(spec.name)) {
       throw new TypeError(`Worker "${spec.name}" already exists`);
     }
-    const entry = new WorkerEntry(spec, this.#log, (w) => {
-      this.replace(w.name, "max-requests").catch((err) =>
-        this.#log.error("replace failed", { worker: w.name, error: err })
-      );
+    if (this.#closed) return false;
+    const entry = new WorkerEntry(spec, {
+      logger: this.#log,
+      clock: this.#clock,
+      strict: this.#strict,
+      onMaxRequests: (w) => {
+        this.replace(w.name, "max-requests").catch((err) =>
+          this.#log.error("replace failed", { worker: w.name, error: err })
+        );
+      },
     });
     this.#workers.set(spec.name, entry);
-    this.#table.put(entry);
+    this.#table.put(entry.view);
     this.#monitor.start();
-    return this.#enqueue(entry, "start");
+    return await this.#enqueue(entry, "start");
   }
 
   /**
    * Applies a new spec to a known worker. A changed route or settings replaces
-   * it (`config-changed`); `reason` forces a replace with that reason.
+   * it (`config-changed`); `reason` forces a replace with that reason. A new
+   * route is served only once an instance started with it is healthy; until
+   * then (and for good, if that fails) the old instance keeps the old route.
    */
   async update(
     spec: WorkerSpec,
@@ -152,7 +186,6 @@ export class Supervisor {
       JSON.stringify([spec.route, spec.settings, spec.kind, spec.binPath]);
     entry.spec = spec;
     if (!changed && !reason) return "unchanged";
-    this.#table.put(entry);
     return await this.replace(spec.name, reason ?? "config-changed")
       ? "replaced"
       : "failed";
@@ -213,24 +246,43 @@ export class Supervisor {
     return await this.replace(name, "private-changed") ? "replaced" : "failed";
   }
 
-  /** Drains and stops a worker, then forgets it. */
-  async remove(name: string): Promise<void> {
+  /**
+   * Drains and stops a worker, then forgets it. It shows as `stopping` in the
+   * status until its last instance is gone.
+   */
+  remove(name: string): Promise<void> {
+    const removing = this.#removing.get(name);
+    if (removing) return removing;
     const entry = this.#workers.get(name);
-    if (!entry) return;
+    if (!entry) return Promise.resolve();
     entry.transition({ status: "stopping" });
-    clearTimeout(entry.retryTimer);
+    entry.cancelRetry();
     entry.queued = undefined;
+    entry.wakeWaiters();
     this.#table.delete(name);
-    this.#workers.delete(name);
-    await entry.running?.catch(() => false);
-    const old = entry.active;
-    entry.active = [];
-    await Promise.all(old.map((instance) => this.#retire(entry, instance, 0)));
+    const done = (async () => {
+      await entry.running?.catch(() => false);
+      const old = entry.active;
+      entry.active = [];
+      await Promise.all(
+        old.map((instance) => this.#retire(entry, instance, 0)),
+      );
+      await Promise.all([...entry.draining].map((i) => i.stop(0)));
+    })().finally(() => {
+      this.#workers.delete(name);
+      this.#removing.delete(name);
+    });
+    this.#removing.set(name, done);
+    return done;
   }
 
-  /** Stops every worker (SIGTERM, then SIGKILL of the group after the grace period). */
+  /**
+   * Stops every worker (SIGTERM, then SIGKILL of the group after the grace
+   * period); starts under way are cancelled.
+   */
   async shutdown(): Promise<void> {
     this.#closed = true;
+    this.#closing.abort();
     this.#monitor.stop();
     await Promise.all(
       [...this.#workers.keys()].map((name) => this.remove(name)),
@@ -289,8 +341,8 @@ export class Supervisor {
     entry: WorkerEntry,
     reason: RestartReason | "start",
   ): Promise<boolean> {
-    if (this.#closed || !this.#workers.has(entry.name)) return false;
-    clearTimeout(entry.retryTimer);
+    if (this.#closed || stopping(entry)) return false;
+    entry.cancelRetry();
     const { spec } = entry;
     const fields = { worker: spec.name, reason };
     if (!(await fileExists(spec.binPath))) {
@@ -299,14 +351,16 @@ export class Supervisor {
         : `No binary at "${spec.binPath}": build it with "deno task build" or scripts/build-prod.sh${
           spec.kind === "go" ? " (Go workers need go on PATH)" : ""
         }, then reload`;
-      entry.lastError = error;
       if (entry.active.length === 0) {
         entry.transition({ status: "failed", error });
-      }
+      } else entry.noteError(error);
       this.#log.error("worker cannot start", { ...fields, error });
       return false;
     }
-    if (entry.active.length === 0 && entry.state.status !== "crashed") {
+    if (
+      entry.active.length === 0 && entry.state.status !== "crashed" &&
+      entry.state.status !== "starting"
+    ) {
       entry.transition({ status: "starting" });
     }
     if (reason !== "start") this.#log.info("worker restarting", fields);
@@ -317,51 +371,52 @@ export class Supervisor {
       for (let i = 0; i < Math.max(1, settings.instances); i++) {
         fresh.push(this.#startInstance(entry));
       }
+      const signal = this.#closing.signal;
       await Promise.all(fresh.map((instance) =>
         instance.waitHealthy({
           path: settings.health_path,
           delayMs: this.#config.workers.startup_delay_ms,
           timeoutMs: settings.startup_timeout_ms,
-        })
+        }, signal)
       ));
     } catch (err) {
-      const error = errorMessage(err);
+      const cancelled = this.#closing.signal.aborted;
+      const error = cancelled
+        ? "Start cancelled: the server is stopping"
+        : errorMessage(err);
+      // Its whole group goes, SIGKILL after the grace period; then its port is free.
       await Promise.all(fresh.map(async (instance) => {
-        await instance.stop(
-          Math.min(this.#config.workers.shutdown_grace_period_ms, 1000),
-        );
+        await instance.stop(this.#config.workers.shutdown_grace_period_ms);
         this.#pool.release(instance.port);
       }));
-      entry.lastError = error;
+      if (cancelled || stopping(entry)) {
+        this.#log.info("worker start cancelled", fields);
+        return false;
+      }
       this.#log.error("worker start failed", {
         ...fields,
         error,
         kept_old: entry.active.length > 0,
       });
-      if (
-        entry.active.length === 0 && this.#workers.has(entry.name) &&
-        !this.#closed
-      ) {
-        this.#scheduleRetry(entry, error);
-      }
+      if (entry.active.length === 0) {
+        entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
+      } else entry.noteError(error);
       return false;
     }
-    if (this.#closed || !this.#workers.has(entry.name)) {
+    if (this.#closed || stopping(entry)) {
       await Promise.all(
         fresh.map((instance) => this.#retire(entry, instance, 0)),
       );
       return false;
     }
-    const old = entry.active;
-    entry.active = fresh;
-    entry.maxRequestsTriggered = false;
-    for (const instance of fresh) this.#watchExit(entry, instance);
     if (reason !== "start") {
       entry.restarts++;
       entry.lastRestartReason = reason;
     }
-    entry.lastError = null;
-    entry.transition({ status: "healthy" });
+    const old = entry.serve(fresh);
+    // The route may have changed with the spec: it switches now, with the new instance.
+    this.#table.put(entry.view);
+    for (const instance of fresh) this.#watchExit(entry, instance);
     this.#log.info(reason === "start" ? "worker started" : "worker replaced", {
       ...fields,
       pid: fresh.map((i) => i.pid).join(","),
@@ -375,41 +430,35 @@ export class Supervisor {
     return true;
   }
 
-  #scheduleRetry(entry: WorkerEntry, error: string): void {
-    const delay = entry.backoffMs;
-    entry.backoffMs = Math.min(delay * 2, MAX_BACKOFF_MS);
-    entry.transition({ status: "crashed", error, retryAt: Date.now() + delay });
-    clearTimeout(entry.retryTimer);
-    entry.retryTimer = setTimeout(() => {
-      entry.retryTimer = undefined;
-      this.#enqueue(entry, "crashed");
-    }, delay);
-  }
-
   #watchExit(entry: WorkerEntry, instance: Instance): void {
-    const healthyAt = Date.now();
-    instance.exited.then((status) => {
+    const healthyAt = this.#clock.now();
+    instance.exited.then(async (status) => {
       if (!entry.active.includes(instance)) return;
       entry.active = entry.active.filter((i) => i !== instance);
       entry.retiredRequests += instance.requests;
-      this.#pool.release(instance.port);
+      entry.instanceEnded(this.#clock.now() - healthyAt);
       const error = `Exited unexpectedly with ${
         status.signal ? `signal ${status.signal}` : `code ${status.code}`
       }`;
-      entry.lastError = error;
       this.#log.warn("worker crashed", {
         worker: entry.name,
         pid: instance.pid,
         error,
       });
-      if (Date.now() - healthyAt > STABLE_MS) entry.backoffMs = 100;
-      if (this.#closed || !this.#workers.has(entry.name)) return;
-      if (entry.active.length > 0) {
-        entry.transition({ status: "unhealthy", error });
-        this.#enqueue(entry, "crashed");
-      } else {
-        this.#scheduleRetry(entry, error);
+      if (!this.#closed && !stopping(entry)) {
+        if (entry.running) {
+          // The replace under way brings new instances, or arms the retry if it fails.
+          entry.noteError(error);
+        } else if (entry.active.length > 0) {
+          entry.transition({ status: "unhealthy", error });
+          this.#enqueue(entry, "crashed");
+        } else {
+          entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
+        }
       }
+      // What it left in its group dies at once; its port is free once the group is gone.
+      await instance.stop(0);
+      this.#pool.release(instance.port);
     });
   }
 
@@ -419,6 +468,7 @@ export class Supervisor {
     delayMs: number,
   ): Promise<void> {
     entry.draining.add(instance);
+    instance.drain();
     const done = (async () => {
       if (delayMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, delayMs));

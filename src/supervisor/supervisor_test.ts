@@ -46,7 +46,11 @@ function setup() {
     settings,
   };
   const table = new RouteTable();
-  const supervisor = new Supervisor(config, { mode: "prod", table });
+  const supervisor = new Supervisor(config, {
+    mode: "prod",
+    table,
+    strict: true,
+  });
   return { root, dir, spec, table, supervisor };
 }
 
@@ -107,6 +111,9 @@ Deno.test("replace() keeps the old instance when the new one fails health", asyn
 Deno.test("a retiring instance finishes its in-flight request before it is stopped", async () => {
   const { root, dir, spec, table, supervisor } = setup();
   try {
+    // This worker does not drain itself: SIGTERM ends it at once, so only the
+    // supervisor's drain (wait for in-flight requests, then SIGTERM) saves the request.
+    writeBinary(dir, "index", "v1", "export ABRUPT_STOP=1\n");
     await supervisor.add(spec);
     const target = table.match("/")!.acquire()!;
     const slow = fetch(target.origin + "/slow?ms=700").then((r) => r.text())

@@ -1,7 +1,9 @@
 import type { WorkerSpec } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Upstream, UpstreamTarget } from "../routes/mod.ts";
-import type { Instance } from "./instance.ts";
+import { IllegalTransitionError, type Instance } from "./instance.ts";
+import { Backoff } from "./backoff.ts";
+import { type Clock, systemClock, type TimerId } from "./clock.ts";
 
 /** Why a worker was (re)started; every restart is logged with exactly one. */
 export type RestartReason =
@@ -26,7 +28,7 @@ export type WorkerStatus =
 
 /**
  * The lifecycle of a worker. Changed only through {@linkcode WorkerEntry.transition},
- * which logs every change.
+ * which checks it against {@linkcode WORKER_TRANSITIONS} and logs every change.
  */
 export type WorkerState =
   /** No instance serves yet; the first one is being started. */
@@ -41,6 +43,22 @@ export type WorkerState =
   | { status: "crashed"; error: string; retryAt: number }
   /** The worker cannot run until something changes (e.g. no binary yet). */
   | { status: "failed"; error: string };
+
+/**
+ * The moves a worker's state may make (a state may always be entered again
+ * with new details, e.g. the next `retryAt`). `stopping` is final: a removed
+ * worker that comes back is a new entry.
+ */
+export const WORKER_TRANSITIONS: Readonly<
+  Record<WorkerStatus, readonly WorkerStatus[]>
+> = {
+  starting: ["healthy", "crashed", "failed", "stopping"],
+  healthy: ["unhealthy", "crashed", "stopping"],
+  unhealthy: ["healthy", "crashed", "stopping"],
+  crashed: ["starting", "healthy", "failed", "stopping"],
+  failed: ["starting", "healthy", "crashed", "stopping"],
+  stopping: [],
+};
 
 /** File mtimes recorded for a worker (epoch ms; 0 when absent). */
 export interface WorkerMtimes {
@@ -79,39 +97,79 @@ function isoOrNull(ms: number): string | null {
   return ms > 0 ? new Date(ms).toISOString() : null;
 }
 
-/** The supervisor's record of one worker; the proxy sees it only as an {@linkcode Upstream}. */
-export class WorkerEntry implements Upstream {
+/** Options for {@linkcode WorkerEntry}. */
+export interface WorkerEntryOptions {
+  /** Logger of state changes. */
+  logger: Logger;
+  /** Called once when an instance reaches `max_requests`. */
+  onMaxRequests: (entry: WorkerEntry) => void;
+  /** Time and timers (retry timer, `Retry-After`). Default: the system clock. */
+  clock?: Clock;
+  /** Throw on an illegal transition instead of logging it. Default false (tests set it). */
+  strict?: boolean;
+}
+
+/**
+ * The supervisor's record of one worker, and the one owner of its lifecycle:
+ * its state, its `last_error`, its crash-restart timer and backoff. The route
+ * table and the proxy see only its read-only {@linkcode WorkerEntry.view}.
+ */
+export class WorkerEntry {
+  /** The spec new instances start from (the serving route may still be the old one). */
   spec: WorkerSpec;
-  #state: WorkerState = { status: "starting" };
   /** Instances that receive new requests. */
   active: Instance[] = [];
   /** Instances that finish their in-flight requests before they stop. */
   readonly draining = new Set<Instance>();
   restarts = 0;
   lastRestartReason: RestartReason | null = null;
-  lastError: string | null = null;
   /** Requests of instances that already stopped. */
   retiredRequests = 0;
   mtimes: WorkerMtimes = { binary: 0, public: 0, private: 0 };
-  /** Next crash-restart delay. */
-  backoffMs = 100;
-  retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The reason of a replace requested while one runs; it runs once more after. */
   queued: RestartReason | "start" | undefined;
   running: Promise<boolean> | undefined;
   maxRequestsTriggered = false;
+  /** What the proxy sees: name, the route being served, and instance picking. */
+  readonly view: Upstream;
+  #state: WorkerState = { status: "starting" };
+  #lastError: string | null = null;
+  #retryTimer: TimerId | undefined;
+  #backoff = new Backoff();
+  #servingRoute: string;
+  #waiters = new Set<() => void>();
   #next = 0;
   #log: Logger;
+  #clock: Clock;
+  #strict: boolean;
   #onMaxRequests: (entry: WorkerEntry) => void;
 
-  constructor(
-    spec: WorkerSpec,
-    log: Logger,
-    onMaxRequests: (entry: WorkerEntry) => void,
-  ) {
+  constructor(spec: WorkerSpec, options: WorkerEntryOptions) {
+    const { logger, onMaxRequests, clock = systemClock, strict = false } =
+      options;
     this.spec = spec;
-    this.#log = log;
+    this.#servingRoute = spec.route;
+    this.#log = logger;
+    this.#clock = clock;
+    this.#strict = strict;
     this.#onMaxRequests = onMaxRequests;
+    // deno-lint-ignore no-this-alias
+    const entry = this;
+    this.view = Object.freeze({
+      get name() {
+        return entry.name;
+      },
+      get route() {
+        return entry.#servingRoute;
+      },
+      get writeTimeoutMs() {
+        return entry.spec.settings.write_timeout_seconds * 1000;
+      },
+      acquire: () => this.acquire(),
+      retryAfterSeconds: () => this.retryAfterSeconds(),
+      acquireWithin: (timeoutMs: number, signal?: AbortSignal) =>
+        this.acquireWithin(timeoutMs, signal),
+    });
   }
 
   /** The current lifecycle state; change it only with {@linkcode transition}. */
@@ -123,18 +181,45 @@ export class WorkerEntry implements Upstream {
     return this.spec.name;
   }
 
+  /** The route the worker's instances serve now (a changed route switches once its new instance is healthy). */
   get route(): string {
-    return this.spec.route;
+    return this.#servingRoute;
   }
 
-  get writeTimeoutMs(): number {
-    return this.spec.settings.write_timeout_seconds * 1000;
+  /** The last thing that went wrong, until a replace succeeds (`last_error` in `/api/status`). */
+  get lastError(): string | null {
+    return this.#lastError;
   }
 
-  /** Moves the worker to a new state and logs the change. */
+  /** Records a problem that leaves the state as it is (a failed build or replace while the old instance serves). */
+  noteError(error: string): void {
+    this.#lastError = error;
+  }
+
+  /**
+   * Moves the worker to a new state and logs the change. A state with an
+   * error records it as `last_error`.
+   *
+   * @throws {IllegalTransitionError} When the move is not in {@linkcode WORKER_TRANSITIONS} and the entry is strict.
+   */
   transition(next: WorkerState): void {
     const prev = this.#state.status;
+    if (
+      prev !== next.status && !WORKER_TRANSITIONS[prev].includes(next.status)
+    ) {
+      const err = new IllegalTransitionError(
+        `worker "${this.name}"`,
+        prev,
+        next.status,
+      );
+      if (this.#strict) throw err;
+      this.#log.error("illegal worker transition", {
+        worker: this.name,
+        error: err,
+      });
+    }
     this.#state = next;
+    if ("error" in next) this.#lastError = next.error;
     if (prev === next.status) return;
     const fields: Record<string, unknown> = {
       worker: this.name,
@@ -148,6 +233,60 @@ export class WorkerEntry implements Upstream {
     this.#log[level]("worker state", fields);
   }
 
+  /**
+   * Puts `fresh` in service after a successful start or replace: the route
+   * switches to the spec's, `last_error` and any armed retry are cleared.
+   *
+   * @returns The instances that served before, to be retired.
+   */
+  serve(fresh: Instance[]): Instance[] {
+    const old = this.active;
+    this.active = fresh;
+    this.maxRequestsTriggered = false;
+    this.cancelRetry();
+    this.#lastError = null;
+    this.#servingRoute = this.spec.route;
+    this.transition({ status: "healthy" });
+    for (const wake of this.#waiters) wake();
+    return old;
+  }
+
+  /**
+   * Arms the crash-restart timer with the next backoff delay and moves to
+   * `crashed`. An armed timer is replaced, never doubled.
+   */
+  scheduleRetry(error: string, retry: () => void): number {
+    const delay = this.#backoff.next();
+    this.cancelRetry();
+    this.transition({
+      status: "crashed",
+      error,
+      retryAt: this.#clock.now() + delay,
+    });
+    this.#retryTimer = this.#clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      retry();
+    }, delay);
+    return delay;
+  }
+
+  /** Disarms the crash-restart timer. */
+  cancelRetry(): void {
+    this.#clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  /** True while a crash-restart timer is armed. */
+  get retryArmed(): boolean {
+    return this.#retryTimer !== undefined;
+  }
+
+  /** Notes that an instance ended after serving `upMs`: one that stayed up long resets the backoff. */
+  instanceEnded(upMs: number): void {
+    this.#backoff.ended(upMs);
+  }
+
+  /** Picks an instance round-robin and counts the request; undefined when none serves. */
   acquire(): UpstreamTarget | undefined {
     const count = this.active.length;
     if (count === 0) return undefined;
@@ -161,11 +300,51 @@ export class WorkerEntry implements Upstream {
     return { origin: instance.origin, release };
   }
 
+  /**
+   * Like {@linkcode acquire}, but waits up to `timeoutMs` (or until `signal`
+   * aborts) for an instance to serve, e.g. the replacement of one that just died.
+   */
+  async acquireWithin(
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<UpstreamTarget | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const target = this.acquire();
+      if (target) return target;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted || this.#state.status === "stopping") {
+        return undefined;
+      }
+      let wake = () => {};
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => wake();
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        this.#waiters.add(resolve);
+        timer = setTimeout(resolve, left);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+      this.#waiters.delete(wake);
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Seconds for `Retry-After`: until the armed retry, at least 1. */
   retryAfterSeconds(): number {
     if (this.state.status === "crashed") {
-      return Math.max(1, Math.ceil((this.state.retryAt - Date.now()) / 1000));
+      return Math.max(
+        1,
+        Math.ceil((this.state.retryAt - this.#clock.now()) / 1000),
+      );
     }
     return 1;
+  }
+
+  /** Wakes every {@linkcode acquireWithin} (the worker is going away). */
+  wakeWaiters(): void {
+    for (const wake of this.#waiters) wake();
   }
 
   /** The entry as `/api/status` shows it. */

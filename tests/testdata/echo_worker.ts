@@ -10,6 +10,7 @@
 //   /html              an HTML page
 //   /private           the content of private/message.txt (cached; cache cleared on the reload signal)
 //   anything else      JSON echo of method, path, query, headers, body sha-256 and length, tag, pid
+// Env: IGNORE_TERM ignores SIGTERM; ABRUPT_STOP exits at once on SIGTERM (no drain).
 const port = Number(Deno.env.get("TQ_PORT") ?? Deno.env.get("PORT"));
 const tag = Deno.env.get("TAG") ?? "v1";
 const reloadSignal = Deno.env.get("RELOAD_SIGNAL") as Deno.Signal | undefined;
@@ -125,7 +126,13 @@ const server = Deno.serve(
 );
 
 const stop = () => server.shutdown();
-Deno.addSignalListener("SIGTERM", stop);
+if (Deno.env.get("IGNORE_TERM")) {
+  // A worker that never stops by itself: only SIGKILL ends it.
+  Deno.addSignalListener("SIGTERM", () => console.log("ignoring SIGTERM"));
+} else if (Deno.env.get("ABRUPT_STOP")) {
+  // A worker that does not drain: whatever is in flight is cut.
+  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+} else Deno.addSignalListener("SIGTERM", stop);
 Deno.addSignalListener("SIGINT", stop);
 // stdin EOF: the server died.
 (async () => {

@@ -1,0 +1,19 @@
+/** A timer handle of a {@linkcode Clock}. */
+export type TimerId = ReturnType<typeof setTimeout> | number;
+
+/** Time and timers, injectable so tests can drive backoff without waiting. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls `fn` once after `ms`. */
+  setTimeout(fn: () => void, ms: number): TimerId;
+  /** Cancels a timer of {@linkcode setTimeout}; unknown ids are ignored. */
+  clearTimeout(id: TimerId | undefined): void;
+}
+
+/** The real clock: `Date.now` and the global timers. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
+};

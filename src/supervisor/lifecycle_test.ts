@@ -1,0 +1,351 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
+import { RouteTable } from "../routes/mod.ts";
+import { Backoff } from "./backoff.ts";
+import type { Clock } from "./clock.ts";
+import { IllegalTransitionError } from "./instance.ts";
+import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import { WorkerEntry } from "./worker.ts";
+import { silentLogger } from "../log/mod.ts";
+
+const ECHO =
+  new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
+
+function writeScript(dir: string, name: string, body: string): string {
+  const bin = join(dir, "bin", name);
+  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
+  Deno.writeTextFileSync(bin + ".tmp", `#!/bin/sh\n${body}`, { mode: 0o755 });
+  Deno.chmodSync(bin + ".tmp", 0o755);
+  Deno.renameSync(bin + ".tmp", bin);
+  return bin;
+}
+
+/** A shell wrapper around the echo worker, with extra env exports and shell lines before it. */
+function writeEcho(dir: string, tag: string, before = ""): string {
+  return writeScript(
+    dir,
+    "index",
+    `export TAG='${tag}'\n${before}exec '${Deno.execPath()}' run -A --no-config '${ECHO}'\n`,
+  );
+}
+
+/** True while `pid` runs (a zombie waiting to be reaped does not count). */
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+async function until(
+  fn: () => boolean,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+function setup(options: Partial<SupervisorOptions> = {}, route = "/") {
+  const root = Deno.makeTempDirSync({ prefix: "tq-life-" });
+  const dir = join(root, "workers", "index");
+  const binPath = writeEcho(dir, "v1");
+  const config = defaultConfig();
+  const start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_start = start;
+  config.workers.port_range_end = start + 50;
+  config.workers.startup_delay_ms = 10;
+  config.workers.restart_delay_ms = 10;
+  config.workers.shutdown_grace_period_ms = 2000;
+  const settings = { ...config.workers.default, startup_timeout_ms: 5000 };
+  const spec: WorkerSpec = {
+    name: "index",
+    dir,
+    route,
+    kind: "binary",
+    entry: undefined,
+    binPath,
+    settings,
+  };
+  const table = new RouteTable();
+  const supervisor = new Supervisor(config, {
+    mode: "prod",
+    table,
+    strict: true,
+    healthIntervalMs: 0,
+    ...options,
+  });
+  const cleanup = async () => {
+    await supervisor.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  };
+  return { root, dir, spec, table, supervisor, config, cleanup };
+}
+
+Deno.test("a worker that forks a child and then crashes: the child is gone within 2 s", async () => {
+  const t = setup();
+  try {
+    writeEcho(t.dir, "v1", `sleep 60 & echo $! > '${t.dir}/child.pid'\n`);
+    assert.equal(await t.supervisor.add(t.spec), true);
+    const child = Number(Deno.readTextFileSync(join(t.dir, "child.pid")));
+    assert.ok(running(child), "the forked child runs");
+    const origin = t.supervisor.workers.get("index")!.active[0]!.origin;
+    await (await fetch(origin + "/crash")).text();
+    assert.ok(
+      await until(() => !running(child), 2000),
+      `the crashed worker's child ${child} still runs 2 s later`,
+    );
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a worker that ignores SIGTERM is SIGKILLed after the grace period on replace", async () => {
+  const t = setup();
+  t.config.workers.shutdown_grace_period_ms = 700;
+  try {
+    writeEcho(t.dir, "v1", "export IGNORE_TERM=1\n");
+    await t.supervisor.add(t.spec);
+    const entry = t.supervisor.workers.get("index")!;
+    const old = entry.active[0]!;
+    writeEcho(t.dir, "v2");
+    assert.equal(await t.supervisor.replace("index", "manual"), true);
+    const replacedAt = Date.now();
+    const status = await old.exited;
+    const ms = Date.now() - replacedAt;
+    assert.equal(status.signal, "SIGKILL", "it took SIGKILL to stop it");
+    assert.ok(ms >= 600, `killed after ${ms} ms, before the 700 ms grace`);
+    assert.ok(ms < 4000, `killed only after ${ms} ms`);
+    assert.ok(await until(() => entry.draining.size === 0, 3000));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("the crash backoff doubles from 100 ms to 30 s and resets after 10 s up", () => {
+  const backoff = new Backoff();
+  const seen = Array.from({ length: 11 }, () => backoff.next());
+  assert.deepEqual(seen, [
+    100,
+    200,
+    400,
+    800,
+    1600,
+    3200,
+    6400,
+    12800,
+    25600,
+    30000,
+    30000,
+  ]);
+  backoff.ended(9_999);
+  assert.equal(backoff.next(), 30000, "9.999 s up is not stable");
+  backoff.ended(10_000);
+  assert.equal(backoff.next(), 100, "10 s up starts again");
+  assert.equal(backoff.next(), 200);
+});
+
+/** A clock whose timers fire only when the test says so. */
+class FakeClock implements Clock {
+  time = 1_000_000;
+  timers = new Map<number, { fn: () => void; at: number; ms: number }>();
+  delays: number[] = [];
+  #id = 0;
+  now(): number {
+    return this.time;
+  }
+  setTimeout(fn: () => void, ms: number): number {
+    this.delays.push(ms);
+    this.timers.set(++this.#id, { fn, at: this.time + ms, ms });
+    return this.#id;
+  }
+  clearTimeout(id: number | undefined): void {
+    if (id !== undefined) this.timers.delete(id);
+  }
+  /** Jumps to the next timer and runs it. */
+  fireNext(): void {
+    const [id, timer] = [...this.timers].sort((a, b) => a[1].at - b[1].at)[0]!;
+    this.timers.delete(id);
+    this.time = timer.at;
+    timer.fn();
+  }
+}
+
+Deno.test("a crashing worker is retried after 100, 200, 400, 800 ms (fake clock) with Retry-After", async () => {
+  const clock = new FakeClock();
+  const t = setup({ clock });
+  try {
+    writeScript(t.dir, "index", "echo 'boom'\nexit 1\n");
+    assert.equal(await t.supervisor.add(t.spec), false);
+    const entry = t.supervisor.workers.get("index")!;
+    for (let i = 0; i < 3; i++) {
+      assert.equal(entry.state.status, "crashed");
+      assert.equal(clock.timers.size, 1, "exactly one retry is armed");
+      clock.fireNext();
+      // The retry spawns the worker, which exits at once and arms the next one.
+      assert.ok(
+        await until(() => clock.timers.size === 1 && !entry.running, 5000),
+      );
+    }
+    assert.deepEqual(clock.delays, [100, 200, 400, 800]);
+    assert.match(entry.lastError ?? "", /Exited during startup with code 1/);
+    assert.match(entry.lastError ?? "", /"boom"/);
+    assert.equal(entry.view.retryAfterSeconds(), 1);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("an illegal worker transition throws when strict", () => {
+  const spec = setup().spec;
+  const entry = new WorkerEntry(spec, {
+    logger: silentLogger,
+    onMaxRequests: () => {},
+    strict: true,
+  });
+  assert.throws(
+    () => entry.transition({ status: "unhealthy", error: "x" }),
+    IllegalTransitionError,
+  );
+  entry.transition({ status: "healthy" });
+  entry.transition({ status: "stopping" });
+  assert.throws(
+    () => entry.transition({ status: "healthy" }),
+    /Illegal transition of worker "index": "stopping" to "healthy"/,
+  );
+  Deno.removeSync(join(spec.dir, "..", ".."), { recursive: true });
+});
+
+Deno.test("an instance that crashes while a replace is under way leaves no retry armed", async () => {
+  const t = setup();
+  try {
+    await t.supervisor.add(t.spec);
+    const entry = t.supervisor.workers.get("index")!;
+    const origin = entry.active[0]!.origin;
+    // The new instance takes a while to come up: the old one crashes meanwhile.
+    writeEcho(t.dir, "v2", "sleep 0.6\n");
+    const replaced = t.supervisor.replace("index", "manual");
+    await new Promise((r) => setTimeout(r, 100));
+    await (await fetch(origin + "/crash")).text();
+    assert.equal(await replaced, true);
+    const fresh = entry.active[0]!.pid;
+    assert.equal(entry.retryArmed, false);
+    assert.equal(entry.state.status, "healthy");
+    assert.equal(entry.lastError, null);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(
+      entry.active[0]?.pid,
+      fresh,
+      "the fresh instance was replaced",
+    );
+    assert.equal(entry.restarts, 1);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a changed route switches only once its new instance is healthy", async (s) => {
+  const t = setup({}, "/old");
+  try {
+    await t.supervisor.add(t.spec);
+    const entry = t.supervisor.workers.get("index")!;
+    await s.step(
+      "while the new instance starts, the old route serves",
+      async () => {
+        writeEcho(t.dir, "v2", "sleep 0.4\n");
+        const updated = t.supervisor.update({ ...t.spec, route: "/new" });
+        await new Promise((r) => setTimeout(r, 150));
+        assert.equal(t.table.match("/new/x"), undefined);
+        assert.equal(t.table.match("/old/x")?.name, "index");
+        assert.equal(await updated, "replaced");
+        assert.equal(t.table.match("/old/x"), undefined);
+        assert.equal(t.table.match("/new/x")?.route, "/new");
+      },
+    );
+    await s.step(
+      "when the new instance fails, the old route stays for good",
+      async () => {
+        writeEcho(t.dir, "broken", "export FAIL_HEALTH=1\n");
+        const spec = {
+          ...t.spec,
+          route: "/other",
+          settings: { ...t.spec.settings, startup_timeout_ms: 400 },
+        };
+        assert.equal(await t.supervisor.update(spec), "failed");
+        assert.equal(t.table.match("/other/x"), undefined);
+        const target = t.table.match("/new/x")!.acquire()!;
+        target.release();
+        const body = await (await fetch(target.origin + "/x")).json();
+        assert.equal(body.tag, "v2");
+        assert.equal(entry.route, "/new");
+      },
+    );
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a failed health check names the URL probed, TQ_PORT and what the worker printed", async () => {
+  const t = setup();
+  try {
+    writeScript(
+      t.dir,
+      "index",
+      'echo "listening on port 8000, not $TQ_PORT"\nexec sleep 30\n',
+    );
+    t.spec.settings.startup_timeout_ms = 500;
+    assert.equal(await t.supervisor.add(t.spec), false);
+    const error = t.supervisor.workers.get("index")!.lastError ?? "";
+    assert.match(error, /Not healthy after 500 ms/);
+    const port = error.match(/TQ_PORT=(\d+)/)?.[1];
+    assert.ok(port, error);
+    assert.match(error, new RegExp(`http://127\\.0\\.0\\.1:${port}/health`));
+    assert.match(error, /listening on port 8000, not \d+/, error);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a worker being removed shows as stopping while it drains", async () => {
+  const t = setup();
+  try {
+    await t.supervisor.add(t.spec);
+    const target = t.table.match("/")!.acquire()!;
+    const slow = fetch(target.origin + "/slow?ms=600").then((r) => r.text())
+      .finally(() => target.release());
+    await new Promise((r) => setTimeout(r, 100));
+    const removed = t.supervisor.remove("index");
+    assert.equal(t.supervisor.status()[0]?.status, "stopping");
+    assert.equal(t.table.match("/"), undefined, "no new request goes there");
+    assert.equal(await slow, "slow v1");
+    await removed;
+    assert.deepEqual(t.supervisor.status(), []);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("acquireWithin() waits for the replacement of an instance that just died", async () => {
+  const t = setup();
+  try {
+    await t.supervisor.add(t.spec);
+    const view = t.table.match("/")!;
+    const first = view.acquire()!;
+    first.release();
+    await (await fetch(first.origin + "/crash")).text();
+    await until(() => view.acquire() === undefined, 2000);
+    const started = Date.now();
+    const next = await view.acquireWithin!(5000);
+    assert.ok(next, `no instance within ${Date.now() - started} ms`);
+    next.release();
+    assert.notEqual(next.origin, first.origin);
+  } finally {
+    await t.cleanup();
+  }
+});
