@@ -8,12 +8,18 @@ export interface RunResult {
   stdout: string;
   /** Everything written to stderr, as text. */
   stderr: string;
+  /** Set when the command was killed: it ran past `timeoutMs`, or `signal` aborted. */
+  killed?: "timeout" | "aborted";
 }
 
 /** Options of one {@linkcode CommandRunner} call. */
 export interface RunOptions {
   /** Working directory of the command. */
   cwd: string;
+  /** Kill the command (SIGKILL) once it has run this long. Default: no limit. */
+  timeoutMs?: number;
+  /** Kill the command (SIGKILL) when this aborts. */
+  signal?: AbortSignal;
 }
 
 /** Runs a command to completion; injectable so tests can replace `deno`. */
@@ -27,25 +33,48 @@ const decoder = new TextDecoder();
 
 /**
  * Runs `command` with `Deno.Command`, stdin closed, output captured, colours
- * and deno's update check off.
+ * and deno's update check off; SIGKILLed after `timeoutMs` or on `signal`.
  */
 export async function runCommand(
   command: string,
   args: string[],
   options: RunOptions,
 ): Promise<RunResult> {
-  const out = await new Deno.Command(command, {
+  const { cwd, timeoutMs, signal } = options;
+  signal?.throwIfAborted();
+  const child = new Deno.Command(command, {
     args,
-    cwd: options.cwd,
+    cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", RUST_BACKTRACE: "0" },
-  }).output();
-  return {
-    success: out.success,
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
+  }).spawn();
+  let killed: RunResult["killed"];
+  const kill = (why: "timeout" | "aborted") => {
+    killed ??= why;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited meanwhile.
+    }
   };
+  const timer = timeoutMs !== undefined && timeoutMs > 0
+    ? setTimeout(() => kill("timeout"), timeoutMs)
+    : undefined;
+  const onAbort = () => kill("aborted");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const out = await child.output();
+    return {
+      success: out.success && !killed,
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+      ...(killed ? { killed } : {}),
+    };
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
 }

@@ -58,12 +58,18 @@ export interface BuilderOptions {
   run?: CommandRunner;
   /** Called with `bin/{name}` just before a new binary is renamed into place. Default: nothing. */
   onWrite?: (path: string) => void;
+  /** A deno command of a build running longer is killed and the build fails. Default 120000. */
+  timeoutMs?: number;
+  /** Names the timeout in messages. Default `"build.timeout_ms"`. */
+  timeoutKey?: string;
 }
 
 /** Options for one {@linkcode Builder.build} call. */
 export interface BuildCallOptions {
   /** Rebuild even when fresh. Default: the builder's `force`. */
   force?: boolean;
+  /** Cancels the build: its deno command is killed and the result is `failed`. */
+  signal?: AbortSignal;
 }
 
 function defaultDeno(): string {
@@ -139,7 +145,14 @@ export class Builder {
       run = runCommand,
       onWrite,
       bundler = "deno",
+      timeoutMs = 120_000,
+      timeoutKey = "build.timeout_ms",
     } = options;
+    if (!(timeoutMs > 0)) {
+      throw new RangeError(
+        `Invalid build timeout "${timeoutMs}": expected a positive number of ms`,
+      );
+    }
     checkOptions(format, parallel, permissions);
     this.#format = format;
     this.#parallel = parallel;
@@ -152,6 +165,7 @@ export class Builder {
       configPath: this.#configPath,
       run,
       logger,
+      timeoutMs,
     });
     this.#emitter = new Emitter({
       format,
@@ -163,6 +177,8 @@ export class Builder {
       minify,
       run,
       logger,
+      timeoutMs,
+      timeoutKey,
     });
     if (format === "bundle" && bundler === "esbuild") {
       this.#fast = loadEsbuild().then((mod) => {
@@ -241,9 +257,9 @@ export class Builder {
     target: BuildTarget,
     options: BuildCallOptions = {},
   ): Promise<BuildResult> {
-    const { force = this.#force } = options;
+    const { force = this.#force, signal } = options;
     const before = this.#queues.get(target.name) ?? Promise.resolve();
-    const result = before.then(() => this.#build(target, force));
+    const result = before.then(() => this.#build(target, force, signal));
     const tail = result.catch(() => {});
     this.#queues.set(target.name, tail);
     tail.then(() => {
@@ -303,7 +319,11 @@ export class Builder {
     }
   }
 
-  async #build(target: BuildTarget, force: boolean): Promise<BuildResult> {
+  async #build(
+    target: BuildTarget,
+    force: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<BuildResult> {
     const { name } = target;
     const started = performance.now();
     const ms = () => Math.round(performance.now() - started);
@@ -311,6 +331,16 @@ export class Builder {
       dirname(target.binPath),
       `.${name}.tmp-${crypto.randomUUID().slice(0, 8)}`,
     );
+    if (signal?.aborted) {
+      return {
+        name,
+        status: "failed",
+        ms: 0,
+        error: {
+          message: `Build of "${name}" was cancelled: the server is stopping`,
+        },
+      };
+    }
     try {
       const cached = this.#graphs.cached(name);
       if (!force && !(await this.isStale(target))) {
@@ -319,7 +349,7 @@ export class Builder {
       // The graph may have changed with the sources: refresh it while deno
       // builds, unless the staleness check has just loaded it.
       const graph = this.#graphs.cached(name) === cached
-        ? this.#graphs.load(target).catch((err) =>
+        ? this.#graphs.load(target, signal).catch((err) =>
           this.#log.warn("module graph refresh failed", {
             worker: name,
             error: err,
@@ -330,7 +360,9 @@ export class Builder {
       await Deno.mkdir(dirname(target.binPath), { recursive: true });
       await ignoreBuildOutput(dirname(target.binPath));
       const fast = await this.#fast;
-      const error = await (fast ?? this.#emitter).emit(target, tmp, project);
+      const error = fast
+        ? await fast.emit(target, tmp, project)
+        : await this.#emitter.emit(target, tmp, project, signal);
       const inputs = fast?.inputs(name);
       if (fast) {
         // esbuild just read the local files: the graph is up to date at once;

@@ -212,6 +212,8 @@ export async function runBuildCli(
       minify: settings.minify,
       force: values.force ?? false,
       logger: log,
+      timeoutMs: settings.timeout_ms,
+      timeoutKey: `deployment.${mode}.build.timeout_ms`,
       ...(target ? { target } : {}),
       ...(configPath ? { configPath } : {}),
     });

@@ -29,6 +29,29 @@ export interface EmitterOptions {
   run?: CommandRunner;
   /** Logger for timings. Default: silent. */
   logger?: Logger;
+  /** A deno command running longer is killed and the build fails. Default 120000. */
+  timeoutMs?: number;
+  /** Names the timeout in messages. Default `"build.timeout_ms"`. */
+  timeoutKey?: string;
+}
+
+/** The failure of a deno command that was killed, or undefined when it was not. */
+export function killedError(
+  what: string,
+  res: { killed?: "timeout" | "aborted" },
+  timeoutMs: number,
+  timeoutKey: string,
+): BuildError | undefined {
+  if (res.killed === "timeout") {
+    return {
+      message:
+        `${what} ran longer than ${timeoutMs} ms and was killed (${timeoutKey})`,
+    };
+  }
+  if (res.killed === "aborted") {
+    return { message: `${what} was cancelled: the server is stopping` };
+  }
+  return undefined;
 }
 
 /**
@@ -46,6 +69,8 @@ export class Emitter {
   #minify: boolean;
   #run: CommandRunner;
   #log: Logger;
+  #timeoutMs: number;
+  #timeoutKey: string;
 
   constructor(options: EmitterOptions) {
     const {
@@ -58,7 +83,11 @@ export class Emitter {
       minify = false,
       run = runCommand,
       logger = silentLogger,
+      timeoutMs = 120_000,
+      timeoutKey = "build.timeout_ms",
     } = options;
+    this.#timeoutMs = timeoutMs;
+    this.#timeoutKey = timeoutKey;
     this.#format = format;
     this.#deno = denoPath;
     this.#permissions = [...permissions];
@@ -75,10 +104,19 @@ export class Emitter {
     target: BuildTarget,
     tmp: string,
     project: Project | undefined,
+    signal?: AbortSignal,
   ): Promise<BuildError | undefined> {
     return this.#format === "bundle"
-      ? this.#bundle(target, tmp, project)
-      : this.#compile(target, tmp);
+      ? this.#bundle(target, tmp, project, signal)
+      : this.#compile(target, tmp, signal);
+  }
+
+  #runDeno(args: string[], target: BuildTarget, signal?: AbortSignal) {
+    return this.#run(this.#deno, args, {
+      cwd: target.dir,
+      timeoutMs: this.#timeoutMs,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Whether the binary was built in this format (and, for a bundle, with these flags). */
@@ -100,18 +138,26 @@ export class Emitter {
     target: BuildTarget,
     tmp: string,
     project: Project | undefined,
+    signal?: AbortSignal,
   ): Promise<BuildError | undefined> {
     const args = ["bundle", "--quiet", "--platform", "deno", ...this.#flags()];
     if (this.#minify) args.push("--minify");
     if (this.#check) args.push("--check");
     args.push(target.entry);
     const started = performance.now();
-    const res = await this.#run(this.#deno, args, { cwd: target.dir });
+    const res = await this.#runDeno(args, target, signal);
     this.#log.debug("deno bundle", {
       worker: target.name,
       ms: Math.round(performance.now() - started),
       code: res.code,
     });
+    const killed = killedError(
+      `deno bundle of "${target.name}"`,
+      res,
+      this.#timeoutMs,
+      this.#timeoutKey,
+    );
+    if (killed) return killed;
     if (!res.success) return parseBuildError(res.stderr);
     if (res.stdout.length === 0) {
       return { message: "deno bundle succeeded but printed no bundle" };
@@ -126,6 +172,7 @@ export class Emitter {
   async #compile(
     target: BuildTarget,
     tmp: string,
+    signal?: AbortSignal,
   ): Promise<BuildError | undefined> {
     // deno compile reads DENORT_BIN itself; a wrong one gets a clear message.
     const denort = Deno.env.get("DENORT_BIN");
@@ -141,12 +188,19 @@ export class Emitter {
     if (this.#target) args.push("--target", this.#target);
     args.push("--output", tmp, target.entry);
     const started = performance.now();
-    const res = await this.#run(this.#deno, args, { cwd: target.dir });
+    const res = await this.#runDeno(args, target, signal);
     this.#log.debug("deno compile", {
       worker: target.name,
       ms: Math.round(performance.now() - started),
       code: res.code,
     });
+    const killed = killedError(
+      `deno compile of "${target.name}"`,
+      res,
+      this.#timeoutMs,
+      this.#timeoutKey,
+    );
+    if (killed) return killed;
     if (res.success) return undefined;
     return compileRuntimeError(res.stderr) ?? parseBuildError(res.stderr);
   }

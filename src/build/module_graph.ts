@@ -16,6 +16,8 @@ export interface ModuleGraphsOptions {
   run?: CommandRunner;
   /** Logger for timings and failures. Default: silent. */
   logger?: Logger;
+  /** `deno info` running longer is killed (the last known graph stays). Default 120000. */
+  timeoutMs?: number;
 }
 
 interface Graph {
@@ -33,6 +35,7 @@ export class ModuleGraphs {
   #configPath: string | undefined;
   #run: CommandRunner;
   #log: Logger;
+  #timeoutMs: number;
   #graphs = new Map<string, Graph>();
 
   constructor(options: ModuleGraphsOptions) {
@@ -41,7 +44,9 @@ export class ModuleGraphs {
       configPath,
       run = runCommand,
       logger = silentLogger,
+      timeoutMs = 120_000,
     } = options;
+    this.#timeoutMs = timeoutMs;
     this.#deno = denoPath;
     this.#configPath = configPath;
     this.#run = run;
@@ -90,7 +95,10 @@ export class ModuleGraphs {
   }
 
   /** Runs `deno info --json` on the entry and caches the result. */
-  async load(target: BuildTarget): Promise<{ files: Set<string> }> {
+  async load(
+    target: BuildTarget,
+    signal?: AbortSignal,
+  ): Promise<{ files: Set<string> }> {
     const started = performance.now();
     const previous = this.#graphs.get(target.name);
     const files = new Set<string>([target.entry]);
@@ -98,8 +106,19 @@ export class ModuleGraphs {
     const res = await this.#run(
       this.#deno,
       ["info", "--json", ...flags, target.entry],
-      { cwd: target.dir },
+      {
+        cwd: target.dir,
+        timeoutMs: this.#timeoutMs,
+        ...(signal ? { signal } : {}),
+      },
     );
+    if (res.killed) {
+      this.#log.warn("deno info killed", {
+        worker: target.name,
+        why: res.killed,
+        timeout_ms: this.#timeoutMs,
+      });
+    }
     if (res.success) {
       const info = JSON.parse(res.stdout) as {
         modules?: { specifier?: string }[];

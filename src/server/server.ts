@@ -116,6 +116,8 @@ export class TqServer {
       // Dev bundles in-process and incrementally; prod keeps deno's own formats.
       bundler: mode === "dev" ? "esbuild" : "deno",
       logger: log,
+      timeoutMs: build.timeout_ms,
+      timeoutKey: `deployment.${mode}.build.timeout_ms`,
       ...(existsSync(join(this.root, "deno.json"))
         ? { configPath: join(this.root, "deno.json") }
         : {}),
