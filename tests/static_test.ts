@@ -1,0 +1,246 @@
+// End-to-end: the static cache is invalidated by the dev watcher and by SIGHUP, and
+// workers' answers are compressed after the proxy (SSE untouched and unbuffered).
+import assert from "node:assert/strict";
+import zlib from "node:zlib";
+import { join } from "node:path";
+import {
+  makeProject,
+  type Project,
+  REPO,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
+
+const PY_WORKER = join(REPO, "tests", "testdata", "compress_worker.py");
+
+/** Puts `server.static.*` keys into the project's config (revalidation far away, so only invalidation refreshes). */
+function withStaticConfig(project: Project): void {
+  const path = join(project.root, "config", "server.yaml");
+  const yaml = Deno.readTextFileSync(path);
+  Deno.writeTextFileSync(
+    path,
+    yaml.replace(
+      "server:\n",
+      "server:\n  static:\n    revalidate_ms: 3600000\n",
+    ),
+  );
+}
+
+/** rsync's way: a temp file beside the target, the old mtime kept, renamed over. */
+function renameOver(target: string, content: string): void {
+  const { mtime } = Deno.statSync(target);
+  const tmp = join(target, "..", ".tmp-" + Date.now());
+  Deno.writeTextFileSync(tmp, content);
+  Deno.utimeSync(tmp, mtime!, mtime!);
+  Deno.renameSync(tmp, target);
+}
+
+async function text(url: string): Promise<string> {
+  return await (await fetch(url)).text();
+}
+
+const V1 = "body { color: red; }\n";
+const V2 = "body { color: blu; }\n"; // same length and mtime: only the inode changes
+
+Deno.test("SIGHUP that finds public/ newer drops the worker's cached files at once", async () => {
+  const project = makeProject();
+  withStaticConfig(project);
+  const css = join(project.root, "workers", "index", "public", "app.css");
+  Deno.writeTextFileSync(css, V1);
+  const server = await startServer(project);
+  try {
+    const url = `${server.base}/static/index/app.css`;
+    assert.equal(await text(url), V1);
+    renameOver(css, V2);
+    // The premise: without a check, the cached version keeps answering.
+    assert.equal(await text(url), V1);
+    const checks = server.logs().split("reload check done").length;
+    Deno.kill(server.process.pid, "SIGHUP");
+    await waitFor(
+      () => server.logs().split("reload check done").length > checks,
+      15000,
+      "the SIGHUP check",
+    );
+    assert.equal(await text(url), V2);
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("the dev watcher's public/ event drops the worker's cached files at once", async () => {
+  const project = makeProject({
+    deploymentYaml:
+      "deployment:\n  dev:\n    file_watcher:\n      debounce_ms: 30\n",
+  });
+  withStaticConfig(project);
+  const css = join(project.root, "workers", "index", "public", "app.css");
+  Deno.writeTextFileSync(css, V1);
+  const server = await startServer(project, ["--mode", "dev"]);
+  try {
+    const url = `${server.base}/static/index/app.css`;
+    assert.equal(await text(url), V1);
+    renameOver(css, V2);
+    // revalidate_ms is an hour: only the watcher's invalidation can bring V2 in.
+    await waitFor(async () => (await text(url)) === V2, 10000, "the new CSS");
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+interface RawAnswer {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Undoes chunked framing. */
+function dechunk(data: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  const latin = new TextDecoder("latin1");
+  while (at < data.length) {
+    const eol = data.indexOf(0x0a, at);
+    const size = parseInt(latin.decode(data.subarray(at, eol)).trim(), 16);
+    if (!size) break;
+    parts.push(data.subarray(eol + 1, eol + 1 + size));
+    at = eol + 1 + size + 2;
+  }
+  return concat(parts);
+}
+
+/** One GET over a fresh connection, read to its end: no client-side decoding at all. */
+async function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<RawAnswer> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), 10000);
+  try {
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`)
+      .join("");
+    await conn.write(new TextEncoder().encode(
+      `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${extra}\r\n`,
+    ));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(65536);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      chunks.push(buf.slice(0, n));
+    }
+    const all = concat(chunks);
+    const end = all.findIndex((_, i) =>
+      all[i] === 13 && all[i + 1] === 10 && all[i + 2] === 13 &&
+      all[i + 3] === 10
+    );
+    const lines = new TextDecoder().decode(all.subarray(0, end)).split("\r\n");
+    const out = new Headers();
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(":");
+      out.append(line.slice(0, colon), line.slice(colon + 1).trim());
+    }
+    let body = all.subarray(end + 4);
+    if (/chunked/i.test(out.get("transfer-encoding") ?? "")) {
+      body = dechunk(body);
+    }
+    return { status: Number(lines[0]!.split(" ")[1]), headers: out, body };
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+}
+
+Deno.test("workers' answers are compressed after the proxy; SSE passes through unbuffered", async (t) => {
+  const project = makeProject();
+  const dir = join(project.root, "workers", "compress");
+  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
+  Deno.writeTextFileSync(
+    join(dir, "bin", "compress"),
+    `#!/bin/sh\nexec python3 '${PY_WORKER}'\n`,
+    { mode: 0o755 },
+  );
+  Deno.chmodSync(join(dir, "bin", "compress"), 0o755);
+  const server = await startServer(project);
+  try {
+    const page = await rawGet(server.port, "/compress/page", {});
+    assert.equal(page.status, 200);
+    const html = new TextDecoder().decode(page.body);
+    assert.ok(html.includes("Paragraph 149"), "the identity page");
+
+    for (const encoding of ["br", "gzip"] as const) {
+      await t.step(
+        `${encoding}: decodes to exactly what the worker sent`,
+        async () => {
+          const res = await rawGet(server.port, "/compress/page", {
+            "accept-encoding": encoding === "br" ? "gzip, br" : "gzip",
+          });
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get("content-encoding"), encoding);
+          assert.match(res.headers.get("vary") ?? "", /accept-encoding/i);
+          assert.equal(res.headers.get("etag"), 'W/"p1"');
+          assert.ok(res.body.length < page.body.length / 3);
+          const decoded = encoding === "br"
+            ? zlib.brotliDecompressSync(res.body)
+            : zlib.gunzipSync(res.body);
+          assert.equal(new TextDecoder().decode(decoded), html);
+        },
+      );
+    }
+    await t.step(
+      "below min_bytes and already compressed answers pass as they are",
+      async () => {
+        const small = await rawGet(server.port, "/compress/small", {
+          "accept-encoding": "br",
+        });
+        assert.equal(small.headers.get("content-encoding"), null);
+        assert.equal(new TextDecoder().decode(small.body), "<p>hi</p>");
+        const gz = await rawGet(server.port, "/compress/gzipped", {
+          "accept-encoding": "br, gzip",
+        });
+        assert.equal(gz.headers.get("content-encoding"), "gzip");
+        assert.equal(new TextDecoder().decode(zlib.gunzipSync(gz.body)), html);
+      },
+    );
+    await t.step("SSE is neither compressed nor buffered", async () => {
+      const res = await fetch(`${server.base}/compress/sse`, {
+        headers: { "accept-encoding": "br, gzip" },
+        signal: AbortSignal.timeout(20000),
+      });
+      assert.equal(res.headers.get("content-type"), "text/event-stream");
+      assert.equal(res.headers.get("content-encoding"), null);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!seen.includes("data: one")) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, "the stream ended before its first event");
+        seen += value;
+      }
+      // The worker holds "two" back until released: "one" got through on its own.
+      assert.ok(!seen.includes("two"));
+      Deno.writeTextFileSync(join(dir, "release"), "");
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        seen += r.value;
+      }
+      assert.ok(seen.includes("data: two"));
+    });
+  } finally {
+    Deno.writeTextFileSync(join(dir, "release"), "");
+    await server.stop();
+    project.cleanup();
+  }
+});
