@@ -1,5 +1,6 @@
 import type { DevHooks } from "../dev_contract.ts";
 import { buildErrorEvent, LiveReload } from "./livereload.ts";
+import { CrashReporter } from "./crash_report.ts";
 import { StandbyPool } from "./standby.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
 
@@ -20,6 +21,11 @@ export function createDevHooks(
     launchInfo: (binPath) => server.builder.launchInfo?.(binPath),
     logger: server.log,
   });
+  const crashes = new CrashReporter({
+    live,
+    supervisor: server.supervisor,
+    logger: server.log,
+  });
   const settings = server.config.deployment.dev.file_watcher;
   let watcher: DevWatcher | undefined;
   if (settings.enabled) {
@@ -37,8 +43,11 @@ export function createDevHooks(
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
     transform: (res) => live.transform(res),
-    spawn: standby.spawn,
-    close: () => standby.close(),
+    spawn: crashes.wrap(standby.spawn),
+    close: () => {
+      crashes.close();
+      return standby.close();
+    },
     onBuild: (results) => {
       for (const r of results) {
         if (r.status === "failed") live.emit(buildErrorEvent(r.name, r.error));

@@ -4,13 +4,34 @@ export type LiveEvent =
   | { type: "css"; path: string }
   | {
     type: "error";
+    /** What failed: the build (default), the running worker, or a config file. */
+    kind?: ProblemKind;
     worker: string;
     message: string;
     file?: string;
     line?: number;
     column?: number;
   }
-  | { type: "ok"; worker: string };
+  | {
+    /** A problem that does not stop the reload (type errors): shown, not blocking. */
+    type: "warning";
+    kind: "types";
+    worker: string;
+    message: string;
+    file?: string;
+    line?: number;
+    column?: number;
+  }
+  | { type: "ok"; kind?: ProblemKind | "types"; worker: string };
+
+/** What an `error` event is about. */
+export type ProblemKind = "build" | "crash" | "config";
+
+type Problem = LiveEvent & { type: "error" | "warning" };
+
+function problemKey(e: { kind?: string; worker: string }): string {
+  return `${e.kind ?? "build"}:${e.worker}`;
+}
 
 const encoder = new TextEncoder();
 
@@ -47,10 +68,19 @@ export const LIVERELOAD_JS = `(() => {
       document.documentElement.appendChild(el);
     }
     el.textContent = "";
+    const blocking = [...errors.values()].some((e) => e.type === "error");
+    // Warnings alone (type errors) sit in a corner and leave the page usable.
+    el.style.cssText = blocking
+      ? "position:fixed;inset:0;z-index:2147483647;background:rgba(20,20,24,.92);color:#f8f8f2;" +
+        "font:14px/1.5 ui-monospace,monospace;padding:32px;overflow:auto;white-space:pre-wrap"
+      : "position:fixed;right:12px;bottom:12px;max-width:min(720px,90vw);max-height:40vh;z-index:2147483647;" +
+        "background:rgba(40,34,10,.95);color:#f8f8f2;font:13px/1.45 ui-monospace,monospace;padding:16px;" +
+        "overflow:auto;white-space:pre-wrap;border-left:4px solid #f0c040;border-radius:6px";
+    const titles = { build: "Build failed", crash: "Worker crashed", config: "Config rejected", types: "Type errors" };
     for (const e of errors.values()) {
       const h = document.createElement("div");
-      h.style.cssText = "color:#ff6b6b;font-weight:bold;margin-bottom:8px";
-      h.textContent = "Build failed: " + e.worker + (e.file ? " — " + e.file + (e.line ? ":" + e.line + (e.column ? ":" + e.column : "") : "") : "");
+      h.style.cssText = "color:" + (e.type === "error" ? "#ff6b6b" : "#f0c040") + ";font-weight:bold;margin-bottom:8px";
+      h.textContent = (titles[e.kind || "build"] || "Problem") + ": " + e.worker + (e.file ? " — " + e.file + (e.line ? ":" + e.line + (e.column ? ":" + e.column : "") : "") : "");
       const m = document.createElement("div");
       m.style.marginBottom = "24px";
       m.textContent = e.message;
@@ -72,8 +102,10 @@ export const LIVERELOAD_JS = `(() => {
   es.addEventListener("hello", () => { if (wasConnected) location.reload(); wasConnected = true; });
   es.addEventListener("reload", () => location.reload());
   es.addEventListener("css", (ev) => swapCss(JSON.parse(ev.data).path));
-  es.addEventListener("error", (ev) => { if (!ev.data) return; const e = JSON.parse(ev.data); errors.set(e.worker, e); overlay(); });
-  es.addEventListener("ok", (ev) => { errors.delete(JSON.parse(ev.data).worker); overlay(); });
+  const key = (e) => (e.kind || "build") + ":" + e.worker;
+  es.addEventListener("error", (ev) => { if (!ev.data) return; const e = JSON.parse(ev.data); errors.set(key(e), e); overlay(); });
+  es.addEventListener("warning", (ev) => { const e = JSON.parse(ev.data); errors.set(key(e), e); overlay(); });
+  es.addEventListener("ok", (ev) => { errors.delete(key(JSON.parse(ev.data))); overlay(); });
 })();
 `;
 
@@ -86,14 +118,16 @@ const SCRIPT_TAG = `<script src="/_tq/livereload.js" defer></script>`;
  */
 export class LiveReload {
   #clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  #errors = new Map<string, LiveEvent & { type: "error" }>();
+  #errors = new Map<string, Problem>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
 
-  /** Sends an event to every connected browser (and remembers build errors). */
+  /** Sends an event to every connected browser (and remembers problems until their `ok`). */
   emit(event: LiveEvent): void {
-    if (event.type === "error") this.#errors.set(event.worker, event);
+    if (event.type === "error" || event.type === "warning") {
+      this.#errors.set(problemKey(event), event);
+    }
     if (event.type === "ok") {
-      if (!this.#errors.delete(event.worker)) return;
+      if (!this.#errors.delete(problemKey(event))) return;
     }
     const bytes = encoder.encode(
       `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`,
@@ -133,7 +167,7 @@ export class LiveReload {
         );
         for (const e of errors) {
           controller.enqueue(
-            encoder.encode(`event: error\ndata: ${JSON.stringify(e)}\n\n`),
+            encoder.encode(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`),
           );
         }
         this.#heartbeat ??= setInterval(() => {

@@ -1,0 +1,153 @@
+// End-to-end, dev mode: a worker that crashes is shown like a build error (source-mapped, on
+// /_tq/events and in last_error, until an instance starts), a crash loop logs its trace once.
+import assert from "node:assert/strict";
+import {
+  makeProject,
+  type RunningServer,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
+import { plainWorker, subscribe, writeSource } from "./_dev_events.ts";
+
+const DEBOUNCE =
+  "deployment:\n  dev:\n    file_watcher:\n      debounce_ms: 30\n";
+
+// The throw is on line 4 of boom.ts, column 11.
+function boomSource(throws: boolean): string {
+  return `// A helper that fails when told to.
+export function boom(on: boolean): void {
+  if (on && ${throws}) {
+    throw new Error("kaboom at start");
+  }
+}
+`;
+}
+
+function mainSource(throws: boolean, version: string): string {
+  return plainWorker(
+    `"${version}"`,
+    `import { boom } from "./boom.ts";\nboom(${throws});\n`,
+  );
+}
+
+async function get(server: RunningServer, path: string) {
+  const res = await fetch(server.base + path);
+  return { status: res.status, text: await res.text() };
+}
+
+function workerLines(server: RunningServer, needle: string): number {
+  return server.logs().split("\n").filter((l) =>
+    l.includes("[w] ") && l.includes(needle)
+  ).length;
+}
+
+Deno.test("a worker that throws at start is shown source-mapped until it is fixed, and its crash loop logs the trace once", async (t) => {
+  const project = makeProject({ workers: {}, deploymentYaml: DEBOUNCE });
+  writeSource(project, "w", "boom.ts", boomSource(true));
+  const main = writeSource(project, "w", "main.ts", mainSource(true, "w1"));
+  const server = await startServer(project, ["--mode", "dev"]);
+  const events = await subscribe(server);
+  try {
+    await t.step(
+      "the crash reaches /_tq/events with the src/ file and line",
+      async () => {
+        const crash = await waitFor(
+          () =>
+            events.list.find((e) =>
+              e.type === "error" && e.data.kind === "crash"
+            ),
+          10_000,
+          "a crash event",
+        );
+        assert.equal(crash.data.worker, "w");
+        assert.match(String(crash.data.file), /\/workers\/w\/src\/boom\.ts$/);
+        assert.equal(crash.data.line, 4);
+        assert.match(String(crash.data.message), /kaboom at start/);
+        assert.match(String(crash.data.message), /boom\.ts:4:11/);
+        assert.doesNotMatch(String(crash.data.message), /bin\/w:\d+/);
+        const status = await server.status();
+        const w = status.workers.find((x) => x.name === "w")!;
+        assert.match(w.last_error ?? "", /kaboom at start/);
+        assert.match(w.last_error ?? "", /src\/boom\.ts:4:11/);
+        assert.equal((await get(server, "/w")).status, 503);
+      },
+    );
+
+    await t.step(
+      "the crash loop prints the trace once, then one line per crash",
+      async () => {
+        await server.waitForLog(
+          /crashed again with the same output worker=w times=3/,
+          10_000,
+        );
+        assert.equal(workerLines(server, "Error: kaboom at start"), 1);
+      },
+    );
+
+    await t.step(
+      "fixing the file starts the worker and clears the crash",
+      async () => {
+        writeSource(project, "w", "boom.ts", boomSource(false));
+        await waitFor(
+          async () => (await get(server, "/w")).text === "w1",
+          10_000,
+          "the fixed worker",
+        );
+        await waitFor(
+          () =>
+            events.list.some((e) =>
+              e.type === "ok" && e.data.kind === "crash" &&
+              e.data.worker === "w"
+            ),
+          5000,
+          "the crash cleared",
+        );
+        const w = (await server.status()).workers.find((x) => x.name === "w")!;
+        assert.equal(w.status, "healthy");
+        assert.equal(w.last_error, null);
+      },
+    );
+
+    await t.step(
+      "a reload that crashes keeps the old instance and shows the crash",
+      async () => {
+        events.list.length = 0;
+        Deno.writeTextFileSync(main, mainSource(true, "w2"));
+        writeSource(project, "w", "boom.ts", boomSource(true));
+        const crash = await waitFor(
+          () =>
+            events.list.find((e) =>
+              e.type === "error" && e.data.kind === "crash"
+            ),
+          10_000,
+          "a crash event after the reload",
+        );
+        assert.equal(crash.data.line, 4);
+        assert.equal(
+          (await get(server, "/w")).text,
+          "w1",
+          "the old instance serves",
+        );
+        const w = (await server.status()).workers.find((x) => x.name === "w")!;
+        assert.match(w.last_error ?? "", /kaboom at start/);
+        // Fixed again: the new version serves and the overlay is cleared.
+        writeSource(project, "w", "boom.ts", boomSource(false));
+        await waitFor(
+          async () => (await get(server, "/w")).text === "w2",
+          10_000,
+          "the fixed reload",
+        );
+        await waitFor(
+          () =>
+            events.list.some((e) => e.type === "ok" && e.data.kind === "crash"),
+          5000,
+          "the crash cleared after the reload",
+        );
+      },
+    );
+  } finally {
+    events.close();
+    await server.stop();
+    project.cleanup();
+  }
+});
