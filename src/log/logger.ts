@@ -14,14 +14,34 @@ export interface Logger {
   line(prefix: string, text: string): void;
 }
 
+/** One structured record, as handed to {@linkcode LoggerOptions.onRecord}. */
+export interface LogRecord {
+  time: Date;
+  level: LogLevel;
+  msg: string;
+  fields: LogFields;
+}
+
+/** What a sink learns about a formatted line besides its text. */
+export interface LineMeta {
+  level: LogLevel;
+  /** Set for a worker's output line: the prefix passed to {@linkcode Logger.line}. */
+  source?: string;
+}
+
 /** Options for {@linkcode createLogger}. */
 export interface LoggerOptions {
   /** Lowest level written. Default `"info"`. */
   level?: LogLevel;
   /** Where formatted lines go. Default: stderr. */
-  write?: (line: string) => void;
+  write?: (line: string, meta: LineMeta) => void;
   /** The clock used for timestamps. Default `() => new Date()`. */
   now?: () => Date;
+  /**
+   * Sees every structured record, whatever `level` is (the admin event log
+   * and the metrics are built from these). Default: none.
+   */
+  onRecord?: (record: LogRecord) => void;
 }
 
 const LEVELS: Record<LogLevel, number> = {
@@ -31,6 +51,11 @@ const LEVELS: Record<LogLevel, number> = {
   error: 3,
 };
 const encoder = new TextEncoder();
+
+/** True when `level` is at least `min`. */
+export function levelAtLeast(level: LogLevel, min: LogLevel): boolean {
+  return LEVELS[level] >= LEVELS[min];
+}
 
 function formatValue(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(value.message);
@@ -64,15 +89,33 @@ function writeStderr(line: string): void {
  * ```
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = "info", write = writeStderr, now = () => new Date() } =
-    options;
+  const {
+    level = "info",
+    write = writeStderr,
+    now = () => new Date(),
+    onRecord,
+  } = options;
   const min = LEVELS[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
+    const time = now();
+    if (onRecord) {
+      try {
+        onRecord({ time, level: lvl, msg, fields: fields ?? {} });
+      } catch (err) {
+        // An observer must never break the code that logs.
+        writeStderr(
+          `${time.toISOString()} ERROR log observer failed${
+            formatFields({ error: err })
+          }`,
+        );
+      }
+    }
     if (LEVELS[lvl] < min) return;
     write(
-      `${now().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${
+      `${time.toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${
         formatFields(fields)
       }`,
+      { level: lvl },
     );
   };
   return {
@@ -82,7 +125,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     error: (msg, fields) => emit("error", msg, fields),
     line: (prefix, text) => {
       if (min > LEVELS.info) return;
-      write(`${now().toISOString()} [${prefix}] ${text}`);
+      write(`${now().toISOString()} [${prefix}] ${text}`, {
+        level: "info",
+        source: prefix,
+      });
     },
   };
 }
@@ -95,3 +141,24 @@ export const silentLogger: Logger = {
   error() {},
   line() {},
 };
+
+/**
+ * Returns a logger that shows every record to `onRecord` (whatever the
+ * level), then passes it on to `logger`.
+ */
+export function observeLogger(
+  logger: Logger,
+  onRecord: (record: LogRecord) => void,
+): Logger {
+  const wrap = (level: LogLevel) => (msg: string, fields?: LogFields) => {
+    onRecord({ time: new Date(), level, msg, fields: fields ?? {} });
+    logger[level](msg, fields);
+  };
+  return {
+    debug: wrap("debug"),
+    info: wrap("info"),
+    warn: wrap("warn"),
+    error: wrap("error"),
+    line: (prefix, text) => logger.line(prefix, text),
+  };
+}

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { createServerLog } from "./server_log.ts";
+import type { LogRecord } from "./logger.ts";
+
+Deno.test("createServerLog writes the same lines to stdout and the log file, worker output to its own file", () => {
+  const dir = Deno.makeTempDirSync();
+  const out: string[] = [];
+  const records: LogRecord[] = [];
+  const now = () => new Date("2026-03-04T05:06:07Z");
+  const log = createServerLog({
+    logFile: `${dir}/server_{date}.log`,
+    workerLogFile: (name) => name === "api" ? `${dir}/{name}_{date}.log` : "",
+    now,
+    stdout: (line) => out.push(line),
+    stderr: () => assert.fail("nothing goes to stderr"),
+    onRecord: (r) => records.push(r),
+  });
+  log.logger.info("worker replaced", { worker: "api", reason: "manual" });
+  log.logger.line("api", "GET /users");
+  log.logger.line("index", "hello");
+  log.logger.debug("hidden");
+  log.close();
+  assert.deepEqual(out, [
+    "2026-03-04T05:06:07.000Z INFO  worker replaced worker=api reason=manual",
+    "2026-03-04T05:06:07.000Z [api] GET /users",
+    "2026-03-04T05:06:07.000Z [index] hello",
+  ]);
+  assert.equal(
+    Deno.readTextFileSync(`${dir}/server_2026-03-04.log`),
+    `${out[0]}\n${out[2]}\n`,
+  );
+  assert.equal(
+    Deno.readTextFileSync(`${dir}/api_2026-03-04.log`),
+    `${out[1]}\n`,
+  );
+  // The observer sees debug records too: events must not depend on the level.
+  assert.deepEqual(records.map((r) => r.msg), ["worker replaced", "hidden"]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("createServerLog with quiet sends only warnings and errors to stderr, everything to the file", () => {
+  const dir = Deno.makeTempDirSync();
+  const err: string[] = [];
+  const log = createServerLog({
+    quiet: true,
+    logFile: `${dir}/s.log`,
+    stdout: () => assert.fail("quiet writes nothing to stdout"),
+    stderr: (line) => err.push(line),
+  });
+  log.logger.info("tqserver ready");
+  log.logger.warn("config warning", { problem: "x" });
+  log.close();
+  assert.equal(err.length, 1);
+  assert.match(err[0]!, /WARN {2}config warning problem=x$/);
+  assert.equal(Deno.readTextFileSync(`${dir}/s.log`).split("\n").length, 3);
+  Deno.removeSync(dir, { recursive: true });
+});
