@@ -1,0 +1,81 @@
+import type { AccessEntry } from "../log/mod.ts";
+import type { ServerMetrics } from "./server_metrics.ts";
+
+type Handler = (
+  req: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/** Options for {@linkcode meterRequests}. */
+export interface MeterOptions {
+  /** Where the counters go. */
+  metrics: ServerMetrics;
+  /** Names what answers a raw path: a worker name, `static`, `_tq` or `-`. */
+  classify: (pathname: string) => string;
+  /** Receives one entry per answered request (the access log). Default: none. */
+  access?: ((entry: AccessEntry) => void) | undefined;
+  /** The clock of access entries. Default `() => new Date()`. */
+  now?: () => Date;
+}
+
+function rawPath(url: string): { path: string; pathAndQuery: string } {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return { path: "/", pathAndQuery: "/" };
+  const pathAndQuery = url.slice(start);
+  const q = pathAndQuery.search(/[?#]/);
+  return {
+    path: q < 0 ? pathAndQuery : pathAndQuery.slice(0, q),
+    pathAndQuery,
+  };
+}
+
+/**
+ * Wraps the public handler: counts each request as in flight, then by status
+ * class and latency (to the response headers; a streamed body is not
+ * waited for), and writes the access log line.
+ *
+ * @example
+ * ```ts
+ * Deno.serve(meterRequests(handler, { metrics, classify: (p) => table.match(p)?.name ?? "-" }));
+ * ```
+ */
+export function meterRequests(
+  handler: Handler,
+  options: MeterOptions,
+): Handler {
+  const { metrics, classify, access, now = () => new Date() } = options;
+  return async (req, info) => {
+    const started = performance.now();
+    const { path, pathAndQuery } = rawPath(req.url);
+    const worker = classify(path);
+    const done = metrics.requestStarted(worker);
+    let status = 500;
+    let res: Response | undefined;
+    try {
+      res = await handler(req, info);
+      status = res.status;
+      return res;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      done(status, seconds);
+      const bytes = Number(res?.headers.get("content-length") ?? 0) || 0;
+      if (worker === "static") metrics.staticResponse(status, bytes);
+      if (access) {
+        access({
+          time: now(),
+          requestId: res?.headers.get("x-request-id") ??
+            req.headers.get("x-request-id") ?? "-",
+          client: info.remoteAddr.hostname,
+          method: req.method,
+          path: pathAndQuery,
+          worker,
+          status,
+          bytes: req.method === "HEAD" ? 0 : bytes,
+          ms: Math.round(seconds * 100_000) / 100,
+          referer: req.headers.get("referer") ?? "",
+          userAgent: req.headers.get("user-agent") ?? "",
+        });
+      }
+    }
+  };
+}

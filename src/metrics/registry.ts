@@ -1,0 +1,270 @@
+/** Label values of one sample, by label name. */
+export type Labels = Readonly<Record<string, string>>;
+
+/** Options shared by every metric. */
+export interface MetricOptions {
+  /** Metric name, e.g. `tqserver_http_requests_total`. */
+  name: string;
+  /** One sentence for `# HELP`. */
+  help: string;
+  /** Label names, in output order. Default none. */
+  labels?: readonly string[];
+}
+
+/** Options of {@linkcode Registry.histogram}. */
+export interface HistogramOptions extends MetricOptions {
+  /** Upper bounds of the buckets, ascending; `+Inf` is added. */
+  buckets: readonly number[];
+}
+
+/** Latency buckets in seconds, from 1 ms to 10 s. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(
+    /\n/g,
+    "\\n",
+  );
+}
+
+function formatNumber(value: number): string {
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  if (Number.isNaN(value)) return "NaN";
+  return String(value);
+}
+
+abstract class Metric<T> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  protected readonly values = new Map<string, { labels: string[]; value: T }>();
+
+  constructor(options: MetricOptions) {
+    const { name, help, labels = [] } = options;
+    if (!NAME.test(name)) throw new TypeError(`Bad metric name "${name}"`);
+    for (const label of labels) {
+      if (!LABEL.test(label) || label === "le") {
+        throw new TypeError(`Bad label name "${label}" of "${name}"`);
+      }
+    }
+    this.name = name;
+    this.help = help;
+    this.labelNames = labels;
+  }
+
+  abstract get type(): string;
+  protected abstract initial(): T;
+  abstract render(out: string[]): void;
+
+  protected slot(labels: Labels): { labels: string[]; value: T } {
+    const values = this.labelNames.map((n) => {
+      const v = labels[n];
+      if (v === undefined) {
+        throw new TypeError(`Missing label "${n}" of "${this.name}"`);
+      }
+      return v;
+    });
+    const key = values.join("\u0000");
+    let slot = this.values.get(key);
+    if (!slot) {
+      slot = { labels: values, value: this.initial() };
+      this.values.set(key, slot);
+    }
+    return slot;
+  }
+
+  protected labelText(values: readonly string[], extra = ""): string {
+    const parts = values.map((v, i) =>
+      `${this.labelNames[i]}="${escapeLabel(v)}"`
+    );
+    if (extra) parts.push(extra);
+    return parts.length ? `{${parts.join(",")}}` : "";
+  }
+
+  /** Forgets every sample (gauges recomputed at each scrape). */
+  reset(): void {
+    this.values.clear();
+  }
+}
+
+/** A value that only goes up. */
+export class Counter extends Metric<number> {
+  get type(): string {
+    return "counter";
+  }
+  protected initial(): number {
+    return 0;
+  }
+  /** Adds `by` (default 1) to the sample with these labels. */
+  inc(labels: Labels = {}, by = 1): void {
+    if (by < 0) throw new RangeError(`Counter "${this.name}" cannot go down`);
+    this.slot(labels).value += by;
+  }
+  /** The current value (0 when never incremented). */
+  get(labels: Labels = {}): number {
+    return this.slot(labels).value;
+  }
+  render(out: string[]): void {
+    for (const { labels, value } of this.values.values()) {
+      out.push(`${this.name}${this.labelText(labels)} ${formatNumber(value)}`);
+    }
+  }
+}
+
+/** A value that goes up and down. */
+export class Gauge extends Counter {
+  override get type(): string {
+    return "gauge";
+  }
+  /** Sets the sample with these labels. */
+  set(labels: Labels, value: number): void {
+    this.slot(labels).value = value;
+  }
+  /** Adds `by` (may be negative). */
+  override inc(labels: Labels = {}, by = 1): void {
+    this.slot(labels).value += by;
+  }
+}
+
+interface HistogramValue {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Observations counted into cumulative buckets. */
+export class Histogram extends Metric<HistogramValue> {
+  readonly buckets: readonly number[];
+
+  constructor(options: HistogramOptions) {
+    super(options);
+    const { buckets } = options;
+    for (let i = 1; i < buckets.length; i++) {
+      if (!(buckets[i]! > buckets[i - 1]!)) {
+        throw new RangeError(`Buckets of "${options.name}" must ascend`);
+      }
+    }
+    this.buckets = buckets;
+  }
+  get type(): string {
+    return "histogram";
+  }
+  protected initial(): HistogramValue {
+    return { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+  }
+  /** Records one observation. */
+  observe(labels: Labels, value: number): void {
+    const slot = this.slot(labels).value;
+    slot.sum += value;
+    slot.count++;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= this.buckets[i]!) slot.counts[i]!++;
+    }
+  }
+  /** Observations so far with these labels. */
+  count(labels: Labels = {}): number {
+    return this.slot(labels).value.count;
+  }
+  render(out: string[]): void {
+    for (const { labels, value } of this.values.values()) {
+      this.buckets.forEach((le, i) => {
+        out.push(
+          `${this.name}_bucket${
+            this.labelText(labels, `le="${formatNumber(le)}"`)
+          } ${value.counts[i]}`,
+        );
+      });
+      out.push(
+        `${this.name}_bucket${
+          this.labelText(labels, `le="+Inf"`)
+        } ${value.count}`,
+        `${this.name}_sum${this.labelText(labels)} ${formatNumber(value.sum)}`,
+        `${this.name}_count${this.labelText(labels)} ${value.count}`,
+      );
+    }
+  }
+}
+
+/**
+ * A set of metrics rendered together in the Prometheus text exposition
+ * format (version 0.0.4).
+ *
+ * @example
+ * ```ts
+ * const registry = new Registry();
+ * const hits = registry.counter({ name: "hits_total", help: "Hits.", labels: ["worker"] });
+ * hits.inc({ worker: "index" });
+ * registry.render(); // "# HELP hits_total Hits.\n# TYPE hits_total counter\nhits_total{worker=\"index\"} 1\n"
+ * ```
+ */
+export class Registry {
+  #metrics: (Counter | Gauge | Histogram)[] = [];
+  #collectors: (() => void)[] = [];
+
+  #add<T extends Counter | Gauge | Histogram>(metric: T): T {
+    if (this.#metrics.some((m) => m.name === metric.name)) {
+      throw new TypeError(`Metric "${metric.name}" is declared twice`);
+    }
+    this.#metrics.push(metric);
+    return metric;
+  }
+
+  /** Declares a counter. */
+  counter(options: MetricOptions): Counter {
+    return this.#add(new Counter(options));
+  }
+
+  /** Declares a gauge. */
+  gauge(options: MetricOptions): Gauge {
+    return this.#add(new Gauge(options));
+  }
+
+  /** Declares a histogram. */
+  histogram(options: HistogramOptions): Histogram {
+    return this.#add(new Histogram(options));
+  }
+
+  /** Runs `fn` before each render, to refresh gauges read from elsewhere. */
+  onCollect(fn: () => void): void {
+    this.#collectors.push(fn);
+  }
+
+  /** The declared metrics, in declaration order. */
+  get metrics(): readonly (Counter | Gauge | Histogram)[] {
+    return this.#metrics;
+  }
+
+  /** Renders every metric with its `# HELP` and `# TYPE` lines. */
+  render(): string {
+    for (const fn of this.#collectors) fn();
+    const out: string[] = [];
+    for (const metric of this.#metrics) {
+      out.push(
+        `# HELP ${metric.name} ${
+          metric.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
+        }`,
+        `# TYPE ${metric.name} ${metric.type}`,
+      );
+      metric.render(out);
+    }
+    return out.join("\n") + "\n";
+  }
+}

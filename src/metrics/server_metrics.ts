@@ -1,0 +1,238 @@
+import type { LogRecord } from "../log/mod.ts";
+import type { WorkerStatusJson } from "../supervisor/mod.ts";
+import { LATENCY_BUCKETS, Registry } from "./registry.ts";
+import { RateSeries } from "./series.ts";
+
+/** What the server is, for the gauges read at each scrape. */
+export interface MetricsSource {
+  version: string;
+  mode: string;
+  started_at: string;
+  workers: WorkerStatusJson[];
+}
+
+/** Counters the static file handler keeps (cache hits etc.), read at each scrape. */
+export interface StaticCounters {
+  cacheHits: number;
+  cacheMisses: number;
+}
+
+/** Options for {@linkcode ServerMetrics}. */
+export interface ServerMetricsOptions {
+  /** Current server and worker status. */
+  source: () => MetricsSource;
+  /** The static handler's cache counters; without it the cache metrics are not declared. */
+  staticCounters?: () => StaticCounters;
+  /** Clock of the sparkline series (epoch ms). Default `Date.now`. */
+  now?: () => number;
+}
+
+/** `2xx`, `4xx`, … for a status code. */
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+/**
+ * Every metric of `GET /metrics`, and the per-worker series the dashboard
+ * draws. Counters are fed at the boundaries: the request meter around the
+ * public handler ({@linkcode ServerMetrics.requestStarted}), and the log
+ * records of the supervisor, builder and reload check
+ * ({@linkcode ServerMetrics.observe}).
+ *
+ * @example
+ * ```ts
+ * const metrics = new ServerMetrics({ source: () => server.status() });
+ * const done = metrics.requestStarted("index");
+ * done(200, 0.012);
+ * metrics.render();
+ * ```
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  /** Per-second request counts and latency per worker (sparklines). */
+  readonly series: RateSeries;
+  #requests;
+  #duration;
+  #inFlight;
+  #restarts;
+  #crashes;
+  #startFailures;
+  #buildErrors;
+  #reloadChecks;
+  #reloadDuration;
+  #staticBytes;
+  #staticResponses;
+
+  constructor(options: ServerMetricsOptions) {
+    const { source, staticCounters, now = Date.now } = options;
+    this.series = new RateSeries({ now });
+    const r = this.registry;
+    const info = r.gauge({
+      name: "tqserver_info",
+      help: "Version and mode of the running server (always 1).",
+      labels: ["version", "mode"],
+    });
+    const startTime = r.gauge({
+      name: "tqserver_start_time_seconds",
+      help: "Unix time the server started.",
+    });
+    this.#requests = r.counter({
+      name: "tqserver_http_requests_total",
+      help: "Requests answered on the public port, by worker and status class.",
+      labels: ["worker", "code"],
+    });
+    this.#duration = r.histogram({
+      name: "tqserver_http_request_duration_seconds",
+      help: "Time from request to response headers, by worker.",
+      labels: ["worker"],
+      buckets: LATENCY_BUCKETS,
+    });
+    this.#inFlight = r.gauge({
+      name: "tqserver_http_requests_in_flight",
+      help: "Requests being answered on the public port, by worker.",
+      labels: ["worker"],
+    });
+    const up = r.gauge({
+      name: "tqserver_worker_up",
+      help: "1 when at least one instance of the worker serves.",
+      labels: ["worker"],
+    });
+    const healthy = r.gauge({
+      name: "tqserver_worker_healthy",
+      help: "1 when the worker is in state healthy (all its instances serve).",
+      labels: ["worker"],
+    });
+    const instances = r.gauge({
+      name: "tqserver_worker_instances",
+      help: "Instances of the worker that receive requests.",
+      labels: ["worker"],
+    });
+    this.#restarts = r.counter({
+      name: "tqserver_worker_restarts_total",
+      help: "Successful replaces of the worker, by reason.",
+      labels: ["worker", "reason"],
+    });
+    this.#crashes = r.counter({
+      name: "tqserver_worker_crashes_total",
+      help: "Instances of the worker that exited unexpectedly.",
+      labels: ["worker"],
+    });
+    this.#startFailures = r.counter({
+      name: "tqserver_worker_start_failures_total",
+      help: "Starts or replaces of the worker that failed, by reason.",
+      labels: ["worker", "reason"],
+    });
+    this.#buildErrors = r.counter({
+      name: "tqserver_build_errors_total",
+      help: "Failed builds of the worker.",
+      labels: ["worker"],
+    });
+    this.#reloadChecks = r.counter({
+      name: "tqserver_reload_checks_total",
+      help: "SIGHUP / POST /api/reload checks run.",
+    });
+    this.#reloadDuration = r.histogram({
+      name: "tqserver_reload_check_duration_seconds",
+      help: "Duration of SIGHUP / POST /api/reload checks.",
+      buckets: LATENCY_BUCKETS,
+    });
+    this.#staticBytes = r.counter({
+      name: "tqserver_static_bytes_total",
+      help: "Body bytes of static file responses (by Content-Length).",
+    });
+    this.#staticResponses = r.counter({
+      name: "tqserver_static_responses_total",
+      help: "Static file responses, by status code.",
+      labels: ["code"],
+    });
+    // Declared only with a source, so that no declared metric stays at zero forever.
+    const cache = staticCounters
+      ? {
+        hits: r.gauge({
+          name: "tqserver_static_cache_hits_total",
+          help: "Static files served from the memory cache.",
+        }),
+        misses: r.gauge({
+          name: "tqserver_static_cache_misses_total",
+          help: "Static files read from disk.",
+        }),
+      }
+      : undefined;
+    this.#reloadChecks.inc({}, 0);
+    this.#staticBytes.inc({}, 0);
+    r.onCollect(() => {
+      const s = source();
+      info.reset();
+      info.set({ version: s.version, mode: s.mode }, 1);
+      startTime.set({}, Math.floor(Date.parse(s.started_at) / 1000));
+      for (const g of [up, healthy, instances]) g.reset();
+      for (const w of s.workers) {
+        const labels = { worker: w.name };
+        up.set(labels, w.instances.length > 0 ? 1 : 0);
+        healthy.set(labels, w.status === "healthy" ? 1 : 0);
+        instances.set(labels, w.instances.length);
+        // Present from the start, so rate() and absent() work before the first event.
+        this.#restarts.inc({ ...labels, reason: "manual" }, 0);
+        this.#crashes.inc(labels, 0);
+        this.#inFlight.inc(labels, 0);
+      }
+      if (cache && staticCounters) {
+        const c = staticCounters();
+        cache.hits.set({}, c.cacheHits);
+        cache.misses.set({}, c.cacheMisses);
+      }
+    });
+  }
+
+  /**
+   * Counts a request as in flight for `worker`; call the returned function
+   * with the status and the seconds it took once the response headers exist.
+   */
+  requestStarted(worker: string): (status: number, seconds: number) => void {
+    const labels = { worker };
+    this.#inFlight.inc(labels, 1);
+    return (status, seconds) => {
+      this.#inFlight.inc(labels, -1);
+      this.#requests.inc({ worker, code: statusClass(status) });
+      this.#duration.observe(labels, seconds);
+      this.series.record(worker, seconds * 1000);
+    };
+  }
+
+  /** Counts a static file response. */
+  staticResponse(status: number, bytes: number): void {
+    this.#staticResponses.inc({ code: String(status) });
+    if (bytes > 0) this.#staticBytes.inc({}, bytes);
+  }
+
+  /** Updates the counters a log record stands for (restarts, crashes, builds, checks). */
+  observe(record: LogRecord): void {
+    const { msg, fields: f } = record;
+    const worker = typeof f.worker === "string" ? f.worker : "";
+    switch (msg) {
+      case "worker replaced":
+        this.#restarts.inc({ worker, reason: String(f.reason) });
+        return;
+      case "worker crashed":
+        this.#crashes.inc({ worker });
+        return;
+      case "worker start failed":
+      case "worker cannot start":
+        this.#startFailures.inc({ worker, reason: String(f.reason) });
+        return;
+      case "worker build failed":
+      case "build failed, old instance keeps serving":
+        this.#buildErrors.inc({ worker });
+        return;
+    }
+    if (msg.startsWith("checked ") && typeof f.ms === "number") {
+      this.#reloadChecks.inc();
+      this.#reloadDuration.observe({}, f.ms / 1000);
+    }
+  }
+
+  /** The Prometheus text exposition. */
+  render(): string {
+    return this.registry.render();
+  }
+}
