@@ -106,6 +106,7 @@ const workerSettings: Field = {
           ? undefined
           : `a Go memory limit like "512MiB" (bytes with B, KiB, MiB, GiB or TiB), or "" for none`,
     },
+    log_file: { kind: "string" },
   },
 };
 
@@ -178,6 +179,8 @@ export const SCHEMA: Field = {
         },
         log_file: { kind: "string" },
         pid_file: { kind: "string" },
+        access_log: { kind: "string" },
+        access_log_format: { kind: "enum", values: ["combined", "json"] },
         static: {
           kind: "object",
           fields: {
@@ -214,7 +217,12 @@ export const SCHEMA: Field = {
         },
         admin: {
           kind: "object",
-          fields: { enabled: bool, host: nonEmpty, port },
+          fields: {
+            enabled: bool,
+            host: nonEmpty,
+            port,
+            token: { kind: "string" },
+          },
         },
       },
     },

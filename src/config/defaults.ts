@@ -70,6 +70,7 @@ export function defaultWorkerSettings(): WorkerSettings {
     instances: 1,
     go_max_procs: 0,
     go_mem_limit: "",
+    log_file: "",
   };
 }
 
@@ -122,6 +123,8 @@ export function defaultConfig(): Config {
       deployment_mode: undefined,
       log_file: "",
       pid_file: "logs/tqserver.pid",
+      access_log: "",
+      access_log_format: "combined",
       static: {
         enabled: true,
         url_prefix: "/static",
@@ -145,7 +148,7 @@ export function defaultConfig(): Config {
           "application/wasm",
         ],
       },
-      admin: { enabled: true, host: "127.0.0.1", port: 8081 },
+      admin: { enabled: true, host: "127.0.0.1", port: 8081, token: "" },
     },
     workers: {
       workers_dir: "workers",

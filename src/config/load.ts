@@ -396,6 +396,15 @@ function checkCrossFields(
   }
   const { server } = config;
   if (
+    server.admin.enabled && !server.admin.token &&
+    !isLoopback(server.admin.host)
+  ) {
+    fail(
+      ["server", "admin", "host"],
+      `expected a loopback address (127.0.0.1, ::1, localhost) unless "server.admin.token" is set, got "${server.admin.host}"`,
+    );
+  }
+  if (
     server.admin.enabled && server.admin.port !== 0 &&
     server.admin.port === server.port
   ) {
@@ -412,4 +421,10 @@ function checkCrossFields(
       `expected a port other than "server.port" (${server.port}), got ${server.admin.port}`,
     );
   }
+}
+
+/** True for addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(host);
 }

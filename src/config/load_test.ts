@@ -58,6 +58,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       enabled: true,
       host: "127.0.0.1",
       port: 8081,
+      token: "",
     });
     assert.deepEqual(config.server.static, {
       enabled: true,
@@ -86,6 +87,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       instances: 1,
       go_max_procs: 0,
       go_mem_limit: "",
+      log_file: "",
     });
     assert.deepEqual(config.workers.discovery, {
       mode: "filesystem",
@@ -371,6 +373,11 @@ Deno.test("loadConfig() names file, line, key and expectation for a bad value", 
       "public port on the default admin port",
       { "config/server.yaml": "server:\n  port: 8081\n" },
       `config/server.yaml:2: "server.port": expected a port other than "server.admin.port" (8081), got 8081`,
+    ],
+    [
+      "admin on a public address without a token",
+      { "config/server.yaml": "server:\n  admin:\n    host: 0.0.0.0\n" },
+      `config/server.yaml:3: "server.admin.host": expected a loopback address (127.0.0.1, ::1, localhost) unless "server.admin.token" is set, got "0.0.0.0"`,
     ],
   ];
   for (const [name, files, message] of cases) {

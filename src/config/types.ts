@@ -28,6 +28,8 @@ export interface WorkerSettings {
   go_max_procs: number;
   /** `GOMEMLIMIT` of a Go worker, e.g. `512MiB`; empty = unset. Default "". */
   go_mem_limit: string;
+  /** File for the worker's output (root-relative, `{name}` and `{date}` expanded); empty = the server log. Default empty. */
+  log_file: string;
 }
 
 /** `deployment.{dev,prod}.file_watcher`. */
@@ -148,6 +150,10 @@ export interface Config {
     log_file: string;
     /** PID file (root-relative or absolute), written at start, rewritten by a self-upgrade, removed on a clean stop; empty = none. Default `logs/tqserver.pid`. */
     pid_file: string;
+    /** Access log path (root-relative, `{date}` expanded daily); empty = no access log. */
+    access_log: string;
+    /** `combined` (nginx/Apache) or `json` (one object per line). Default combined. */
+    access_log_format: "combined" | "json";
     static: {
       enabled: boolean;
       url_prefix: string;
@@ -170,7 +176,8 @@ export interface Config {
       /** Content-Type patterns (`text/*`, `application/json`). Default: text, JS, JSON, XML, SVG, wasm. */
       types: string[];
     };
-    admin: { enabled: boolean; host: string; port: number };
+    /** `token`: Bearer token for the admin API; required when `host` is not loopback. */
+    admin: { enabled: boolean; host: string; port: number; token: string };
   };
   workers: {
     workers_dir: string;
