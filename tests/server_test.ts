@@ -393,9 +393,9 @@ Deno.test("the admin listener serves the dashboard, metrics, and rejects wrong m
     const metrics = await (await fetch(`${server.admin}/metrics`)).text();
     assert.match(
       metrics,
-      /tqserver_worker_requests_total\{worker="index",route="\/"\} 1/,
+      /tqserver_http_requests_total\{worker="index",code="2xx"\} 1/,
     );
-    assert.match(metrics, /tqserver_worker_up\{worker="index",route="\/"\} 1/);
+    assert.match(metrics, /tqserver_worker_up\{worker="index"\} 1/);
     const reload = await fetch(`${server.admin}/api/reload`);
     assert.equal(reload.status, 405);
     await reload.body?.cancel();

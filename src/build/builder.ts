@@ -278,12 +278,13 @@ export class Builder {
     const started = performance.now();
     const results: BuildResult[] = new Array(targets.length);
     let next = 0;
+    let done = 0;
     const lane = async () => {
       while (next < targets.length) {
         const i = next++;
         const result = await this.build(targets[i]!, options);
         results[i] = result;
-        this.#progress(result);
+        this.#progress(result, ++done, targets.length);
       }
     };
     await Promise.all(
@@ -301,13 +302,20 @@ export class Builder {
     return results;
   }
 
-  #progress(result: BuildResult): void {
+  #progress(result: BuildResult, done: number, total: number): void {
     const fields = { worker: result.name, ms: result.ms };
+    // The message is the progress line itself: `[2/5] api_users 180 ms`.
+    const line = `[${done}/${total}] ${result.name} ${result.ms} ms`;
     if (result.status === "built") {
-      this.#log.info("worker built", { ...fields, format: this.#format });
+      this.#log.info(line, {
+        ...fields,
+        status: "built",
+        format: this.#format,
+      });
     } else if (result.status === "fresh") {
-      this.#log.info("worker up to date", fields);
+      this.#log.info(line, { ...fields, status: "up-to-date" });
     } else {
+      this.#log.info(line, { ...fields, status: "failed" });
       const e = result.error;
       this.#log.error("worker build failed", {
         ...fields,

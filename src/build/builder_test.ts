@@ -80,7 +80,7 @@ Deno.test("Builder bundles workers into runnable binaries, incrementally and ato
           );
         }
         assert.deepEqual(writes.sort(), [alpha.binPath, beta.binPath]);
-        const progress = log.records.filter((r) => r.msg === "worker built");
+        const progress = log.records.filter((r) => r.fields.status === "built");
         assert.deepEqual(progress.map((r) => r.fields.worker).sort(), [
           "alpha",
           "beta",

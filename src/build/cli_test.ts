@@ -39,11 +39,12 @@ Deno.test("build CLI builds the TypeScript workers of a project, then finds them
       async () => {
         const c = cli(root);
         assert.equal(await c.run(["--root", root]), 0, c.err());
-        const lines = c.log.records.filter((r) => r.msg.startsWith("worker "));
+        const lines = c.log.records.filter((r) => /^\[\d\/2\] /.test(r.msg));
         assert.deepEqual(
-          lines.map((r) => `${r.fields.worker} ${r.msg}`).sort(),
-          ["alpha worker built", "beta worker up to date"],
+          lines.map((r) => `${r.fields.worker} ${r.fields.status}`).sort(),
+          ["alpha built", "beta up-to-date"],
         );
+        assert.match(lines[0]!.msg, /^\[1\/2\] (alpha|beta) \d+ ms$/);
         const start = c.log.records.find((r) => r.msg === "building workers");
         assert.equal(start?.fields.mode, "dev");
         assert.equal(start?.fields.format, "bundle");
@@ -53,7 +54,7 @@ Deno.test("build CLI builds the TypeScript workers of a project, then finds them
     await t.step("--force rebuilds fresh workers", async () => {
       const c = cli(root);
       assert.equal(await c.run(["--force", "alpha"]), 0, c.err());
-      assert.ok(c.log.records.some((r) => r.msg === "worker built"));
+      assert.ok(c.log.records.some((r) => r.fields.status === "built"));
     });
 
     await t.step("a build error exits 1 and prints where it is", async () => {

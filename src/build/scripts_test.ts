@@ -38,8 +38,11 @@ Deno.test("scripts/build-dev.sh bundles every TypeScript worker of --root", asyn
       root,
     ]);
     assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stderr, /worker built worker=alpha/);
-    assert.match(out.stderr, /worker built worker=beta/);
+    assert.match(
+      out.stderr,
+      /\] alpha \d+ ms worker=alpha ms=\d+ status=built/,
+    );
+    assert.match(out.stderr, /\] beta \d+ ms worker=beta ms=\d+ status=built/);
     for (const name of ["alpha", "beta"]) {
       const target = targetOf(root, name);
       const ran = await run(target.binPath, [], { cwd: target.dir });

@@ -94,6 +94,8 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGHUP", hup);
+  // logrotate's convention: reopen the log files it moved away.
+  Deno.addSignalListener("SIGUSR1", () => server.reopenLogs());
   await server.finished;
   return server.exitCode;
 }

@@ -252,6 +252,8 @@ function adminCall(
     return async (path, method) => {
       const res = await fetchFn(`${adminUrl}${path}`, {
         method,
+        // The admin API takes POSTs only as JSON: no web page can forge one.
+        headers: { "content-type": "application/json" },
         signal: AbortSignal.timeout(60_000),
       });
       return { ok: res.ok, status: res.status, body: await res.json() };
@@ -259,7 +261,9 @@ function adminCall(
   }
   return async (path, method) => {
     const out = await remote(
-      `curl -sS --max-time 60 -X ${method} ${shellQuote(`${adminUrl}${path}`)}`,
+      `curl -sS --max-time 60 -X ${method} -H 'Content-Type: application/json' ${
+        shellQuote(`${adminUrl}${path}`)
+      }`,
     );
     return { ok: true, status: 200, body: JSON.parse(out) };
   };

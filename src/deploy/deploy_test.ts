@@ -112,7 +112,7 @@ Deno.test("deploy() ships to each host in turn and reloads it through its own ad
     ]);
     assert.match(
       reload.at(-1)!,
-      /curl .* -X POST http:\/\/127\.0\.0\.1:8081\/api\/reload/,
+      /curl .* -X POST -H 'Content-Type: application\/json' http:\/\/127\.0\.0\.1:8081\/api\/reload/,
     );
   } finally {
     Deno.removeSync(root, { recursive: true });

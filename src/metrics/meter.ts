@@ -59,7 +59,7 @@ export function meterRequests(
       const seconds = (performance.now() - started) / 1000;
       done(status, seconds);
       const bytes = Number(res?.headers.get("content-length") ?? 0) || 0;
-      if (worker === "static") metrics.staticResponse(status, bytes);
+      if (worker === "static") metrics.staticResponse(status);
       if (access) {
         access({
           time: now(),

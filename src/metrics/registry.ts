@@ -118,6 +118,18 @@ export class Counter extends Metric<number> {
     if (by < 0) throw new RangeError(`Counter "${this.name}" cannot go down`);
     this.slot(labels).value += by;
   }
+  /**
+   * Sets the total kept by someone else (a counter mirrored at scrape time).
+   *
+   * @throws {RangeError} When it would go down.
+   */
+  mirror(labels: Labels, total: number): void {
+    const slot = this.slot(labels);
+    if (total < slot.value) {
+      throw new RangeError(`Counter "${this.name}" cannot go down`);
+    }
+    slot.value = total;
+  }
   /** The current value (0 when never incremented). */
   get(labels: Labels = {}): number {
     return this.slot(labels).value;

@@ -1,4 +1,5 @@
 import type { LogRecord } from "../log/mod.ts";
+import type { StaticCacheStats } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 import { LATENCY_BUCKETS, Registry } from "./registry.ts";
 import { RateSeries } from "./series.ts";
@@ -11,18 +12,15 @@ export interface MetricsSource {
   workers: WorkerStatusJson[];
 }
 
-/** Counters the static file handler keeps (cache hits etc.), read at each scrape. */
-export interface StaticCounters {
-  cacheHits: number;
-  cacheMisses: number;
-}
-
 /** Options for {@linkcode ServerMetrics}. */
 export interface ServerMetricsOptions {
   /** Current server and worker status. */
   source: () => MetricsSource;
-  /** The static handler's cache counters; without it the cache metrics are not declared. */
-  staticCounters?: () => StaticCounters;
+  /**
+   * The static handler's counters (bytes, cache hits…), read at each scrape;
+   * without it (static files off) no static metric is declared.
+   */
+  staticCounters?: () => StaticCacheStats | undefined;
   /** Clock of the sparkline series (epoch ms). Default `Date.now`. */
   now?: () => number;
 }
@@ -60,7 +58,6 @@ export class ServerMetrics {
   #buildErrors;
   #reloadChecks;
   #reloadDuration;
-  #staticBytes;
   #staticResponses;
 
   constructor(options: ServerMetricsOptions) {
@@ -136,30 +133,38 @@ export class ServerMetrics {
       help: "Duration of SIGHUP / POST /api/reload checks.",
       buckets: LATENCY_BUCKETS,
     });
-    this.#staticBytes = r.counter({
-      name: "tqserver_static_bytes_total",
-      help: "Body bytes of static file responses (by Content-Length).",
-    });
-    this.#staticResponses = r.counter({
-      name: "tqserver_static_responses_total",
-      help: "Static file responses, by status code.",
-      labels: ["code"],
-    });
     // Declared only with a source, so that no declared metric stays at zero forever.
-    const cache = staticCounters
+    const stat = staticCounters
       ? {
-        hits: r.gauge({
-          name: "tqserver_static_cache_hits_total",
-          help: "Static files served from the memory cache.",
+        responses: r.counter({
+          name: "tqserver_static_responses_total",
+          help: "Static file answers, by status code.",
+          labels: ["code"],
         }),
-        misses: r.gauge({
+        bytes: r.counter({
+          name: "tqserver_static_bytes_total",
+          help: "Body bytes of static file answers sent (from memory or disk).",
+        }),
+        hits: r.counter({
+          name: "tqserver_static_cache_hits_total",
+          help: "Static answers served from the memory cache.",
+        }),
+        misses: r.counter({
           name: "tqserver_static_cache_misses_total",
-          help: "Static files read from disk.",
+          help: "Static answers that resolved the path on disk.",
+        }),
+        evictions: r.counter({
+          name: "tqserver_static_cache_evictions_total",
+          help: "Static cache entries dropped to stay under cache_max_bytes.",
+        }),
+        cacheBytes: r.gauge({
+          name: "tqserver_static_cache_bytes",
+          help: "Memory the static cache holds.",
         }),
       }
       : undefined;
+    this.#staticResponses = stat?.responses;
     this.#reloadChecks.inc({}, 0);
-    this.#staticBytes.inc({}, 0);
     r.onCollect(() => {
       const s = source();
       info.reset();
@@ -176,10 +181,13 @@ export class ServerMetrics {
         this.#crashes.inc(labels, 0);
         this.#inFlight.inc(labels, 0);
       }
-      if (cache && staticCounters) {
-        const c = staticCounters();
-        cache.hits.set({}, c.cacheHits);
-        cache.misses.set({}, c.cacheMisses);
+      const c = stat && staticCounters?.();
+      if (stat && c) {
+        stat.bytes.mirror({}, c.servedBytes);
+        stat.hits.mirror({}, c.hits);
+        stat.misses.mirror({}, c.misses);
+        stat.evictions.mirror({}, c.evictions);
+        stat.cacheBytes.set({}, c.bytes);
       }
     });
   }
@@ -199,10 +207,9 @@ export class ServerMetrics {
     };
   }
 
-  /** Counts a static file response. */
-  staticResponse(status: number, bytes: number): void {
-    this.#staticResponses.inc({ code: String(status) });
-    if (bytes > 0) this.#staticBytes.inc({}, bytes);
+  /** Counts a static file answer by its status. */
+  staticResponse(status: number): void {
+    this.#staticResponses?.inc({ code: String(status) });
   }
 
   /** Updates the counters a log record stands for (restarts, crashes, builds, checks). */

@@ -49,7 +49,17 @@ Deno.test("every declared metric has a sample once its event happened (none decl
       started_at: new Date().toISOString(),
       workers: [worker("index")],
     }),
-    staticCounters: () => ({ cacheHits: 3, cacheMisses: 1 }),
+    staticCounters: () => ({
+      hits: 3,
+      misses: 1,
+      revalidations: 0,
+      invalidations: 0,
+      evictions: 0,
+      entries: 1,
+      bytes: 100,
+      maxBytes: 1000,
+      servedBytes: 4,
+    }),
   });
   const entries: AccessEntry[] = [];
   const handler = meterRequests(

@@ -1,11 +1,17 @@
 import { join, resolve } from "node:path";
 import type { Config } from "../config/mod.ts";
-import { createAdminHandler, type ServerStatusJson } from "../admin/mod.ts";
+import {
+  type AdminHandler,
+  createAdminHandler,
+  type EventLog,
+  type ServerStatusJson,
+} from "../admin/mod.ts";
 import type { DevHooks } from "../dev_contract.ts";
-import type { Logger } from "../log/mod.ts";
+import { AccessLog, type Logger } from "../log/mod.ts";
+import { meterRequests, type ServerMetrics } from "../metrics/mod.ts";
 import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
 import type { ReloadReport } from "../reload/mod.ts";
-import type { RouteTable } from "../routes/mod.ts";
+import { routeMatches, type RouteTable } from "../routes/mod.ts";
 import { createCompressor } from "../compress/mod.ts";
 import { createStaticHandler, type StaticHandler } from "../static/mod.ts";
 import { createPublicHandler } from "./handler.ts";
@@ -32,6 +38,14 @@ export interface ListenersOptions {
   reload: () => Promise<ReloadReport>;
   /** Folder of the admin dashboard. Default `{root}/server/public/admin`. */
   dashboardDir?: string | undefined;
+  /** `POST /api/workers/{name}/restart`: replaces the worker (reason `manual`). */
+  restart: (name: string) => Promise<boolean>;
+  /** The timeline of `/api/events`. */
+  events: EventLog;
+  /** Request counters (fed around the public handler) and `/metrics`. */
+  metrics: ServerMetrics;
+  /** The clock of access log lines. Default `() => new Date()`. */
+  now?: () => Date;
 }
 
 /** The server's two listeners and the proxy behind the public one. */
@@ -44,6 +58,10 @@ export interface Listeners {
   proxy: ProxyHandler;
   /** The static file handler and its cache, when `server.static.enabled`. */
   static: StaticHandler | undefined;
+  /** The access log, when `server.access_log` is set. */
+  access: AccessLog | undefined;
+  /** The admin handler (its `close()` ends the dashboard streams). */
+  adminHandler: AdminHandler | undefined;
 }
 
 /**
@@ -88,6 +106,30 @@ export function openListeners(options: ListenersOptions): Listeners {
     notFound: (req) => errorResponse(req, 404, "Not found"),
     closing,
   });
+  const { metrics, now } = options;
+  const access = config.server.access_log
+    ? new AccessLog(resolve(root, config.server.access_log), {
+      format: config.server.access_log_format,
+      ...(now ? { now } : {}),
+      onError: (err) =>
+        log.error("access log unavailable", {
+          error: err,
+          cause: (err as Error).cause,
+        }),
+    })
+    : undefined;
+  // Counted around everything the public port answers, static files and dev hooks included.
+  const metered = meterRequests(handler, {
+    metrics,
+    classify: (path) =>
+      routeMatches("/_tq", path)
+        ? "_tq"
+        : serveStatic && routeMatches(staticCfg.url_prefix, path)
+        ? "static"
+        : table.match(path)?.name ?? "-",
+    access: access ? (entry) => access.write(entry) : undefined,
+    ...(now ? { now } : {}),
+  });
   const server = Deno.serve({
     hostname: config.server.host,
     port,
@@ -97,10 +139,23 @@ export function openListeners(options: ListenersOptions): Listeners {
       log.error("request failed", { error: err });
       return new Response("Internal server error\n", { status: 500 });
     },
-  }, handler);
+  }, metered);
   const admin = config.server.admin;
   let adminServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let adminHandler: AdminHandler | undefined;
   if (admin.enabled) {
+    adminHandler = createAdminHandler({
+      status: options.status,
+      reload: options.reload,
+      restart: options.restart,
+      events: options.events,
+      metrics: () => metrics.render(),
+      series: () => metrics.series.snapshot(),
+      token: admin.token,
+      logger: log,
+      dashboardDir: options.dashboardDir ??
+        join(root, "server", "public", "admin"),
+    });
     adminServer = Deno.serve(
       {
         hostname: admin.host,
@@ -108,15 +163,17 @@ export function openListeners(options: ListenersOptions): Listeners {
         reusePort: true,
         onListen: () => {},
       },
-      createAdminHandler({
-        status: options.status,
-        reload: options.reload,
-        dashboardDir: options.dashboardDir ??
-          join(root, "server", "public", "admin"),
-      }),
+      adminHandler,
     );
   }
-  return { public: server, admin: adminServer, proxy, static: serveStatic };
+  return {
+    public: server,
+    admin: adminServer,
+    proxy,
+    static: serveStatic,
+    access,
+    adminHandler,
+  };
 }
 
 /**

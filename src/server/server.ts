@@ -9,7 +9,12 @@ import {
   resolveMode,
   type WorkerSpec,
 } from "../config/mod.ts";
-import type { ServerStatusJson } from "../admin/mod.ts";
+import {
+  type AdminHandler,
+  EventLog,
+  observeRecords,
+  type ServerStatusJson,
+} from "../admin/mod.ts";
 import {
   Builder,
   type BuildResult,
@@ -17,7 +22,14 @@ import {
   describeBuildError,
   GoBuilder,
 } from "../build/mod.ts";
-import { createFileSink, createLogger, type Logger } from "../log/mod.ts";
+import {
+  type AccessLog,
+  createServerLog,
+  type Logger,
+  observeLogger,
+  type ServerLog,
+} from "../log/mod.ts";
+import { ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats, StaticHandler } from "../static/mod.ts";
 import {
@@ -52,8 +64,10 @@ export interface ServerOptions {
   port?: number | undefined;
   /** Log warnings and errors only. Default false. */
   quiet?: boolean;
-  /** Logger; default: stderr plus `server.log_file`. */
+  /** Logger; default: stdout plus `server.log_file` (and worker `log_file`s). */
   logger?: Logger;
+  /** The clock of log file names and access log lines. Default `() => new Date()`. */
+  now?: () => Date;
   /** Folder of the admin dashboard. Default `{root}/server/public/admin`. */
   dashboardDir?: string;
   /** Extra hooks for dev mode (live reload), attached by the dev subsystem. */
@@ -69,6 +83,10 @@ export class TqServer {
   readonly startedAt = new Date();
   readonly table = new RouteTable();
   readonly log: Logger;
+  /** The timeline of `/api/events` and the dashboard. */
+  readonly events: EventLog;
+  /** The counters of `/metrics`. */
+  readonly metrics: ServerMetrics;
   readonly supervisor: Supervisor;
   readonly builder: Builder;
   /** Builds the Go workers (`src/main.go`). */
@@ -93,18 +111,29 @@ export class TqServer {
   #finish!: () => void;
   #dev: DevHooks | undefined;
   #lastDiscoverWarnings = new Set<string>();
+  #serverLog: ServerLog | undefined;
+  #access: AccessLog | undefined;
+  #adminHandler: AdminHandler | undefined;
 
   private constructor(
     options: ServerOptions,
     config: Config,
     mode: Mode,
     log: Logger,
+    observed: {
+      events: EventLog;
+      metrics: ServerMetrics;
+      serverLog?: ServerLog;
+    },
   ) {
     this.root = resolve(options.root);
     this.#options = options;
     this.config = withBindHost(config, mode);
     this.mode = mode;
     this.log = log;
+    this.events = observed.events;
+    this.metrics = observed.metrics;
+    this.#serverLog = observed.serverLog;
     const build = config.deployment[mode].build;
     this.builder = new Builder({
       format: build.format,
@@ -160,18 +189,41 @@ export class TqServer {
       env: Deno.env.get("DEPLOYMENT_MODE"),
       config: loaded.config,
     });
-    const log = options.logger ?? createLogger({
-      level: options.quiet ? "warn" : "info",
-      ...(loaded.config.server.log_file
-        ? {
-          write: createFileSink(resolve(root, loaded.config.server.log_file)),
-        }
+    const events = new EventLog();
+    // The logger and the metrics exist before the server they report on.
+    const ref: { server?: TqServer } = {};
+    const metrics = new ServerMetrics({
+      source: () => ref.server!.status(),
+      ...(loaded.config.server.static.enabled
+        ? { staticCounters: () => ref.server?.staticStats() }
         : {}),
     });
+    const onRecord = observeRecords(events, metrics);
+    const { now } = options;
+    const serverLog = options.logger ? undefined : createServerLog({
+      quiet: options.quiet ?? false,
+      logFile: loaded.config.server.log_file
+        ? resolve(root, loaded.config.server.log_file)
+        : "",
+      // Per worker, so `workers.paths` can give one worker its own file.
+      workerLogFile: (name) => {
+        const file = ref.server?.supervisor.workers.get(name)?.spec.settings
+          .log_file;
+        return file ? resolve(root, file) : "";
+      },
+      onRecord,
+      ...(now ? { now } : {}),
+    });
+    const log = serverLog?.logger ?? observeLogger(options.logger!, onRecord);
     for (const warning of loaded.warnings) {
       log.warn("config warning", { problem: warning });
     }
-    const server = new TqServer(options, loaded.config, mode, log);
+    const server = new TqServer(options, loaded.config, mode, log, {
+      events,
+      metrics,
+      ...(serverLog ? { serverLog } : {}),
+    });
+    ref.server = server;
     try {
       await server.#start();
     } catch (err) {
@@ -244,7 +296,12 @@ export class TqServer {
       this.log.warn("reload ignored", {
         why: `deployment.${this.mode}.timestamp_check.enabled is false`,
       });
-      return Promise.resolve({ ms: 0, config: "unchanged", actions: [] });
+      return Promise.resolve({
+        ms: 0,
+        workers: 0,
+        config: "unchanged",
+        actions: [],
+      });
     }
     return this.#reload.request();
   }
@@ -341,7 +398,13 @@ export class TqServer {
       status: () => this.status(),
       reload: () => this.reload(),
       dashboardDir: this.#options.dashboardDir,
+      restart: (name) => this.supervisor.replace(name, "manual"),
+      events: this.events,
+      metrics: this.metrics,
+      ...(this.#options.now ? { now: this.#options.now } : {}),
     });
+    this.#access = listeners.access;
+    this.#adminHandler = listeners.adminHandler;
     this.#proxy = listeners.proxy;
     this.#static = listeners.static;
     this.#public = listeners.public;
@@ -394,6 +457,8 @@ export class TqServer {
     if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
     const drainMs = this.config.workers.default.drain_timeout_ms;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // Open dashboard streams would hold the admin listener's shutdown for the whole drain.
+    this.#adminHandler?.close();
     await Promise.race([
       Promise.all([this.#public?.shutdown(), this.#admin?.shutdown()]),
       new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
@@ -404,7 +469,16 @@ export class TqServer {
     await this.builder.close();
     this.#proxy?.close();
     this.log.info("tqserver stopped", { reason });
+    this.#access?.close();
+    this.#serverLog?.close();
     this.#finish();
+  }
+
+  /** Reopens the log files and the access log (SIGUSR1, after logrotate moved them). */
+  reopenLogs(): void {
+    this.#serverLog?.reopen();
+    this.#access?.reopen();
+    this.log.info("log files reopened");
   }
 
   /** True once the server is handing over or stopping. */

@@ -9,6 +9,7 @@
 //   /redirect          302 to /elsewhere
 //   /html              an HTML page
 //   /private           the content of private/message.txt (cached; cache cleared on the reload signal)
+//   /say?text=T        prints T to stdout (worker output for the log tests)
 //   anything else      JSON echo of method, path, query, headers, body sha-256 and length, tag, pid
 // Env: IGNORE_TERM ignores SIGTERM; ABRUPT_STOP exits at once on SIGTERM (no drain).
 const port = Number(Deno.env.get("TQ_PORT") ?? Deno.env.get("PORT"));
@@ -98,6 +99,10 @@ const server = Deno.serve(
           headers: { "content-type": "text/html; charset=utf-8" },
         },
       );
+    }
+    if (path.endsWith("/say")) {
+      console.log(url.searchParams.get("text") ?? "");
+      return new Response("said");
     }
     if (path.endsWith("/private")) {
       privateCache ??= await Deno.readTextFile(`${base}/private/message.txt`);
