@@ -1,55 +1,415 @@
-"use strict";
-const rows = document.getElementById("workers");
-const summary = document.getElementById("summary");
-const report = document.getElementById("report");
+// tqserver admin dashboard: no build step, no framework. Live through a
+// streamed /api/stream (Server-Sent Events read with fetch, so a Bearer token
+// can be sent), falling back to polling /api/status and /api/events.
+const $ = (sel) => document.querySelector(sel);
+const TOKEN_KEY = "tqserver-admin-token";
+const POLL_MS = 2000;
+const MAX_EVENTS = 300;
 
-function cell(text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text ?? "";
-  if (cls) td.className = cls;
-  return td;
+const state = {
+  status: null,
+  series: {},
+  lastId: 0,
+  /** worker → reason → count, from the timeline */
+  reasons: new Map(),
+  rows: new Map(),
+};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
 }
 
-async function refresh() {
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+async function api(path, init = {}) {
+  const headers = new Headers(init.headers ?? {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.set("authorization", `Bearer ${token}`);
+  const res = await fetch(path, { ...init, headers, cache: "no-store" });
+  if (res.status === 401 && !init.retried) {
+    const entered = prompt(
+      "This admin API needs its token (server.admin.token):",
+    );
+    if (entered) {
+      sessionStorage.setItem(TOKEN_KEY, entered.trim());
+      return api(path, { ...init, retried: true });
+    }
+  }
+  return res;
+}
+
+function duration(ms) {
+  if (ms < 0 || !Number.isFinite(ms)) return "–";
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+function ago(iso) {
+  if (!iso) return "–";
+  return `${duration(Date.now() - Date.parse(iso))} ago`;
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour12: false });
+}
+
+function sparkline(values, title) {
+  const w = 120, h = 28;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("width", String(w));
+  svg.setAttribute("height", String(h));
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  const max = Math.max(1e-9, ...values);
+  const step = values.length > 1 ? w / (values.length - 1) : w;
+  const pts = values.map((v, i) =>
+    `${(i * step).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`
+  );
+  const area = document.createElementNS(svg.namespaceURI, "polygon");
+  area.setAttribute("class", "area");
+  area.setAttribute("points", `0,${h} ${pts.join(" ")} ${w},${h}`);
+  const line = document.createElementNS(svg.namespaceURI, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  const t = document.createElementNS(svg.namespaceURI, "title");
+  t.textContent = title;
+  svg.append(t, area, line);
+  return svg;
+}
+
+function showResult(message, ok) {
+  const box = $("#result");
+  box.hidden = false;
+  box.className = `result ${ok ? "ok" : "bad"}`;
+  box.textContent = message;
+}
+
+async function post(path, button) {
+  button.disabled = true;
   try {
-    const res = await fetch("/api/status", { cache: "no-store" });
-    const s = await res.json();
-    summary.textContent =
-      `${s.mode} · pid ${s.pid} · v${s.version} · port ${s.port} · since ${
-        new Date(s.started_at).toLocaleString()
-      }`;
-    rows.replaceChildren(...s.workers.map((w) => {
-      const tr = document.createElement("tr");
-      const status = cell("");
-      const badge = document.createElement("span");
-      badge.className = `status ${w.status}`;
-      badge.textContent = w.status;
-      status.append(badge);
-      tr.append(
-        cell(w.name),
-        cell(w.route),
-        status,
-        cell(w.pid),
-        cell(w.port),
-        cell(w.started_at ? new Date(w.started_at).toLocaleTimeString() : ""),
-        cell(w.requests),
-        cell(w.in_flight),
-        cell(w.restarts),
-        cell(w.last_restart_reason),
-        cell(w.last_error, "error"),
-      );
-      return tr;
-    }));
+    const res = await api(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    let body = {};
+    try {
+      body = await res.json();
+    } catch {
+      // Not JSON: say the status below.
+    }
+    showResult(
+      body.message ?? body.error ?? `Failed with status ${res.status}.`,
+      res.ok && body.ok !== false,
+    );
   } catch (err) {
-    summary.textContent = `cannot reach the server: ${err}`;
+    showResult(`The server did not answer: ${err.message}.`, false);
+  } finally {
+    button.disabled = false;
   }
 }
 
-document.getElementById("reload").addEventListener("click", async () => {
-  const res = await fetch("/api/reload", { method: "POST" });
-  report.textContent = JSON.stringify(await res.json(), null, 2);
-  refresh();
-});
+function rowFor(name) {
+  let row = state.rows.get(name);
+  if (row) return row;
+  const cell = (label, cls = "") =>
+    el("td", { "data-label": label, class: cls });
+  row = {
+    tr: el("tr", { "data-worker": name }),
+    name: cell("Worker", "first"),
+    state: cell("State"),
+    instances: cell("Instances"),
+    uptime: cell("Uptime"),
+    binary: cell("Binary"),
+    requests: cell("Requests", "num"),
+    inFlight: cell("In flight", "num"),
+    restarts: cell("Restarts"),
+    rate: cell("Req/s"),
+    latency: cell("Latency"),
+    action: cell(""),
+  };
+  row.title = el("div", { class: "name" });
+  row.route = el("span", { class: "route" });
+  row.error = el("div", { class: "error" });
+  row.name.append(row.title, row.route, row.error);
+  row.pill = el("span", { class: "pill" });
+  row.state.append(row.pill);
+  const button = el("button", {
+    type: "button",
+    class: "restart",
+    text: "Restart",
+    title: `Replace ${name} with fresh instances (reason: manual)`,
+  });
+  button.addEventListener(
+    "click",
+    () => post(`/api/workers/${encodeURIComponent(name)}/restart`, button),
+  );
+  row.action.append(button);
+  row.tr.append(
+    row.name,
+    row.state,
+    row.instances,
+    row.uptime,
+    row.binary,
+    row.requests,
+    row.inFlight,
+    row.restarts,
+    row.rate,
+    row.latency,
+    row.action,
+  );
+  state.rows.set(name, row);
+  return row;
+}
 
-refresh();
-setInterval(refresh, 2000);
+function renderSpark(cell, values, label, title) {
+  cell.replaceChildren(
+    el(
+      "div",
+      { class: "spark-box" },
+      sparkline(values, title),
+      el("span", { class: "spark-label", text: label }),
+    ),
+  );
+}
+
+const KIND_LABELS = {
+  "replace-failed": "start failed",
+  "build-error": "build error",
+  "restart-requested": "requested",
+};
+
+/** "2 manual, 1 crashed" when the timeline saw every restart, else the count and the last reason. */
+function restartsText(w) {
+  if (!w.restarts) return "0";
+  const reasons = state.reasons.get(w.name);
+  const seen = reasons ? [...reasons.values()].reduce((a, b) => a + b, 0) : 0;
+  if (reasons && seen === w.restarts) {
+    return [...reasons].map(([r, n]) => `${n} ${r}`).join(", ");
+  }
+  const last = w.last_restart_reason ? ` (last: ${w.last_restart_reason})` : "";
+  return `${w.restarts}${last}`;
+}
+
+function render() {
+  const s = state.status;
+  if (!s) return;
+  const up = duration(Date.now() - Date.parse(s.started_at));
+  setText(
+    $("#summary"),
+    `${s.mode} · v${s.version} · pid ${s.pid} · port ${s.port} · up ${up} · ${s.workers.length} worker${
+      s.workers.length === 1 ? "" : "s"
+    }`,
+  );
+  const tbody = $("#workers tbody");
+  const names = new Set(s.workers.map((w) => w.name));
+  for (const [name, row] of state.rows) {
+    if (!names.has(name)) {
+      row.tr.remove();
+      state.rows.delete(name);
+    }
+  }
+  if (s.workers.length === 0) {
+    tbody.replaceChildren(
+      el(
+        "tr",
+        { class: "empty" },
+        el("td", { colspan: "11", text: "No workers." }),
+      ),
+    );
+    return;
+  }
+  tbody.querySelector("tr.empty")?.remove();
+  s.workers.forEach((w, i) => {
+    const row = rowFor(w.name);
+    if (tbody.children[i] !== row.tr) {
+      tbody.insertBefore(row.tr, tbody.children[i] ?? null);
+    }
+    setText(row.title, w.name);
+    setText(row.route, w.route);
+    setText(row.error, w.last_error ?? "");
+    row.error.hidden = !w.last_error;
+    setText(row.pill, w.status);
+    row.pill.className = `pill ${w.status}`;
+    const inst = w.instances.map((x) => `pid ${x.pid} :${x.port}`).join("\n") ||
+      "none";
+    if (row.instances.dataset.v !== inst) {
+      row.instances.dataset.v = inst;
+      row.instances.replaceChildren(
+        ...inst.split("\n").map((t) =>
+          el("span", { class: "inst mono", text: t })
+        ),
+      );
+    }
+    setText(
+      row.uptime,
+      w.started_at ? duration(Date.now() - Date.parse(w.started_at)) : "–",
+    );
+    setText(row.binary, ago(w.binary_mtime));
+    row.binary.title = `${w.binary_path}\n${w.binary_mtime ?? "no binary"}`;
+    setText(row.requests, w.requests.toLocaleString());
+    setText(row.inFlight, String(w.in_flight));
+    setText(row.restarts, restartsText(w));
+    const series = state.series[w.name] ??
+      { rate: new Array(60).fill(0), latency_ms: new Array(60).fill(0) };
+    const rate = series.rate.slice(-10).reduce((a, b) => a + b, 0) / 10;
+    const seen = series.latency_ms.filter((v) => v > 0);
+    const lat = seen.length ? seen[seen.length - 1] : 0;
+    renderSpark(
+      row.rate,
+      series.rate,
+      `${rate.toFixed(1)}/s`,
+      `${w.name}: requests per second, last 60 s`,
+    );
+    renderSpark(
+      row.latency,
+      series.latency_ms,
+      seen.length ? `${lat.toFixed(1)} ms` : "–",
+      `${w.name}: mean latency per second, last 60 s`,
+    );
+  });
+}
+
+function addEvent(e, fresh) {
+  if (e.id <= state.lastId) return;
+  state.lastId = e.id;
+  if (e.type === "replace" && e.worker && e.fields?.reason) {
+    const m = state.reasons.get(e.worker) ?? new Map();
+    m.set(e.fields.reason, (m.get(e.fields.reason) ?? 0) + 1);
+    state.reasons.set(e.worker, m);
+  }
+  const list = $("#events");
+  const li = el(
+    "li",
+    {
+      "data-type": e.type,
+      "data-id": String(e.id),
+      class: fresh ? "fresh" : "",
+    },
+    el("time", { datetime: e.time, title: e.time, text: clock(e.time) }),
+    el("span", {
+      class: `pill kind ${e.type}`,
+      text: KIND_LABELS[e.type] ?? e.type,
+      title: e.type,
+    }),
+    el("span", { class: "msg", text: e.message }),
+  );
+  list.prepend(li);
+  while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+  $("#no-events").hidden = true;
+}
+
+function setLive(mode) {
+  const live = $("#live");
+  live.className = `live ${
+    mode === "live" ? "on" : mode === "polling" ? "poll" : ""
+  }`;
+  setText(live, mode);
+}
+
+async function refresh() {
+  const [status, events, series] = await Promise.all([
+    api("/api/status"),
+    api(`/api/events?since=${state.lastId}`),
+    api("/api/series"),
+  ]);
+  if (!status.ok || !events.ok || !series.ok) {
+    throw new Error(`status ${status.status}`);
+  }
+  state.status = await status.json();
+  const flash = state.lastId > 0;
+  for (const e of (await events.json()).events) addEvent(e, flash);
+  state.series = (await series.json()).series;
+  render();
+}
+
+function handleFrame(block) {
+  let event = "message";
+  let data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+  }
+  if (!data) return;
+  const body = JSON.parse(data);
+  if (event === "status") {
+    state.status = body.status;
+    state.series = body.series;
+    render();
+  } else if (event === "event") {
+    addEvent(body, true);
+  }
+}
+
+async function stream() {
+  const res = await api(`/api/stream?since=${state.lastId}`);
+  if (!res.ok || !res.body) throw new Error(`status ${res.status}`);
+  setLive("live");
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n/g, "\n");
+    let at;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      handleFrame(buf.slice(0, at));
+      buf = buf.slice(at + 2);
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function run() {
+  const forcePoll = new URLSearchParams(location.search).has("poll");
+  for (;;) {
+    try {
+      await refresh();
+    } catch {
+      setLive("offline");
+      await sleep(POLL_MS);
+      continue;
+    }
+    if (!forcePoll) {
+      try {
+        await stream();
+      } catch {
+        // Fall through to polling; the stream is retried after a few polls.
+      }
+    }
+    setLive("polling");
+    for (let i = 0; i < 5; i++) {
+      await sleep(POLL_MS);
+      try {
+        await refresh();
+        setLive("polling");
+      } catch {
+        setLive("offline");
+      }
+    }
+  }
+}
+
+$("#reload").addEventListener(
+  "click",
+  (ev) => post("/api/reload", ev.currentTarget),
+);
+// Uptimes and "ago" move even when nothing else does.
+setInterval(render, 1000);
+run();
