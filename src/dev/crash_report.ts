@@ -209,7 +209,7 @@ export class CrashReporter {
     setTimeout(() => {
       const entry = this.#supervisor.workers.get(name);
       if (!entry || startedSince(entry, crashedAt)) return;
-      entry.lastError = `Crashed (${how}): ${headline}\n${text}`;
+      entry.noteError(`Crashed (${how}): ${headline}\n${text}`);
     }, 0);
     this.#awaitRecovery(name, crashedAt);
   }
