@@ -151,3 +151,86 @@ Deno.test("a worker that throws at start is shown source-mapped until it is fixe
     project.cleanup();
   }
 });
+
+Deno.test("a new worker folder answers a live-reloading building page, then its content, with no ERROR", async () => {
+  const project = makeProject({ workers: {}, deploymentYaml: DEBOUNCE });
+  writeSource(project, "a", "main.ts", plainWorker(`"a1"`));
+  const server = await startServer(project, ["--mode", "dev"]);
+  const events = await subscribe(server);
+  try {
+    const before = server.logs().length;
+    // A worker that takes a while to get ready, so its building page can be seen.
+    writeSource(
+      project,
+      "fresh",
+      "main.ts",
+      plainWorker(`"fresh1"`, "await new Promise((r) => setTimeout(r, 1500));"),
+    );
+    const page = await waitFor(
+      async () => {
+        const res = await fetch(`${server.base}/fresh`);
+        const text = await res.text();
+        return res.headers.get("x-tq-building") === "fresh"
+          ? { status: res.status, text }
+          : undefined;
+      },
+      10_000,
+      "the building page",
+    );
+    assert.equal(page.status, 200);
+    assert.match(page.text, /Building <code>fresh<\/code>/);
+    assert.match(page.text, /\/_tq\/livereload\.js/);
+    await waitFor(
+      async () => (await get(server, "/fresh")).text === "fresh1",
+      15_000,
+      "the new worker's content",
+    );
+    assert.ok(
+      events.list.some((e) => e.type === "reload"),
+      "the building page is told to reload",
+    );
+    const after = server.logs().slice(before);
+    assert.doesNotMatch(after, / ERROR /);
+    assert.equal((await get(server, "/a")).text, "a1");
+  } finally {
+    events.close();
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("a rejected config edit reaches /_tq/events until the file is fixed", async () => {
+  const project = makeProject({ workers: {}, deploymentYaml: DEBOUNCE });
+  writeSource(project, "a", "main.ts", plainWorker(`"a1"`));
+  const server = await startServer(project, ["--mode", "dev"]);
+  const events = await subscribe(server);
+  const file = `${project.root}/config/server.yaml`;
+  const good = Deno.readTextFileSync(file);
+  try {
+    Deno.writeTextFileSync(
+      file,
+      good.replace(/port_range_start: \d+/, "port_range_start: lots"),
+    );
+    const rejected = await waitFor(
+      () =>
+        events.list.find((e) => e.type === "error" && e.data.kind === "config"),
+      10_000,
+      "the config error event",
+    );
+    assert.match(String(rejected.data.file), /server\.yaml$/);
+    assert.equal(typeof rejected.data.line, "number");
+    assert.match(String(rejected.data.message), /port_range_start/);
+    assert.equal((await get(server, "/a")).text, "a1", "still serving");
+    Deno.writeTextFileSync(file, good);
+    await waitFor(
+      () =>
+        events.list.some((e) => e.type === "ok" && e.data.kind === "config"),
+      10_000,
+      "the config error cleared",
+    );
+  } finally {
+    events.close();
+    await server.stop();
+    project.cleanup();
+  }
+});

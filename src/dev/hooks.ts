@@ -42,7 +42,7 @@ export function createDevHooks(
     live,
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
-    transform: (res) => live.transform(res),
+    transform: (res, req) => live.transform(res, req),
     spawn: crashes.wrap(standby.spawn),
     close: () => {
       crashes.close();

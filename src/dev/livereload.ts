@@ -1,3 +1,4 @@
+import { rawPathOf, routeMatches } from "../routes/mod.ts";
 /** An event pushed to browsers over `/_tq/events`. */
 export type LiveEvent =
   | { type: "reload"; reason: string }
@@ -111,6 +112,18 @@ export const LIVERELOAD_JS = `(() => {
 
 const SCRIPT_TAG = `<script src="/_tq/livereload.js" defer></script>`;
 
+/** What a new worker's route answers while its first build runs (dev). */
+export function buildingPage(worker: string): string {
+  const name = worker.replace(/[^a-z0-9_-]/g, "");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Building ${name}…</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;display:grid;place-items:center;min-height:90vh;color:#333}
+p{color:#777}</style></head>
+<body><main><h1>Building <code>${name}</code>…</h1>
+<p>This page reloads by itself when the worker is ready.</p></main>${SCRIPT_TAG}</body></html>
+`;
+}
+
 /**
  * Live reload for dev mode: an SSE hub at `/_tq/events`, the client script at
  * `/_tq/livereload.js`, and script injection into HTML responses. Build errors
@@ -120,6 +133,35 @@ export class LiveReload {
   #clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
   #errors = new Map<string, Problem>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #building = new Map<string, string>();
+
+  /** Marks a new worker as building: its route answers the building page until {@linkcode built}. */
+  building(worker: string, route: string): void {
+    this.#building.set(worker, route);
+  }
+
+  /** The worker's first build is over (it starts now, or its error is shown). */
+  built(worker: string): void {
+    this.#building.delete(worker);
+  }
+
+  /** The building page for `pathname` when it is under a worker still building, else undefined. */
+  buildingResponse(pathname: string): Response | undefined {
+    let best: [string, string] | undefined;
+    for (const [worker, route] of this.#building) {
+      if (!routeMatches(route, pathname)) continue;
+      if (!best || route.length > best[1].length) best = [worker, route];
+    }
+    if (!best) return undefined;
+    return new Response(buildingPage(best[0]), {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "retry-after": "1",
+        "x-tq-building": best[0],
+      },
+    });
+  }
 
   /** Sends an event to every connected browser (and remembers problems until their `ok`). */
   emit(event: LiveEvent): void {
@@ -196,8 +238,18 @@ export class LiveReload {
     });
   }
 
-  /** Injects the client script into an HTML response that is not compressed. */
-  transform(res: Response): Response {
+  /**
+   * Injects the client script into an HTML response that is not compressed;
+   * a request to a worker that is still building gets the building page.
+   */
+  transform(res: Response, req?: Request): Response {
+    if (req && this.#building.size > 0) {
+      const page = this.buildingResponse(rawPathOf(req.url));
+      if (page) {
+        res.body?.cancel().catch(() => {});
+        return page;
+      }
+    }
     const type = res.headers.get("content-type") ?? "";
     if (
       !type.includes("text/html") || res.headers.has("content-encoding") ||

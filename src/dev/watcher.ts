@@ -9,7 +9,7 @@ import {
 } from "../build/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
-import { fileMtime } from "../reload/mod.ts";
+import { fileMtime, type ReloadReport } from "../reload/mod.ts";
 import { matchesAny } from "./_glob.ts";
 import { buildErrorEvent, type LiveReload } from "./livereload.ts";
 
@@ -38,7 +38,9 @@ export interface DevHost {
   };
   config: Config;
   /** The SIGHUP check: applies config, adds and removes workers. */
-  reload(): Promise<unknown>;
+  reload(): Promise<ReloadReport>;
+  /** The workers the folder holds now (dev builds a new one before the reload starts it). */
+  discover?(): Promise<WorkerSpec[]>;
   /** Restarts the server on a new process (server source changed). */
   upgrade?(): Promise<boolean>;
   /** Drops a worker's cached static files: something in its `public/` changed. */
@@ -202,6 +204,68 @@ export class DevWatcher {
       rel.startsWith(this.#host.config.workers.workers_dir + "/");
     return folder || matchesAny(rel, this.#paths) ||
       this.#host.builder.dependents(path).length > 0;
+  }
+
+  /**
+   * Builds the workers that a folder change added, before the reload starts
+   * them (no "no binary" error); meanwhile their routes answer the building
+   * page. Returns the names whose build succeeded; a failed one keeps the
+   * building page, with its error over it, until a build succeeds.
+   */
+  async #buildNewWorkers(): Promise<string[]> {
+    const host = this.#host;
+    if (!host.discover) return [];
+    let specs: WorkerSpec[];
+    try {
+      specs = await host.discover();
+    } catch {
+      return []; // The reload reports it.
+    }
+    const fresh = specs.filter((s) =>
+      !host.supervisor.workers.has(s.name) && s.kind !== "binary" && s.entry
+    );
+    const built: string[] = [];
+    await Promise.all(fresh.map(async (spec) => {
+      this.#live.building(spec.name, spec.route);
+      const target = targetOf(spec);
+      const result = spec.kind === "go"
+        ? await host.goBuilder.build(target)
+        : await host.builder.build(target);
+      host.log.info("build", {
+        worker: spec.name,
+        status: result.status,
+        ms: result.ms,
+        new: true,
+      });
+      if (result.status === "failed") {
+        host.log.error("build failed", {
+          worker: spec.name,
+          file: result.error?.file,
+          line: result.error?.line,
+          error: result.error?.message,
+        });
+        this.#live.emit(buildErrorEvent(spec.name, result.error));
+      } else built.push(spec.name);
+    }));
+    return built;
+  }
+
+  /** A config edit the reload rejected is shown in browsers until a reload accepts the files. */
+  #reportConfig(report: ReloadReport | undefined): void {
+    if (!report) return;
+    if (report.config === "rejected") {
+      const message = report.config_error ?? "The config was rejected";
+      const at = /^(.+?\.ya?ml)(?::(\d+))?:/.exec(message);
+      this.#live.emit({
+        type: "error",
+        kind: "config",
+        worker: "config",
+        message:
+          `${message}\n\nThe server keeps running on the last good config.`,
+        ...(at ? { file: at[1]! } : {}),
+        ...(at?.[2] ? { line: Number(at[2]) } : {}),
+      });
+    } else this.#live.emit({ type: "ok", kind: "config", worker: "config" });
   }
 
   /**
@@ -387,8 +451,14 @@ export class DevWatcher {
       await host.upgrade();
       return;
     }
+    // A source file of a worker not known yet (its folder came in pieces) is a new worker.
+    for (const name of this.#workersOf(sources)) {
+      if (!supervisor.workers.has(name)) structure = true;
+    }
     if (summary.config || structure) {
-      await host.reload();
+      const fresh = structure ? await this.#buildNewWorkers() : [];
+      this.#reportConfig(await host.reload());
+      for (const name of fresh) this.#live.built(name);
       summary.reload = true;
     }
 
@@ -429,6 +499,7 @@ export class DevWatcher {
         return;
       }
       summary.built.push(name);
+      this.#live.built(name);
       this.#live.emit({ type: "ok", worker: name });
       if (result.status === "fresh" && entry.active.length > 0) return;
       const replaceStarted = performance.now();
