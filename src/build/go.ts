@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { BuildError } from "./_errors.ts";
 import { mtimeMs, removeQuietly } from "./_files.ts";
-import type { BuildCallOptions } from "./builder.ts";
+import { type BuildCallOptions, progressLine } from "./builder.ts";
 import type { BuildResult, BuildTarget } from "./target.ts";
 
 /** What a finished `go` command printed and how it ended. */
@@ -215,12 +215,13 @@ export class GoBuilder {
   ): Promise<BuildResult[]> {
     const results: BuildResult[] = new Array(targets.length);
     let next = 0;
+    const progress = options.progress ?? { done: 0, total: targets.length };
     const lane = async () => {
       while (next < targets.length) {
         const i = next++;
         const result = await this.build(targets[i]!, options);
         results[i] = result;
-        this.#progress(result);
+        this.#progress(result, progressLine(result, progress));
       }
     };
     await Promise.all(
@@ -229,13 +230,15 @@ export class GoBuilder {
     return results;
   }
 
-  #progress(result: BuildResult): void {
+  #progress(result: BuildResult, line: string): void {
     const fields = { worker: result.name, ms: result.ms };
+    // The message is the progress line itself: `[2/5] hello_go 900 ms`.
     if (result.status === "built") {
-      this.#log.info("worker built", { ...fields, format: "go" });
+      this.#log.info(line, { ...fields, status: "built", format: "go" });
     } else if (result.status === "fresh") {
-      this.#log.info("worker up to date", fields);
+      this.#log.info(line, { ...fields, status: "up-to-date" });
     } else {
+      this.#log.info(line, { ...fields, status: "failed" });
       const e = result.error;
       this.#log.error("worker build failed", {
         ...fields,

@@ -55,3 +55,26 @@ Deno.test("createServerLog with quiet sends only warnings and errors to stderr, 
   assert.equal(Deno.readTextFileSync(`${dir}/s.log`).split("\n").length, 3);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("createServerLog opens the next day's file at the first line after midnight (injected clock)", () => {
+  const dir = Deno.makeTempDirSync();
+  let now = new Date("2026-03-04T23:59:59.900Z");
+  const log = createServerLog({
+    logFile: `${dir}/server_{date}.log`,
+    now: () => now,
+    stdout: () => {},
+  });
+  log.logger.info("before midnight");
+  now = new Date("2026-03-05T00:00:00.100Z");
+  log.logger.info("after midnight");
+  log.close();
+  assert.match(
+    Deno.readTextFileSync(`${dir}/server_2026-03-04.log`),
+    /^[^\n]*before midnight\n$/,
+  );
+  assert.match(
+    Deno.readTextFileSync(`${dir}/server_2026-03-05.log`),
+    /^[^\n]*after midnight\n$/,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});

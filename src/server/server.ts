@@ -283,9 +283,11 @@ export class TqServer {
       }));
     const ts = targets("typescript");
     const go = targets("go");
+    // One count for both builders: `[3/5] hello_go 900 ms`.
+    const progress = { done: 0, total: ts.length + go.length };
     const [a, b] = await Promise.all([
-      ts.length ? this.builder.buildAll(ts) : [],
-      go.length ? this.goBuilder.buildAll(go) : [],
+      ts.length ? this.builder.buildAll(ts, { progress }) : [],
+      go.length ? this.goBuilder.buildAll(go, { progress }) : [],
     ]);
     return [...a, ...b];
   }

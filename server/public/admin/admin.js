@@ -134,8 +134,8 @@ function rowFor(name) {
     name: cell("Worker", "first"),
     state: cell("State"),
     instances: cell("Instances"),
-    uptime: cell("Uptime"),
-    binary: cell("Binary"),
+    uptime: cell("Uptime", "nowrap"),
+    binary: cell("Binary", "nowrap"),
     requests: cell("Requests", "num"),
     inFlight: cell("In flight", "num"),
     restarts: cell("Restarts"),
@@ -294,11 +294,29 @@ function addEvent(e, fresh) {
     state.reasons.set(e.worker, m);
   }
   const list = $("#events");
+  // A crash loop repeats one sentence with new ports and pids: count it instead.
+  const signature = `${e.type}|${e.worker ?? ""}|${
+    e.message.replace(/\d+/g, "#")
+  }`;
+  const top = list.firstElementChild;
+  if (top && top.dataset.signature === signature) {
+    const count = Number(top.dataset.count ?? "1") + 1;
+    top.dataset.count = String(count);
+    top.dataset.id = String(e.id);
+    const time = top.querySelector("time");
+    time.dateTime = e.time;
+    time.title = e.time;
+    time.textContent = clock(e.time);
+    setText(top.querySelector(".msg .text"), e.message);
+    setText(top.querySelector(".repeat"), `×${count}`);
+    return;
+  }
   const li = el(
     "li",
     {
       "data-type": e.type,
       "data-id": String(e.id),
+      "data-signature": signature,
       class: fresh ? "fresh" : "",
     },
     el("time", { datetime: e.time, title: e.time, text: clock(e.time) }),
@@ -307,7 +325,12 @@ function addEvent(e, fresh) {
       text: KIND_LABELS[e.type] ?? e.type,
       title: e.type,
     }),
-    el("span", { class: "msg", text: e.message }),
+    el(
+      "span",
+      { class: "msg" },
+      el("span", { class: "text", text: e.message }),
+      el("span", { class: "repeat muted", title: "times in a row" }),
+    ),
   );
   list.prepend(li);
   while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
