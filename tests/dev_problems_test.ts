@@ -234,3 +234,57 @@ Deno.test("a rejected config edit reaches /_tq/events until the file is fixed", 
     project.cleanup();
   }
 });
+
+Deno.test("a type error is a warning on /_tq/events after the new build serves, never holding up the reload", async () => {
+  const project = makeProject({ workers: {}, deploymentYaml: DEBOUNCE });
+  const main = writeSource(project, "t", "main.ts", plainWorker(`"t1"`));
+  const server = await startServer(project, ["--mode", "dev"]);
+  const events = await subscribe(server);
+  try {
+    const wrote = performance.now();
+    Deno.writeTextFileSync(
+      main,
+      plainWorker(
+        "`t2 ${n}`",
+        '// The type error is on line 2, column 7.\nconst n: number = "x";',
+      ),
+    );
+    await waitFor(
+      async () => (await get(server, "/t")).text === "t2 x",
+      10_000,
+      "the edit served despite its type error",
+    );
+    const servedAt = performance.now();
+    const warning = await waitFor(
+      () =>
+        events.list.find((e) =>
+          e.type === "warning" && e.data.kind === "types"
+        ),
+      30_000,
+      "the type warning",
+    );
+    const reload = events.list.find((e) => e.type === "reload");
+    assert.ok(reload, "the page was reloaded");
+    assert.ok(reload.at < warning.at, "the reload came before the check ended");
+    assert.ok(servedAt < warning.at, "served before the check ended");
+    assert.ok(servedAt - wrote < 5000, "the reload was not held up");
+    assert.equal(warning.data.worker, "t");
+    assert.match(String(warning.data.file), /\/workers\/t\/src\/main\.ts$/);
+    assert.equal(warning.data.line, 2);
+    assert.match(String(warning.data.message), /TS2322/);
+    await server.waitForLog(/WARN {2}type errors .*worker=t/);
+    const t = (await server.status()).workers.find((x) => x.name === "t")!;
+    assert.match(t.last_error ?? "", /Type errors at .*main\.ts:2:7/);
+    // Fixed: the warning is withdrawn.
+    Deno.writeTextFileSync(main, plainWorker(`"t3"`));
+    await waitFor(
+      () => events.list.some((e) => e.type === "ok" && e.data.kind === "types"),
+      30_000,
+      "the warning withdrawn",
+    );
+  } finally {
+    events.close();
+    await server.stop();
+    project.cleanup();
+  }
+});

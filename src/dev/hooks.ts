@@ -1,7 +1,10 @@
 import type { DevHooks } from "../dev_contract.ts";
 import { buildErrorEvent, LiveReload } from "./livereload.ts";
 import { CrashReporter } from "./crash_report.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { StandbyPool } from "./standby.ts";
+import { TypeChecker } from "./type_check.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
 
 /** A server that dev hooks can attach to. */
@@ -21,6 +24,27 @@ export function createDevHooks(
     launchInfo: (binPath) => server.builder.launchInfo?.(binPath),
     logger: server.log,
   });
+  const deno = join(server.root, "deno.json");
+  const types = new TypeChecker({
+    live,
+    logger: server.log,
+    configPath: existsSync(deno) ? deno : undefined,
+    noteError: (worker, error) =>
+      server.supervisor.workers.get(worker)?.noteError(error),
+  });
+  const checkTypes = (name: string) => {
+    const spec = server.supervisor.workers.get(name)?.spec;
+    if (spec?.kind !== "typescript" || !spec.entry) return;
+    types.check({
+      name,
+      entry: spec.entry,
+      binPath: spec.binPath,
+      dir: spec.dir,
+    }).catch((err) =>
+      server.log.debug("type check failed", { worker: name, error: err })
+    );
+  };
+  let startupChecks: ReturnType<typeof setTimeout> | undefined;
   const crashes = new CrashReporter({
     live,
     supervisor: server.supervisor,
@@ -31,6 +55,7 @@ export function createDevHooks(
   if (settings.enabled) {
     watcher = new DevWatcher(server, live, {
       debounceMs: settings.debounce_ms,
+      onServed: checkTypes,
     });
     watcher.start();
   }
@@ -44,14 +69,20 @@ export function createDevHooks(
     handle: (req, pathname) => live.handle(req, pathname),
     transform: (res, req) => live.transform(res, req),
     spawn: crashes.wrap(standby.spawn),
-    close: () => {
+    close: async () => {
+      clearTimeout(startupChecks);
       crashes.close();
-      return standby.close();
+      await Promise.all([standby.close(), types.close()]);
     },
     onBuild: (results) => {
       for (const r of results) {
         if (r.status === "failed") live.emit(buildErrorEvent(r.name, r.error));
       }
+      // Once the workers run: the startup's checks must not slow their start.
+      clearTimeout(startupChecks);
+      startupChecks = setTimeout(() => {
+        for (const r of results) if (r.status !== "failed") checkTypes(r.name);
+      }, 1000);
     },
   };
 }

@@ -51,6 +51,8 @@ export interface DevHost {
 export interface DevWatcherOptions {
   /** Quiet time after the last event before acting. Default 50. */
   debounceMs?: number;
+  /** Called with a worker's name once its new build serves (dev: background type check). */
+  onServed?: (name: string) => void;
 }
 
 /** What one batch of file events did. */
@@ -108,6 +110,7 @@ export class DevWatcher {
   #host: DevHost;
   #live: LiveReload;
   #debounceMs: number;
+  #onServed: ((name: string) => void) | undefined;
   #watcher: Deno.FsWatcher | undefined;
   #pending = new Set<string>();
   /** When the first event of the pending batch arrived (performance.now()). */
@@ -131,7 +134,8 @@ export class DevWatcher {
     live: LiveReload,
     options: DevWatcherOptions = {},
   ) {
-    const { debounceMs = 50 } = options;
+    const { debounceMs = 50, onServed } = options;
+    this.#onServed = onServed;
     this.#host = host;
     this.#live = live;
     this.#debounceMs = debounceMs;
@@ -509,6 +513,7 @@ export class DevWatcher {
         Math.round(performance.now() - replaceStarted),
       );
       if (replaced) {
+        this.#onServed?.(name);
         summary.replaced.push(name);
         entry.mtimes.binary = await fileMtime(entry.spec.binPath);
       }
