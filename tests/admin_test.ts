@@ -161,7 +161,7 @@ Deno.test("status, events and metrics reflect a real replace, a real crash and a
         Deno.utimeSync(bin, later, later);
         const res = await fetch(`${server.admin}/api/reload`, JSON_POST);
         const body = await res.json();
-        assert.equal(res.status, 200);
+        assert.equal(res.status, 200, JSON.stringify(body));
         assert.equal(
           body.message.replace(/\d+ ms/, "N ms"),
           "Checked 2 workers in N ms: 1 replaced (binary-changed).",
@@ -169,7 +169,7 @@ Deno.test("status, events and metrics reflect a real replace, a real crash and a
         assert.equal(body.report.actions[0].worker, "api");
         const all = await events(server.admin);
         const check = all.filter((e) => e.type === "reload");
-        assert.equal(check.length, 1);
+        assert.equal(check.length, 1, JSON.stringify(check));
         assert.match(
           check[0]!.message,
           /checked 2 workers in \d+ ms: 1 replaced \(binary-changed\)/,
@@ -197,6 +197,73 @@ Deno.test("status, events and metrics reflect a real replace, a real crash and a
         assert.equal(
           (await fetch(`${server.admin}/api/events?since=x`)).status,
           400,
+        );
+      },
+    );
+
+    await t.step(
+      "a failed replace and a static file are counted; every declared metric has a sample",
+      async () => {
+        Deno.writeTextFileSync(
+          join(project.root, "workers", "index", "public", "app.css"),
+          "body{}".repeat(100),
+        );
+        for (let i = 0; i < 2; i++) {
+          const css = await fetch(`${server.base}/static/index/app.css`);
+          assert.equal(css.status, 200);
+          await css.body?.cancel();
+        }
+        // A binary that exits at once: the replace fails, the old instance keeps serving.
+        const bin = join(project.root, "workers", "api", "bin", "api");
+        Deno.writeTextFileSync(bin, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+        const res = await fetch(
+          `${server.admin}/api/workers/api/restart`,
+          JSON_POST,
+        );
+        const body = await res.json();
+        assert.equal(res.status, 500);
+        assert.match(
+          body.message,
+          /^Restart of api failed after \d+ ms: .*\. The old instance keeps serving\.$/,
+        );
+        const failed = (await events(server.admin)).filter((e) =>
+          e.type === "replace-failed"
+        );
+        assert.equal(failed.at(-1)?.worker, "api");
+        const text = await (await fetch(`${server.admin}/metrics`)).text();
+        const metrics = parsePrometheus(text);
+        assert.equal(
+          metrics.value("tqserver_worker_start_failures_total", {
+            worker: "api",
+            reason: "manual",
+          }),
+          1,
+        );
+        assert.equal(
+          metrics.value("tqserver_static_responses_total", { code: "200" }),
+          2,
+        );
+        assert.ok(metrics.value("tqserver_static_bytes_total", {})! >= 600);
+        assert.ok(
+          metrics.value("tqserver_static_cache_hits_total", {})! +
+              metrics.value("tqserver_static_cache_misses_total", {})! >= 2,
+        );
+        assert.ok(
+          metrics.value("tqserver_http_requests_total", {
+            worker: "index",
+            code: "2xx",
+          })! >= 1,
+        );
+        for (const [name, family] of metrics.families) {
+          // A histogram without observations has no samples; ours all observed one here.
+          assert.ok(
+            family.samples.length > 0,
+            `${name} has no sample:\n${text}`,
+          );
+        }
+        assert.ok(
+          metrics.families.size >= 18,
+          `only ${metrics.families.size} metrics`,
         );
       },
     );

@@ -21,7 +21,7 @@ Options:
   --root DIR        project root (default: the working directory; for a compiled
                     server/bin/tqserver, the folder two levels above it)
   --port N          public port (overrides server.port)
-  --quiet           log warnings and errors only
+  --quiet           nothing on stdout; warnings and errors on stderr (log files get everything)
   --help            show this help
   --version         show the version
 

@@ -179,6 +179,7 @@ export class ServerMetrics {
         // Present from the start, so rate() and absent() work before the first event.
         this.#restarts.inc({ ...labels, reason: "manual" }, 0);
         this.#crashes.inc(labels, 0);
+        this.#buildErrors.inc(labels, 0);
         this.#inFlight.inc(labels, 0);
       }
       const c = stat && staticCounters?.();
