@@ -244,9 +244,16 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
 
     await t.step("a burst of 20 saves in 100 ms causes one build", async () => {
       const before = builds(server, "c");
+      // On a loaded machine a 5 ms sleep can take longer than the 40 ms
+      // debounce; each such gap may fairly start one more build.
+      let gaps = 0;
+      let last = performance.now();
       for (let i = 0; i < 20; i++) {
         writeWorker(project, "c", `"c-burst-${i}"`, false);
         await new Promise((r) => setTimeout(r, 5));
+        const now = performance.now();
+        if (now - last >= 40) gaps++;
+        last = now;
       }
       await waitFor(
         async () => (await text(`${server.base}/c`)) === "c-burst-19 none",
@@ -254,7 +261,11 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
         "the last save",
       );
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal(builds(server, "c"), before + 1);
+      const built = builds(server, "c") - before;
+      assert.ok(
+        built >= 1 && built <= 1 + gaps,
+        `${built} builds for 20 saves with ${gaps} gaps over the debounce`,
+      );
     });
 
     await t.step(
