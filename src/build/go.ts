@@ -3,7 +3,11 @@ import { tmpdir } from "node:os";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { BuildError } from "./_errors.ts";
 import { mtimeMs, removeQuietly } from "./_files.ts";
-import { type BuildCallOptions, progressLine } from "./builder.ts";
+import {
+  BIN_GITIGNORE,
+  type BuildCallOptions,
+  progressLine,
+} from "./builder.ts";
 import type { BuildResult, BuildTarget } from "./target.ts";
 
 /** What a finished `go` command printed and how it ended. */
@@ -300,6 +304,7 @@ export class GoBuilder {
       }
       this.#onWrite?.(target.binPath);
       await Deno.rename(tmp, target.binPath);
+      await ignoreBuildOutput(dirname(target.binPath));
       this.#flags.set(
         target.binPath,
         `${await mtimeMs(target.binPath)} ${this.#ldflags}`,
@@ -349,5 +354,16 @@ export class GoBuilder {
     }
     this.#flags.set(binPath, `${mtime} ${flags}`);
     return flags;
+  }
+}
+
+/** Writes the folder's `.gitignore` (everything is build output) unless one exists. */
+async function ignoreBuildOutput(binDir: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(join(binDir, ".gitignore"), BIN_GITIGNORE, {
+      createNew: true,
+    });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
   }
 }
