@@ -220,6 +220,8 @@ export async function runBuildCli(
     const goBuilder = new GoBuilder({
       ldflags: settings.ldflags,
       parallel: settings.parallel_builds,
+      timeoutMs: settings.timeout_ms,
+      timeoutKey: `deployment.${mode}.build.timeout_ms`,
       force: values.force ?? false,
       logger: log,
     });

@@ -14,6 +14,8 @@ import type { BuildResult, BuildTarget } from "./target.ts";
 export interface GoRunResult {
   /** Exit code 0. */
   success: boolean;
+  /** Killed because it ran past its timeout. */
+  timedOut?: boolean;
   /** stdout and stderr, as text. */
   stdout: string;
   stderr: string;
@@ -35,8 +37,10 @@ export interface GoBuilderOptions {
   goPath?: string;
   /** Rebuild even when the binary is fresh. Default false. */
   force?: boolean;
-  /** Longest a single `go build` may take before it is killed. Default 300000. */
+  /** Longest a single `go build` may take before it is killed. Default 120000. */
   timeoutMs?: number;
+  /** The config key of `timeoutMs`, named in the timeout error. Default `build.timeout_ms`. */
+  timeoutKey?: string;
   /** Receives a progress line per worker from {@linkcode GoBuilder.buildAll}. Default: silent. */
   logger?: Logger;
   /** Runs go. Default: `Deno.Command` with output captured. */
@@ -64,9 +68,9 @@ function runGo(goPath: string): GoRunner {
     }).output();
     return {
       success: out.success,
+      timedOut: out.signal !== null && !out.success,
       stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr) ||
-        (out.signal ? `go was killed by ${out.signal}` : ""),
+      stderr: decoder.decode(out.stderr),
     };
   };
 }
@@ -139,6 +143,7 @@ export class GoBuilder {
   #parallel: number;
   #force: boolean;
   #timeoutMs: number;
+  #timeoutKey: string;
   #log: Logger;
   #run: GoRunner;
   #onWrite: ((path: string) => void) | undefined;
@@ -153,7 +158,8 @@ export class GoBuilder {
       parallel = 2,
       goPath = "go",
       force = false,
-      timeoutMs = 300_000,
+      timeoutMs = 120_000,
+      timeoutKey = "build.timeout_ms",
       logger = silentLogger,
       run = runGo(goPath),
       onWrite,
@@ -167,6 +173,7 @@ export class GoBuilder {
     this.#parallel = parallel;
     this.#force = force;
     this.#timeoutMs = timeoutMs;
+    this.#timeoutKey = timeoutKey;
     this.#log = logger;
     this.#run = run;
     this.#onWrite = onWrite;
@@ -293,6 +300,19 @@ export class GoBuilder {
         throw err;
       }
       this.#log.debug("go build", { worker: name, ms: ms(), ok: res.success });
+      if (res.timedOut) {
+        await removeQuietly(tmp);
+        return {
+          name,
+          status: "failed",
+          ms: ms(),
+          error: {
+            message: `"go ${
+              args.join(" ")
+            }" in "${target.dir}" did not finish within ${this.#timeoutMs} ms (${this.#timeoutKey}); the old binary stays`,
+          },
+        };
+      }
       if (!res.success) {
         await removeQuietly(tmp);
         return {

@@ -81,6 +81,35 @@ Deno.test("GoBuilder without Go on PATH fails with the worker's name and how to 
   }
 });
 
+Deno.test("GoBuilder names the command, folder and timeout key when go build runs too long", async () => {
+  const { root, target } = await goWorker({ "src/main.go": MAIN("hi") });
+  try {
+    const seen: number[] = [];
+    const builder = new GoBuilder({
+      timeoutMs: 50,
+      timeoutKey: "deployment.dev.build.timeout_ms",
+      run: (_args, { timeoutMs }) => {
+        seen.push(timeoutMs);
+        return Promise.resolve({
+          success: false,
+          timedOut: true,
+          stdout: "",
+          stderr: "",
+        });
+      },
+    });
+    const result = await builder.build(target);
+    assert.deepEqual(seen, [50]);
+    assert.equal(result.status, "failed");
+    assert.match(
+      result.error?.message ?? "",
+      /^"go build -o .* \.\/src" in ".*workers\/hello" did not finish within 50 ms \(deployment\.dev\.build\.timeout_ms\)/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test({
   name:
     "GoBuilder builds ./src incrementally and atomically, with or without a go.mod",

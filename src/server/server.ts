@@ -154,6 +154,8 @@ export class TqServer {
     this.goBuilder = new GoBuilder({
       ldflags: build.ldflags,
       parallel: build.parallel_builds,
+      timeoutMs: build.timeout_ms,
+      timeoutKey: `deployment.${mode}.build.timeout_ms`,
       logger: log,
     });
     this.supervisor = new Supervisor(config, {
