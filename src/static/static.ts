@@ -184,7 +184,7 @@ export function createStaticHandler(
         return cached;
       }
       counters.revalidations++;
-      if (await stillValid(cached)) {
+      if (stillValid(cached)) {
         cached.checkedAt = t;
         counters.hits++;
         return cached;
@@ -322,7 +322,7 @@ export function createStaticHandler(
         if (variant.body !== undefined) {
           body = variant.body.subarray(range.start, range.end + 1);
         } else {
-          const file = await openChecked(variant.file!);
+          const file = openChecked(variant.file!);
           if (file === null) return "stale";
           if (range.end === size - 1) {
             // To the end: the file's own stream, pumped without JS per chunk.
@@ -339,7 +339,7 @@ export function createStaticHandler(
       counters.servedBytes += variant.body.length;
       return new Response(variant.body, { headers: variant.headers });
     }
-    const file = await openChecked(variant.file!);
+    const file = openChecked(variant.file!);
     if (file === null) return "stale";
     if (variant.streamed) {
       return new Response(
