@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the TypeScript workers for dev (deployment.dev.build: bundles run by deno, by default).
+# Build the TypeScript workers for dev (deployment.dev.build: bundles run by deno, by default)
+# and the Go workers (src/main.go: go build, deployment.dev.build.ldflags).
 #   scripts/build-dev.sh [--force] [--format bundle|compile] [--root DIR] [workers...]
 # Only workers whose sources changed are rebuilt; see `deno task build --help`.
 set -euo pipefail

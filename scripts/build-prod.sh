@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the TypeScript workers for prod (deployment.prod.build: standalone `deno compile`
-# executables, by default). Then `killall -HUP tqserver` replaces the workers whose binary changed.
+# executables, by default) and the Go workers (go build -ldflags "-s -w" by default). Then
+# `killall -HUP tqserver` replaces the workers whose binary changed.
 #   scripts/build-prod.sh [--force] [--format bundle|compile] [--target TRIPLE] [--root DIR] [workers...]
 # deno compile downloads its runtime (denort) unless DENORT_BIN names a local one; offline,
 # use --format bundle (needs deno on the server) or set DENORT_BIN=/path/to/denort.
