@@ -4,14 +4,13 @@
  * Logs `proxy harness ready port=N` on stderr once it serves.
  *
  * ```sh
- * deno run -A bench/_proxy_harness.ts --port 8080 --upstream http://127.0.0.1:9000 [--transport default|h1|fetch]
+ * deno run -A bench/_proxy_harness.ts --port 8080 --upstream http://127.0.0.1:9000
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { createProxy, type ProxyOptions } from "../src/proxy/mod.ts";
-import { createH1Fetch } from "../src/proxy/_h1_fetch.ts";
+import { createProxy } from "../src/proxy/mod.ts";
 import { RouteTable, type UpstreamTarget } from "../src/routes/route_table.ts";
 
 const { values } = parseArgs({
@@ -19,7 +18,6 @@ const { values } = parseArgs({
   options: {
     port: { type: "string" },
     upstream: { type: "string" },
-    transport: { type: "string", default: "default" },
   },
 });
 const origin = values.upstream ?? "http://127.0.0.1:9000";
@@ -49,19 +47,8 @@ const server = Deno.serve({
       new TextEncoder().encode(`proxy harness ready port=${port}\n`),
     );
   },
-}, createProxy(table, proxyOptions()));
+}, createProxy(table));
 
-/** `--transport h1` measures the raw HTTP/1.1 transport, `fetch` plain fetch, `default` the proxy's default. */
-function proxyOptions(): ProxyOptions {
-  if (values.transport === "h1") return { fetch: createH1Fetch() };
-  if (values.transport === "fetch") {
-    const client = Deno.createHttpClient({ allowHost: true });
-    return {
-      fetch: (input, init) => fetch(input, { ...init, client }),
-    };
-  }
-  return {};
-}
 Deno.addSignalListener("SIGTERM", () => {
   server.shutdown().then(() => Deno.exit(0));
 });

@@ -14,7 +14,7 @@
  * ```sh
  * deno task bench
  * deno run -A bench/proxy_bench.ts --rounds 3 --duration 5 --connections 50 --threads 2
- * deno run -A bench/proxy_bench.ts --target harness [--transport default|h1|fetch]
+ * deno run -A bench/proxy_bench.ts --target harness
  * ```
  *
  * @module
@@ -219,10 +219,7 @@ async function startServer(): Promise<Target> {
   return { kind: "server", url, stop };
 }
 
-async function startHarness(
-  upstream: string,
-  transport: string,
-): Promise<Target> {
+async function startHarness(upstream: string): Promise<Target> {
   const port = freePort();
   const child = new Deno.Command(deno, {
     args: [
@@ -233,8 +230,6 @@ async function startHarness(
       String(port),
       "--upstream",
       upstream.replace(/\/$/, ""),
-      "--transport",
-      transport,
     ],
     stdin: "null",
     stdout: "null",
@@ -315,7 +310,6 @@ async function main(): Promise<number> {
       connections: { type: "string", default: "50" },
       threads: { type: "string", default: "2" },
       target: { type: "string", default: "auto" },
-      transport: { type: "string", default: "default" },
     },
   });
   const rounds = Number(values.rounds);
@@ -344,10 +338,10 @@ async function main(): Promise<number> {
         say(`  ${(err as Error).message.split("\n").join("\n  ")}`);
       }
     }
-    target ??= await startHarness(direct.url, values.transport);
+    target ??= await startHarness(direct.url);
     const label = target.kind === "server"
       ? "tqserver (main.ts --mode prod)"
-      : `fallback harness (createProxy over Deno.serve, transport ${values.transport})`;
+      : "fallback harness (createProxy over Deno.serve)";
     say(`proxied target: ${label}`);
     say(
       `wrk -t${wrkOpts.threads} -c${wrkOpts.connections} -d${wrkOpts.duration}s, ` +

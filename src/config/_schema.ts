@@ -98,6 +98,7 @@ const workerSettings: Field = {
     startup_timeout_ms: duration,
     drain_timeout_ms: duration,
     instances: { kind: "int", min: 1 },
+    retry_window_ms: duration,
     go_max_procs: count,
     go_mem_limit: {
       kind: "string",
@@ -172,6 +173,8 @@ export const SCHEMA: Field = {
         read_timeout_seconds: duration,
         write_timeout_seconds: duration,
         idle_timeout_seconds: duration,
+        request_buffer_bytes: count,
+        max_body_bytes: count,
         deployment_mode: {
           kind: "enum",
           values: ["dev", "prod"],

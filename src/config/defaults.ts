@@ -71,6 +71,7 @@ export function defaultWorkerSettings(): WorkerSettings {
     go_max_procs: 0,
     go_mem_limit: "",
     log_file: "",
+    retry_window_ms: 3000,
   };
 }
 
@@ -120,6 +121,8 @@ export function defaultConfig(): Config {
       read_timeout_seconds: 30,
       write_timeout_seconds: 30,
       idle_timeout_seconds: 120,
+      request_buffer_bytes: 1024 * 1024,
+      max_body_bytes: 0,
       deployment_mode: undefined,
       log_file: "",
       pid_file: "logs/tqserver.pid",

@@ -101,6 +101,19 @@ export async function loadConfig(
   const fail = failAt(locations);
   unifyWorkersFolder(config, locations, fail);
   foldTimestampCheck(config, locations, fail);
+  for (const [key, why] of Object.entries(UNENFORCED)) {
+    const at = locations.get(key);
+    if (at) warnings.push(`${at.file}:${at.line}: "${key}" ${why}`);
+  }
+  // `server.*_timeout_seconds` are the defaults of the worker settings of the
+  // same name; `workers.default` and `workers.paths` override them.
+  for (
+    const key of ["read_timeout_seconds", "write_timeout_seconds"] as const
+  ) {
+    if (!locations.has(`workers.default.${key}`)) {
+      config.workers.default[key] = config.server[key];
+    }
+  }
   for (const mode of ["dev", "prod"] as const) {
     if (!locations.has(`deployment.${mode}.file_watcher.watch_patterns`)) {
       config.deployment[mode].file_watcher.watch_patterns = defaultWatchPaths(
@@ -126,6 +139,14 @@ export async function loadConfig(
   setLocations(config, locations);
   return { config, files, warnings };
 }
+
+/** Keys tqserver accepts but Deno.serve gives no way to enforce (fully), with why. */
+const UNENFORCED: Readonly<Record<string, string>> = {
+  "server.idle_timeout_seconds":
+    "is not enforced: Deno.serve gives no way to close idle keep-alive client connections",
+  "server.read_timeout_seconds":
+    "applies to request bodies only (408): Deno.serve gives no way to time out a client before its request head is complete",
+};
 
 /** Options of {@linkcode resolveMode}. */
 export interface ResolveModeOptions {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig } from "./defaults.ts";
+import { settingsFor } from "./discover.ts";
 import { loadConfig, type LoadConfigOptions, resolveMode } from "./load.ts";
 import { ConfigError } from "./types.ts";
 
@@ -82,6 +83,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       idle_timeout_seconds: 120,
       env: {},
       health_path: "/health",
+      retry_window_ms: 3000,
       startup_timeout_ms: 10000,
       drain_timeout_ms: 30000,
       instances: 1,
@@ -515,6 +517,36 @@ Deno.test("resolveMode() prefers --mode, then DEPLOYMENT_MODE, then server.deplo
       () => resolveMode({ flag: "test", config }),
       new RangeError(`Invalid --mode "test": expected "dev" or "prod"`),
     );
+  });
+});
+
+Deno.test("server timeouts are the defaults of the worker ones; keys Deno cannot enforce warn", async () => {
+  await withProject({
+    "config/server.yaml":
+      "server:\n  write_timeout_seconds: 5\n  read_timeout_seconds: 7\n  idle_timeout_seconds: 60\n" +
+      "workers:\n  paths:\n    /slow:\n      write_timeout_seconds: 50\n",
+  }, async (root) => {
+    const { config, warnings } = await load(root);
+    assert.equal(config.workers.default.write_timeout_seconds, 5);
+    assert.equal(config.workers.default.read_timeout_seconds, 7);
+    assert.equal(settingsFor("/slow/x", config).write_timeout_seconds, 50);
+    assert.equal(settingsFor("/other", config).write_timeout_seconds, 5);
+    assert.equal(warnings.length, 2);
+    assert.match(
+      warnings[0]!,
+      /server\.yaml:4: "server\.idle_timeout_seconds" is not enforced/,
+    );
+    assert.match(
+      warnings[1]!,
+      /server\.yaml:3: "server\.read_timeout_seconds" applies to request bodies only/,
+    );
+  });
+  await withProject({
+    "config/server.yaml":
+      "server:\n  write_timeout_seconds: 5\nworkers:\n  default:\n    write_timeout_seconds: 9\n",
+  }, async (root) => {
+    const { config } = await load(root);
+    assert.equal(config.workers.default.write_timeout_seconds, 9);
   });
 });
 

@@ -8,9 +8,9 @@ export type BuildFormat = "bundle" | "compile";
 export interface WorkerSettings {
   /** Requests after which an instance is replaced; 0 = no limit. Default 0. */
   max_requests: number;
-  /** Seconds to read a request body from the client. Default 30. */
+  /** Seconds a client may be silent mid-body before a 408. Default `server.read_timeout_seconds`. */
   read_timeout_seconds: number;
-  /** Seconds to wait for the worker's response headers before 504. Default 30. */
+  /** Seconds to wait for the worker's response headers before 504. Default `server.write_timeout_seconds`. */
   write_timeout_seconds: number;
   /** Seconds an idle upstream connection is kept. Default 120. */
   idle_timeout_seconds: number;
@@ -30,6 +30,11 @@ export interface WorkerSettings {
   go_mem_limit: string;
   /** File for the worker's output (root-relative, `{name}` and `{date}` expanded); empty = the server log. Default empty. */
   log_file: string;
+  /**
+   * Milliseconds a request whose instance died (and that can be resent) waits
+   * for a healthy one, like Caddy's `lb_try_duration`. Default 3000.
+   */
+  retry_window_ms: number;
 }
 
 /** `deployment.{dev,prod}.file_watcher`. */
@@ -144,6 +149,10 @@ export interface Config {
     read_timeout_seconds: number;
     write_timeout_seconds: number;
     idle_timeout_seconds: number;
+    /** A chunked request body up to this size is buffered and sent with a Content-Length. Default 1048576. */
+    request_buffer_bytes: number;
+    /** A request body over this size gets 413; 0 = no limit. Default 0. */
+    max_body_bytes: number;
     /** Expanded `server.deployment_mode`; undefined when it expands to nothing. */
     deployment_mode: Mode | undefined;
     /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */

@@ -2,12 +2,17 @@
  * Hop-by-hop header fields: they describe one connection, not the message, so
  * a proxy must not forward them (RFC 9110 §7.6.1). `Keep-Alive` and
  * `Proxy-Connection` are the legacy HTTP/1.0 fields §7.6.1 tells proxies to
- * drop as well; any field the `Connection` header names is removed too.
+ * drop as well; `Proxy-Authorization` and `Proxy-Authenticate` are meant for
+ * this proxy, not the worker (RFC 9110 §11.7; Go's ReverseProxy drops them
+ * too); any field the `Connection` header names is removed too (but never
+ * `Host`).
  */
 export const HOP_BY_HOP: readonly string[] = [
   "connection",
   "keep-alive",
   "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
   "te",
   "trailer",
   "transfer-encoding",
@@ -15,6 +20,13 @@ export const HOP_BY_HOP: readonly string[] = [
 ];
 
 const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/**
+ * Request fields the transport writes itself: the framing (`Content-Length`,
+ * from the body actually sent) and `Expect`, which Deno.serve already
+ * answered with `100 Continue` on the client's hop.
+ */
+const FRAMING: ReadonlySet<string> = new Set(["content-length", "expect"]);
 
 /** Request fields that say who the client is; only a trusted peer may send them. */
 const FORWARDING: ReadonlySet<string> = new Set([
@@ -50,13 +62,9 @@ export function normalizeIp(ip: string): string {
  * headers: hop-by-hop fields (and those `Connection` names) dropped,
  * forwarding fields dropped unless `trusted`, `X-Forwarded-For` appended,
  * `X-Forwarded-Host`/`-Proto` set (kept when a trusted peer sent them), the
- * client's `Host` kept, `X-Request-Id` set to `requestId`.
- *
- * `Accept-Encoding` is sent as `identity`: Deno's `fetch` decodes a gzip, br
- * or deflate body for any other value yet keeps the `Content-Encoding` and
- * `Content-Length` headers, which would mislabel the bytes. With `identity`
- * it never decodes, so whatever the worker sends (a precompressed asset
- * included) reaches the client byte for byte with its own labels.
+ * client's `Host` kept (even when `Connection` names it), `X-Request-Id`
+ * set to `requestId`. Used for WebSocket upgrades; plain requests use
+ * {@linkcode requestHead}.
  */
 export function upstreamHeaders(
   headers: Headers,
@@ -73,6 +81,11 @@ export function upstreamHeaders(
   let hasProto = false;
   for (const pair of headers) {
     const name = pair[0];
+    if (name === "host") {
+      host = pair[1];
+      out.push(pair as [string, string]);
+      continue;
+    }
     if (HOP_SET.has(name) || (named !== undefined && named.has(name))) continue;
     if (FORWARDING.has(name)) {
       if (!trusted) continue;
@@ -82,10 +95,8 @@ export function upstreamHeaders(
       }
       if (name === "x-forwarded-host") hasHost = true;
       else if (name === "x-forwarded-proto") hasProto = true;
-    } else if (name === "x-request-id" || name === "accept-encoding") {
+    } else if (name === "x-request-id") {
       continue;
-    } else if (name === "host") {
-      host = pair[1];
     }
     out.push(pair as [string, string]);
   }
@@ -95,27 +106,86 @@ export function upstreamHeaders(
       priorFor === null ? clientIp : `${priorFor}, ${clientIp}`,
     ],
     ["x-request-id", requestId],
-    ["accept-encoding", "identity"],
   );
   if (!hasHost && host !== null) out.push(["x-forwarded-host", host]);
   if (!hasProto) out.push(["x-forwarded-proto", "http"]);
   return out;
 }
 
+/** What {@linkcode requestHead} needs besides the client's headers. */
+export interface RequestHeadInit {
+  method: string;
+  /** Path and query as the client sent them. */
+  target: string;
+  /** The Host to send: the client's, or an absolute-form target's authority. */
+  host: string;
+  clientIp: string;
+  /** True when the client is a trusted proxy whose forwarding fields are kept. */
+  trusted: boolean;
+  requestId: string;
+}
+
 /**
- * The response headers for the client in one pass over the worker's: without
- * hop-by-hop fields (and those `Connection` names), every `Set-Cookie` kept
- * as its own field, `X-Request-Id` added when the worker sent none.
+ * The request line and header lines for a worker (each ending in CRLF),
+ * built in one pass over the client's headers with the rules of
+ * {@linkcode upstreamHeaders}, minus the framing fields the transport writes
+ * from the body it sends. The client's `Accept-Encoding` is kept: the
+ * transport never decodes, so a compressed answer passes through intact.
  */
-export function downstreamHeaders(
-  headers: Headers,
-  requestId: string,
-): HeaderPairs {
+export function requestHead(headers: Headers, init: RequestHeadInit): string {
+  const { method, target, host, clientIp, trusted, requestId } = init;
   const connection = headers.get("connection");
   const named = connection === null ? undefined : connectionTokens(connection);
+  let head = `${method} ${target} HTTP/1.1\r\nhost: ${host}\r\n`;
+  let priorFor: string | null = null;
+  let hasHost = false;
+  let hasProto = false;
+  for (const pair of headers) {
+    const name = pair[0];
+    if (
+      name === "host" || HOP_SET.has(name) || FRAMING.has(name) ||
+      (named !== undefined && named.has(name))
+    ) continue;
+    if (FORWARDING.has(name)) {
+      if (!trusted) continue;
+      if (name === "x-forwarded-for") {
+        priorFor = pair[1];
+        continue;
+      }
+      if (name === "x-forwarded-host") hasHost = true;
+      else if (name === "x-forwarded-proto") hasProto = true;
+    } else if (name === "x-request-id") {
+      continue;
+    }
+    head += `${name}: ${pair[1]}\r\n`;
+  }
+  head += `x-forwarded-for: ${
+    priorFor === null ? clientIp : `${priorFor}, ${clientIp}`
+  }\r\nx-request-id: ${requestId}\r\n`;
+  if (!hasHost) head += `x-forwarded-host: ${host}\r\n`;
+  if (!hasProto) head += "x-forwarded-proto: http\r\n";
+  return head;
+}
+
+/**
+ * The response header pairs for the client from a parsed worker head:
+ * hop-by-hop fields (and those `Connection` names) dropped, every
+ * `Set-Cookie` kept, `X-Request-Id` added when the worker sent none.
+ */
+export function downstreamPairs(
+  pairs: readonly [string, string][],
+  requestId: string,
+): HeaderPairs {
+  let named: Set<string> | undefined;
+  for (const pair of pairs) {
+    if (pair[0] === "connection") {
+      named ??= new Set();
+      for (const token of connectionTokens(pair[1])) named.add(token);
+    }
+  }
   const out: HeaderPairs = [];
   let hasId = false;
-  for (const pair of headers) {
+  for (const pair of pairs) {
     const name = pair[0];
     if (HOP_SET.has(name) || (named !== undefined && named.has(name))) continue;
     if (name === "x-request-id") hasId = true;
@@ -123,23 +193,6 @@ export function downstreamHeaders(
   }
   if (!hasId) out.push(["x-request-id", requestId]);
   return out;
-}
-
-/**
- * Edits a worker's response headers in place: hop-by-hop fields (and those
- * `Connection` names) removed, `X-Request-Id` added when absent. For
- * responses whose headers are mutable; cheaper than a copy when nothing
- * needs removing, which is the common case.
- */
-export function stripInPlace(headers: Headers, requestId: string): void {
-  const connection = headers.get("connection");
-  if (connection !== null) {
-    for (const name of connectionTokens(connection)) headers.delete(name);
-  }
-  for (const name of HOP_BY_HOP) {
-    if (headers.has(name)) headers.delete(name);
-  }
-  if (!headers.has("x-request-id")) headers.set("x-request-id", requestId);
 }
 
 /** The raw path and query of an absolute request URL, exactly as the client sent them. */

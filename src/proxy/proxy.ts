@@ -1,31 +1,39 @@
-import type { RouteTable, Upstream } from "../routes/route_table.ts";
+import type {
+  RouteTable,
+  Upstream,
+  UpstreamTarget,
+} from "../routes/route_table.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { describeError, errorResponse } from "./_errors.ts";
 import {
-  downstreamHeaders,
+  downstreamPairs,
   normalizeIp,
   pathAndQuery,
+  requestHead,
   routingPath,
-  stripInPlace,
   upstreamHeaders,
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
 import { proxyWebSocket } from "./_websocket.ts";
-import { HeaderDeadline, trackUpload } from "./_deadline.ts";
-import { createH1Fetch } from "./_h1_fetch.ts";
+import { HeaderDeadline } from "./_deadline.ts";
+import {
+  ConnectError,
+  IDEMPOTENT,
+  NoResponseError,
+  Transport,
+  type UpstreamResponse,
+} from "./_transport.ts";
+import {
+  type BodyLimits,
+  BodyTooLargeError,
+  ClientBodyError,
+  ClientTimeoutError,
+  prepareBody,
+  type RequestBody,
+} from "./_request_writer.ts";
 
 /** Options for {@linkcode createProxy}. */
 export interface ProxyOptions {
-  /**
-   * The transport used to reach workers, shaped like `fetch` (it gets a
-   * string URL and an init with `method`, `headers` as `[name, value][]`,
-   * `body`, `redirect: "manual"` and `signal`). Default: a lean HTTP/1.1
-   * keep-alive client for body-less requests (about half the CPU of `fetch`
-   * per request, see `_h1_fetch.ts`) that hands every other request to
-   * `globalThis.fetch` with a `Deno.createHttpClient({ allowHost: true })`
-   * client. Pass `globalThis.fetch` bound to such a client to use fetch only.
-   */
-  fetch?: typeof fetch;
   /** Logger for worker failures. Default: `silentLogger`. */
   logger?: Logger;
   /**
@@ -34,15 +42,35 @@ export interface ProxyOptions {
    */
   trustedProxies?: string[];
   /**
-   * How long an idle keep-alive connection to a worker is kept by the default
-   * transport (`workers.default.idle_timeout_seconds`). Default 30000.
+   * How long an idle keep-alive connection to a worker is kept
+   * (`workers.default.idle_timeout_seconds`). Default 30000.
    */
   idleTimeoutMs?: number;
+  /**
+   * A chunked request body up to this many bytes is buffered and sent with a
+   * `Content-Length`; a larger one streams chunked
+   * (`server.request_buffer_bytes`). Default 1048576.
+   */
+  requestBufferBytes?: number;
+  /** A request body over this many bytes is answered 413; 0 = no limit (`server.max_body_bytes`). Default 0. */
+  maxBodyBytes?: number;
+  /**
+   * A client silent this long in the middle of its body is answered 408
+   * (`server.read_timeout_seconds`), unless its upstream says otherwise.
+   * Default 30000.
+   */
+  readTimeoutMs?: number;
+  /**
+   * How long a failed request that can be resent waits for a healthy
+   * instance, unless its upstream says otherwise
+   * (`workers.default.retry_window_ms`). Default 3000.
+   */
+  retryWindowMs?: number;
 }
 
 /**
  * The proxy's request handler, shaped like a `Deno.serve` handler, plus
- * `close()` for the idle worker connections of its default transport.
+ * `close()` for the idle worker connections of its transport.
  */
 export type ProxyHandler =
   & ((
@@ -62,19 +90,34 @@ function isWebSocketUpgrade(req: Request): boolean {
   return upgrade !== null && upgrade.toLowerCase() === "websocket";
 }
 
+/** Pause between two tries of a request that failed because its instance died. */
+const RETRY_PAUSE_MS = 25;
+
+/** A worker origin split for `Deno.connect`. */
+interface Origin {
+  hostname: string;
+  port: number;
+  key: string;
+}
+
 /**
  * Creates the reverse proxy: routes each request by `table.match(path)` (the
  * longest route prefix on a segment boundary), takes an instance from
  * `upstream.acquire()` and forwards the request with its original path and
- * query, streaming bodies both ways. The instance is released exactly once,
- * when the response has been fully sent, has failed or was cancelled.
+ * query over one HTTP/1.1 transport that keeps the client's framing (see
+ * `_transport.ts`). The instance is released exactly once, when the response
+ * has been fully sent, has failed or was cancelled.
  *
- * Failures answer 404 (no route), 502 (worker unreachable or reset), 503 with
+ * Failures answer 404 (no route), 408 (client silent mid-body), 413 (body
+ * over `maxBodyBytes`), 502 (worker unreachable or reset), 503 with
  * `Retry-After` (no healthy instance) and 504 (no response headers within
- * `upstream.writeTimeoutMs`; a body already streaming is never cut).
+ * `upstream.writeTimeoutMs`; a body already streaming is never cut). A
+ * request none of whose bytes reached a worker, or an idempotent one with
+ * its body in hand, that fails because its instance died is tried again on a
+ * healthy instance for up to the retry window.
  *
  * @param table The route table the supervisor keeps up to date.
- * @param options Transport, logger and trusted peers.
+ * @param options Logger, trusted peers, body limits and timeouts.
  * @returns A handler for `Deno.serve`; it needs the real `info` (remote
  *   address, `completed`) of the request.
  *
@@ -89,16 +132,32 @@ export function createProxy(
   options: ProxyOptions = {},
 ): ProxyHandler {
   const {
-    fetch: customFetch,
     logger = silentLogger,
     trustedProxies = ["127.0.0.1", "::1"],
     idleTimeoutMs = 30_000,
+    requestBufferBytes = 1024 * 1024,
+    maxBodyBytes = 0,
+    readTimeoutMs = 30_000,
+    retryWindowMs = 3000,
   } = options;
   const trusted = new Set(trustedProxies.map(normalizeIp));
-  const transport = customFetch === undefined
-    ? createH1Fetch({ idleTimeoutMs })
-    : undefined;
-  const send = customFetch ?? transport!;
+  const transport = new Transport({ idleTimeoutMs });
+  const origins = new Map<string, Origin>();
+
+  function originOf(url: string): Origin {
+    let origin = origins.get(url);
+    if (origin === undefined) {
+      const parsed = new URL(url);
+      origin = {
+        hostname: parsed.hostname.replace(/^\[|\]$/g, ""),
+        port: Number(parsed.port || "80"),
+        key: parsed.host,
+      };
+      if (origins.size > 4096) origins.clear();
+      origins.set(url, origin);
+    }
+    return origin;
+  }
 
   async function forward(
     req: Request,
@@ -107,29 +166,19 @@ export function createProxy(
     target: string,
   ): Promise<Response> {
     const requestId = req.headers.get("x-request-id") ?? crypto.randomUUID();
-    const instance = upstream.acquire();
-    if (instance === undefined) {
-      return errorResponse(
-        req,
-        503,
-        `No healthy instance of worker "${upstream.name}"`,
-        {
-          requestId,
-          headers: { "retry-after": String(upstream.retryAfterSeconds()) },
-        },
-      );
-    }
     const clientIp = normalizeIp(info.remoteAddr.hostname);
-    const headers = upstreamHeaders(
-      req.headers,
-      clientIp,
-      trusted.has(clientIp),
-      requestId,
-    );
-    const url = instance.origin + target;
+    const isTrusted = trusted.has(clientIp);
 
     if (isWebSocketUpgrade(req)) {
-      return proxyWebSocket(req, url, headers, {
+      const instance = upstream.acquire();
+      if (instance === undefined) return unavailable(req, upstream, requestId);
+      const headers = upstreamHeaders(
+        req.headers,
+        clientIp,
+        isTrusted,
+        requestId,
+      );
+      return proxyWebSocket(req, instance.origin + target, headers, {
         release: () => instance.release(),
         timeoutMs: upstream.writeTimeoutMs,
         logger,
@@ -138,77 +187,212 @@ export function createProxy(
       });
     }
 
-    const deadline = new HeaderDeadline(req, upstream.writeTimeoutMs);
-    const init: RequestInit & { duplex?: string } = {
-      method: req.method,
-      headers,
-      redirect: "manual",
-      signal: deadline.signal,
-    };
-    if (req.body !== null) {
-      init.body = trackUpload(req.body, deadline);
-      init.duplex = "half";
-    }
-
-    let res: Response;
-    try {
-      res = await send(url, init);
-    } catch (err) {
-      deadline.clear();
-      instance.release();
-      return failure(
+    const lengthField = req.headers.get("content-length");
+    const contentLength = lengthField === null ? -1 : Number(lengthField);
+    if (
+      req.body === null &&
+      (contentLength > 0 || req.headers.has("transfer-encoding"))
+    ) {
+      // Deno.serve drops the body of a GET or HEAD: refuse it rather than
+      // send a length without its bytes (which would desync the worker).
+      logger.debug("request body refused", {
+        client: clientIp,
+        method: req.method,
+        request_id: requestId,
+      });
+      return errorResponse(
         req,
-        err,
-        deadline.timedOut,
-        upstream,
-        instance.origin,
-        requestId,
+        400,
+        `A ${req.method} request with a body is not supported`,
+        { requestId, headers: { connection: "close" } },
       );
     }
-    deadline.clear();
+    const limits: BodyLimits = {
+      bufferBytes: requestBufferBytes,
+      maxBodyBytes,
+      readTimeoutMs: upstream.readTimeoutMs ?? readTimeoutMs,
+    };
+    let body: RequestBody;
+    try {
+      body = await prepareBody(
+        req.body,
+        req.body === null ? -1 : contentLength,
+        limits,
+      );
+    } catch (err) {
+      return clientFailure(req, err, clientIp, upstream, requestId);
+    }
+    let head = requestHead(req.headers, {
+      method: req.method,
+      target,
+      host: hostFor(req),
+      clientIp,
+      trusted: isTrusted,
+      requestId,
+    });
+    // A body-less request keeps the length it announced (e.g. a 0-byte POST).
+    if (body.kind === "none" && lengthField !== null) {
+      head += `content-length: ${lengthField}\r\n`;
+    }
+    const canResend = body.kind !== "stream";
+    const idempotent = IDEMPOTENT.has(req.method);
+    let retryUntil = 0;
 
-    const body = res.body;
-    if (body === null) {
-      instance.release();
-    } else if (info.completed !== undefined) {
-      // Deno.serve settles `completed` once the body is fully sent or failed,
-      // so the worker's stream is handed over as is (no JS pump per chunk).
-      const release = () => instance.release();
-      info.completed.then(release, release);
-    } else {
-      return new Response(releasingBody(body, () => instance.release()), {
-        status: res.status,
-        statusText: res.statusText,
-        headers: downstreamHeaders(res.headers, requestId),
-      });
-    }
-    if (res.type === "default") {
-      // Built by the transport itself (not a real fetch), so its headers are
-      // usually ours to edit: no copy. Immutable ones fall through to a copy.
-      try {
-        stripInPlace(res.headers, requestId);
-        return res;
-      } catch (err) {
-        if (!(err instanceof TypeError)) throw err;
+    for (;;) {
+      const instance = upstream.acquire();
+      if (instance === undefined) {
+        if (retryUntil > 0 && performance.now() < retryUntil) {
+          await pause(RETRY_PAUSE_MS);
+          continue;
+        }
+        return unavailable(req, upstream, requestId);
       }
+      const origin = originOf(instance.origin);
+      const deadline = new HeaderDeadline(req, upstream.writeTimeoutMs);
+      let res: UpstreamResponse;
+      try {
+        res = await transport.send({
+          hostname: origin.hostname,
+          port: origin.port,
+          origin: origin.key,
+          method: req.method,
+          head,
+          body,
+          limits,
+          deadline,
+        });
+      } catch (err) {
+        deadline.clear();
+        instance.release();
+        const resendable = err instanceof ConnectError ||
+          (err instanceof NoResponseError && canResend &&
+            (idempotent || !err.written));
+        if (resendable && !deadline.fired && !req.signal.aborted) {
+          if (retryUntil === 0) {
+            retryUntil = performance.now() +
+              (upstream.retryWindowMs ?? retryWindowMs);
+          }
+          if (performance.now() < retryUntil) {
+            logger.debug("worker request resent", {
+              worker: upstream.name,
+              origin: instance.origin,
+              error: describeError(err),
+              request_id: requestId,
+            });
+            await pause(RETRY_PAUSE_MS);
+            continue;
+          }
+        }
+        if (isClientFailure(err)) {
+          return clientFailure(req, err, clientIp, upstream, requestId);
+        }
+        return failure(req, err, deadline, upstream, instance, requestId);
+      }
+      return respond(res, info, instance, requestId);
     }
-    return new Response(body, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: downstreamHeaders(res.headers, requestId),
+  }
+
+  function respond(
+    res: UpstreamResponse,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    instance: UpstreamTarget,
+    requestId: string,
+  ): Response {
+    const { head } = res;
+    let body = res.body;
+    if (body instanceof ReadableStream) {
+      if (info.completed !== undefined) {
+        // Deno.serve settles `completed` once the body is fully sent or
+        // failed, so the worker's stream is handed over as is.
+        const release = () => instance.release();
+        info.completed.then(release, release);
+      } else {
+        body = releasingBody(body, () => instance.release());
+      }
+    } else {
+      instance.release();
+    }
+    const init: ResponseInit = {
+      status: head.status,
+      statusText: head.statusText,
+      headers: downstreamPairs(head.headers, requestId),
+    };
+    try {
+      return new Response(body, init);
+    } catch {
+      // An odd reason phrase (obs-text) is the likely culprit: drop it.
+      return new Response(body, { ...init, statusText: "" });
+    }
+  }
+
+  function unavailable(
+    req: Request,
+    upstream: Upstream,
+    requestId: string,
+  ): Response {
+    return errorResponse(
+      req,
+      503,
+      `No healthy instance of worker "${upstream.name}"`,
+      {
+        requestId,
+        headers: { "retry-after": String(upstream.retryAfterSeconds()) },
+      },
+    );
+  }
+
+  /** 408, 413 or 499: the client's doing, logged at debug level only. */
+  function clientFailure(
+    req: Request,
+    err: unknown,
+    clientIp: string,
+    upstream: Upstream,
+    requestId: string,
+  ): Response {
+    const fields = {
+      client: clientIp,
+      worker: upstream.name,
+      request_id: requestId,
+    };
+    if (err instanceof ClientTimeoutError) {
+      logger.debug("client timed out", {
+        ...fields,
+        timeout_ms: err.timeoutMs,
+      });
+      return errorResponse(
+        req,
+        408,
+        `The request body stalled for ${err.timeoutMs} ms`,
+        { requestId, headers: { connection: "close" } },
+      );
+    }
+    if (err instanceof BodyTooLargeError) {
+      logger.debug("request body too large", { ...fields, limit: err.limit });
+      return errorResponse(
+        req,
+        413,
+        `The request body is larger than ${err.limit} bytes`,
+        { requestId, headers: { connection: "close" } },
+      );
+    }
+    if (!(err instanceof ClientBodyError)) throw err;
+    logger.debug("client closed request", fields);
+    return errorResponse(req, CLIENT_CLOSED, "Client closed request", {
+      requestId,
     });
   }
 
   function failure(
     req: Request,
     err: unknown,
-    timedOut: boolean,
+    deadline: HeaderDeadline,
     upstream: Upstream,
-    origin: string,
+    instance: UpstreamTarget,
     requestId: string,
   ): Response {
     const worker = upstream.name;
-    if (timedOut) {
+    const origin = instance.origin;
+    if (deadline.timedOut) {
       logger.warn("worker timed out", {
         worker,
         origin,
@@ -222,7 +406,7 @@ export function createProxy(
         { requestId },
       );
     }
-    if (req.signal.aborted) {
+    if (deadline.clientGone || req.signal.aborted) {
       logger.debug("client closed request", { worker, request_id: requestId });
       return errorResponse(req, CLIENT_CLOSED, "Client closed request", {
         requestId,
@@ -250,12 +434,55 @@ export function createProxy(
         errorResponse(req, 404, "No route for this path"),
       );
     }
+    if (maxBodyBytes > 0) {
+      const length = Number(req.headers.get("content-length") ?? "0");
+      if (length > maxBodyBytes) {
+        // Refused before anything reaches a worker.
+        return Promise.resolve(
+          clientFailure(
+            req,
+            new BodyTooLargeError(maxBodyBytes),
+            normalizeIp(info.remoteAddr.hostname),
+            upstream,
+            req.headers.get("x-request-id") ?? crypto.randomUUID(),
+          ),
+        );
+      }
+    }
     return forward(req, info, upstream, target);
   }
 
   return Object.assign(proxy, {
     close(): void {
-      transport?.close();
+      transport.close();
     },
   });
+}
+
+function isClientFailure(err: unknown): boolean {
+  return err instanceof ClientTimeoutError ||
+    err instanceof BodyTooLargeError || err instanceof ClientBodyError;
+}
+
+/**
+ * The Host to send: the client's `Host`, unless the request target was in
+ * absolute form (`GET http://a.example/x`), whose authority wins
+ * (RFC 9112 §3.2.2). Deno.serve builds `req.url` from that authority, or
+ * from `Host` for the usual origin form.
+ */
+function hostFor(req: Request): string {
+  const url = req.url;
+  const start = url.indexOf("//") + 2;
+  let end = url.indexOf("/", start);
+  if (end < 0) end = url.length;
+  const authority = url.slice(start, end);
+  const host = req.headers.get("host");
+  if (host === null) return authority;
+  return host === authority || host.toLowerCase() === authority.toLowerCase()
+    ? host
+    : authority;
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -15,6 +15,16 @@ export interface Upstream {
   /** Milliseconds to wait for response headers before answering 504. */
   readonly writeTimeoutMs: number;
   /**
+   * Milliseconds a client may be silent mid-body before a 408. Default: the
+   * proxy's `readTimeoutMs` (`server.read_timeout_seconds`).
+   */
+  readonly readTimeoutMs?: number;
+  /**
+   * Milliseconds a request whose instance died may wait for a healthy one
+   * (`workers.default.retry_window_ms`). Default: the proxy's `retryWindowMs`.
+   */
+  readonly retryWindowMs?: number;
+  /**
    * Picks a healthy instance and counts the request as in flight, or returns
    * `undefined` when none is healthy (the proxy then answers 503).
    */

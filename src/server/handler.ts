@@ -1,4 +1,5 @@
 import type { DevHooks } from "../dev_contract.ts";
+import { errorResponse } from "../proxy/mod.ts";
 import { rawPathOf, routeMatches } from "../routes/mod.ts";
 
 export type { DevHooks };
@@ -57,6 +58,11 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     closing = () => false,
   } = options;
   return async (req, info) => {
+    if (!req.headers.has("host")) {
+      // RFC 9112 §3.2: a request without Host is answered 400. Deno.serve
+      // does not expose the HTTP version, so an HTTP/1.0 one is refused too.
+      return errorResponse(req, 400, "The request has no Host header");
+    }
     const pathname = rawPathOf(req.url);
     let res: Response;
     if (routeMatches("/_tq", pathname)) {

@@ -76,6 +76,10 @@ export function openListeners(options: ListenersOptions): Listeners {
   const proxy = createProxy(table, {
     logger: log,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
+    requestBufferBytes: config.server.request_buffer_bytes,
+    maxBodyBytes: config.server.max_body_bytes,
+    readTimeoutMs: config.server.read_timeout_seconds * 1000,
+    retryWindowMs: config.workers.default.retry_window_ms,
   });
   const compression = config.server.compression;
   const serveStatic = staticCfg.enabled

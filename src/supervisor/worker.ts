@@ -191,6 +191,14 @@ export class WorkerEntry {
     return this.#lastError;
   }
 
+  get readTimeoutMs(): number {
+    return this.spec.settings.read_timeout_seconds * 1000;
+  }
+
+  get retryWindowMs(): number {
+    return this.spec.settings.retry_window_ms;
+  }
+
   /** Records a problem that leaves the state as it is (a failed build or replace while the old instance serves). */
   noteError(error: string): void {
     this.#lastError = error;

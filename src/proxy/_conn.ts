@@ -1,0 +1,190 @@
+/**
+ * Folder-private: one TCP connection to a worker with its read buffer, and
+ * the keep-alive pool of idle ones.
+ *
+ * An idle pooled connection always has a read pending (as Go's Transport
+ * does): when the worker closes it, or sends bytes nobody asked for, the
+ * connection leaves the pool at once instead of failing the next request.
+ * The next request's first read is that same pending read.
+ */
+
+const READ_SIZE = 16 * 1024;
+
+/** One socket and its read buffer (`buf[start..end]` holds unread bytes). */
+export class Conn {
+  readonly tcp: Deno.TcpConn;
+  /** True until the connection has carried one response (a reused one may meet a closed socket). */
+  fresh = true;
+  /** True once closed; it is never used again. */
+  closed = false;
+  buf = new Uint8Array(READ_SIZE);
+  start = 0;
+  end = 0;
+  idleSince = 0;
+  /** The read started while idle, consumed by the next {@linkcode fill}. */
+  #pending: Promise<number | null> | undefined;
+  /** Set when the idle read settled: the worker closed or sent stray bytes. */
+  #dead = false;
+
+  constructor(tcp: Deno.TcpConn) {
+    this.tcp = tcp;
+  }
+
+  /** True when the connection can carry a new request. */
+  get usable(): boolean {
+    return !this.closed && !this.#dead;
+  }
+
+  /** Reads more bytes into the buffer; false on EOF. */
+  async fill(): Promise<boolean> {
+    let pending = this.#pending;
+    if (pending !== undefined) {
+      this.#pending = undefined;
+    } else {
+      this.#makeRoom();
+      pending = this.tcp.read(this.buf.subarray(this.end));
+    }
+    const n = await pending;
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  /** Starts the idle read; `onDead` runs if it settles before the connection is taken. */
+  watchIdle(onDead: (conn: Conn) => void): void {
+    this.start = this.end = 0;
+    const pending = this.tcp.read(this.buf);
+    this.#pending = pending;
+    pending.then((n) => {
+      if (this.#pending !== pending) return; // Taken: the request reads it.
+      if (n !== null) this.end += n;
+      this.#dead = true;
+      onDead(this);
+    }, () => {
+      if (this.#pending !== pending) return;
+      this.#dead = true;
+      onDead(this);
+    });
+  }
+
+  #makeRoom(): void {
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+    } else if (this.end === this.buf.length) {
+      if (this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      } else {
+        const bigger = new Uint8Array(this.buf.length * 2);
+        bigger.set(this.buf);
+        this.buf = bigger;
+      }
+    }
+  }
+
+  /** Writes all of `bytes`. */
+  async write(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += await this.tcp.write(
+        written === 0 ? bytes : bytes.subarray(written),
+      );
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.tcp.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+}
+
+/** Options of {@linkcode Pool}. */
+export interface PoolOptions {
+  /** Idle connections kept per origin. */
+  maxIdlePerOrigin: number;
+  /** An idle connection older than this is closed, not reused. */
+  idleTimeoutMs: number;
+}
+
+/** Idle keep-alive connections per origin (`host:port`), newest reused first. */
+export class Pool {
+  readonly #idle = new Map<string, Conn[]>();
+  readonly #max: number;
+  readonly #timeoutMs: number;
+  #swept = performance.now();
+
+  constructor(options: PoolOptions) {
+    this.#max = options.maxIdlePerOrigin;
+    this.#timeoutMs = options.idleTimeoutMs;
+  }
+
+  /** Takes a usable idle connection to `origin`, or undefined. */
+  take(origin: string): Conn | undefined {
+    const list = this.#idle.get(origin);
+    if (list === undefined) return undefined;
+    const now = performance.now();
+    for (;;) {
+      const conn = list.pop();
+      if (conn === undefined) return undefined;
+      if (conn.usable && now - conn.idleSince < this.#timeoutMs) return conn;
+      conn.close();
+    }
+  }
+
+  /** Returns a connection whose response has been read completely. */
+  put(origin: string, conn: Conn): void {
+    const now = performance.now();
+    if (now - this.#swept > this.#timeoutMs) this.#sweep(now);
+    if (conn.start !== conn.end || !conn.usable) {
+      // Bytes past the response: the worker broke framing; never reuse.
+      conn.close();
+      return;
+    }
+    let list = this.#idle.get(origin);
+    if (list === undefined) this.#idle.set(origin, list = []);
+    if (list.length >= this.#max) {
+      conn.close();
+      return;
+    }
+    conn.idleSince = now;
+    conn.fresh = false;
+    list.push(conn);
+    conn.watchIdle(this.#onDead);
+  }
+
+  #onDead = (conn: Conn): void => {
+    conn.close();
+  };
+
+  /**
+   * Closes idle connections past the timeout, for every origin: a replaced
+   * worker's origin is never asked for again, so `take` alone would keep its
+   * sockets open forever.
+   */
+  #sweep(now: number): void {
+    this.#swept = now;
+    for (const [origin, list] of this.#idle) {
+      const keep = list.filter((conn) => {
+        if (conn.usable && now - conn.idleSince < this.#timeoutMs) return true;
+        conn.close();
+        return false;
+      });
+      if (keep.length === 0) this.#idle.delete(origin);
+      else this.#idle.set(origin, keep);
+    }
+  }
+
+  /** Closes every idle connection. */
+  closeAll(): void {
+    for (const list of this.#idle.values()) {
+      for (const conn of list) conn.close();
+    }
+    this.#idle.clear();
+  }
+}

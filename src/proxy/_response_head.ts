@@ -1,0 +1,172 @@
+/**
+ * Folder-private: the HTTP/1.1 response-head parser of the worker transport
+ * (RFC 9112 §4–§6). Pure functions over bytes, so every error branch has a
+ * byte-fixture test (`response_head_test.ts`).
+ */
+
+/** Longest response head accepted from a worker (nginx's proxy_buffer is 4–8 KiB; Go allows 1 MiB). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+/** How the body after a response head is delimited (RFC 9112 §6.3). */
+export type BodyFraming = "none" | "length" | "chunked" | "close";
+
+/** A parsed response head. */
+export interface ResponseHead {
+  status: number;
+  statusText: string;
+  /** Every field as sent, names lower-cased, in order (repeated `Set-Cookie` kept). */
+  headers: [string, string][];
+  /** The `Content-Length`, or -1 when absent or overridden by `Transfer-Encoding`. */
+  contentLength: number;
+  /** True when the final transfer coding is `chunked`. */
+  chunked: boolean;
+  /** True when the connection may carry another request after this response. */
+  keepAlive: boolean;
+}
+
+/** A worker answered with bytes that are not a valid HTTP/1.1 response head. */
+export class BadResponseError extends TypeError {}
+
+const latin1 = new TextDecoder("latin1");
+
+/** A field name is a token (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Index just past the first CRLF CRLF in `buf[from..to]`, or -1. A bare LF
+ * line end is accepted too (RFC 9112 §2.2 lets a recipient do so).
+ */
+export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
+  let p = from;
+  for (;;) {
+    const rel = buf.subarray(p, to).indexOf(10);
+    if (rel < 0) return -1;
+    const at = p + rel;
+    if (at + 1 >= to) return -1;
+    const next = buf[at + 1];
+    if (next === 10) return at + 2;
+    if (next === 13) {
+      if (at + 2 >= to) return -1;
+      if (buf[at + 2] === 10) return at + 3;
+    }
+    p = at + 1;
+  }
+}
+
+/**
+ * Parses one response head: `bytes` runs from the status line up to and
+ * including the empty line that ends the head.
+ *
+ * @throws {BadResponseError} For a status line that is not `HTTP/1.x NNN`,
+ *   a header line without a colon or with space before it, an obsolete line
+ *   fold, a Content-Length that is not a number or disagrees with another one.
+ */
+export function parseResponseHead(bytes: Uint8Array): ResponseHead {
+  const text = latin1.decode(bytes);
+  const lines = text.split("\n");
+  const statusLine = stripCr(lines[0] ?? "");
+  if (
+    !statusLine.startsWith("HTTP/1.") || statusLine.length < 12 ||
+    statusLine.charCodeAt(8) !== 32 ||
+    (statusLine.length > 12 && statusLine.charCodeAt(12) !== 32)
+  ) {
+    throw new BadResponseError(
+      `Bad status line from the worker "${statusLine.slice(0, 80)}"`,
+    );
+  }
+  const code = statusLine.slice(9, 12);
+  const status = /^[1-5][0-9][0-9]$/.test(code) ? Number(code) : NaN;
+  if (Number.isNaN(status)) {
+    throw new BadResponseError(
+      `Bad status code from the worker "${statusLine.slice(0, 80)}"`,
+    );
+  }
+  const minor = statusLine.charCodeAt(7);
+  let keepAlive = minor === 49; // HTTP/1.1 keeps alive unless told otherwise
+  const headers: [string, string][] = [];
+  let contentLength = -1;
+  let chunked = false;
+  let transferEncoding = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = stripCr(lines[i]!);
+    if (line === "") break;
+    const first = line.charCodeAt(0);
+    if (first === 32 || first === 9) {
+      throw new BadResponseError("Obsolete line folding in a worker's header");
+    }
+    const colon = line.indexOf(":");
+    if (colon <= 0) {
+      throw new BadResponseError(
+        `Bad header line from the worker "${line.slice(0, 80)}"`,
+      );
+    }
+    const rawName = line.slice(0, colon);
+    if (!TOKEN.test(rawName)) {
+      // Includes "Name : value": whitespace before the colon smuggles (RFC 9112 §5.1).
+      throw new BadResponseError(
+        `Bad header name from the worker "${rawName.slice(0, 80)}"`,
+      );
+    }
+    const name = rawName.toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === "content-length") {
+      if (!/^[0-9]{1,15}$/.test(value)) {
+        throw new BadResponseError(
+          `Bad Content-Length from the worker "${value.slice(0, 40)}"`,
+        );
+      }
+      const n = Number(value);
+      if (contentLength >= 0 && n !== contentLength) {
+        throw new BadResponseError(
+          `Conflicting Content-Length values from the worker "${contentLength}" and "${n}"`,
+        );
+      }
+      contentLength = n;
+    } else if (name === "transfer-encoding") {
+      transferEncoding = true;
+      const codings = value.toLowerCase().split(",");
+      chunked = codings[codings.length - 1]!.trim() === "chunked";
+    } else if (name === "connection") {
+      const v = value.toLowerCase();
+      if (v.includes("close")) keepAlive = false;
+      else if (v.includes("keep-alive")) keepAlive = true;
+    }
+    headers.push([name, value]);
+  }
+  if (transferEncoding) {
+    // Transfer-Encoding overrides a length (RFC 9112 §6.3 item 3); a response
+    // with both may be an attempt to smuggle, so its connection is not reused.
+    if (contentLength >= 0) keepAlive = false;
+    contentLength = -1;
+    // Not chunked last: the body runs until the connection closes (item 4).
+    if (!chunked) keepAlive = false;
+  }
+  return {
+    status,
+    statusText: statusLine.slice(13),
+    headers,
+    contentLength,
+    chunked,
+    keepAlive,
+  };
+}
+
+/**
+ * How the body of `head` is delimited for a request with `method`
+ * (RFC 9112 §6.3): none for HEAD, 1xx, 204 and 304; chunked; a length; else
+ * until the connection closes (and the connection is not reused).
+ */
+export function bodyFraming(head: ResponseHead, method: string): BodyFraming {
+  const { status } = head;
+  if (
+    method === "HEAD" || status < 200 || status === 204 || status === 304
+  ) return "none";
+  if (head.chunked) return "chunked";
+  if (head.contentLength === 0) return "none";
+  if (head.contentLength > 0) return "length";
+  return "close";
+}
+
+function stripCr(line: string): string {
+  return line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
+}

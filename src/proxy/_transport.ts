@@ -1,0 +1,349 @@
+/**
+ * Folder-private: the one HTTP/1.1 transport from the proxy to workers. It
+ * owns framing both ways for every request (with or without a body): it
+ * writes the head and body (`_request_writer.ts`), reads the response head
+ * (`_response_head.ts`) while an upload is still going (an early answer wins
+ * and the connection is then closed), skips 1xx interim answers, and reads
+ * the body by its framing (`_response_body.ts`) without decoding it. Idle
+ * connections live in a keep-alive pool (`_conn.ts`); a reused connection the
+ * worker had closed is retried once on a fresh one, by Go's Transport rule:
+ * when nothing was written, or the request is idempotent and replayable.
+ */
+import { Conn, Pool } from "./_conn.ts";
+import type { HeaderDeadline } from "./_deadline.ts";
+import {
+  BadResponseError,
+  bodyFraming,
+  findHeadEnd,
+  MAX_HEAD_BYTES,
+  parseResponseHead,
+  type ResponseHead,
+} from "./_response_head.ts";
+import {
+  type BodyReader,
+  chunkedReader,
+  closedInside,
+  closeReader,
+  lengthReader,
+} from "./_response_body.ts";
+import {
+  type BodyLimits,
+  framingLine,
+  pumpBody,
+  type RequestBody,
+  UpstreamWriteError,
+} from "./_request_writer.ts";
+
+/** Options of {@linkcode Transport}. */
+export interface TransportOptions {
+  /** Idle keep-alive connections kept per worker origin. Default 256. */
+  maxIdlePerOrigin?: number;
+  /** An idle connection older than this is closed, not reused. Default 30000 ms. */
+  idleTimeoutMs?: number;
+  /** Response bodies with a Content-Length up to this size are read whole (no stream). Default 65536. */
+  bufferResponseBytes?: number;
+}
+
+/** One request for a worker, head already serialised. */
+export interface UpstreamRequest {
+  hostname: string;
+  port: number;
+  /** `host:port`, the pool key. */
+  origin: string;
+  method: string;
+  /** Request line and header lines, each ending in CRLF, without framing fields or the final CRLF. */
+  head: string;
+  body: RequestBody;
+  limits: BodyLimits;
+  deadline: HeaderDeadline;
+}
+
+/** A worker's answer: its head and its body as bytes, a stream, or none. */
+export interface UpstreamResponse {
+  head: ResponseHead;
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
+}
+
+/** The worker could not be reached: nothing was sent (safe to send elsewhere). */
+export class ConnectError extends TypeError {}
+
+/**
+ * The connection closed or reset before any byte of a response came back.
+ * `written` says whether request bytes may have reached the worker.
+ */
+export class NoResponseError extends TypeError {
+  constructor(
+    message: string,
+    readonly written: boolean,
+    readonly reused: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Methods that may be sent twice (RFC 9110 §9.2.2). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "TRACE",
+  "PUT",
+  "DELETE",
+]);
+
+const encoder = new TextEncoder();
+
+/** The HTTP/1.1 client of the proxy (see the module doc). */
+export class Transport {
+  readonly #pool: Pool;
+  readonly #bufferBytes: number;
+
+  constructor(options: TransportOptions = {}) {
+    const {
+      maxIdlePerOrigin = 256,
+      idleTimeoutMs = 30_000,
+      bufferResponseBytes = 65536,
+    } = options;
+    this.#pool = new Pool({ maxIdlePerOrigin, idleTimeoutMs });
+    this.#bufferBytes = bufferResponseBytes;
+  }
+
+  /** Closes every idle connection. */
+  close(): void {
+    this.#pool.closeAll();
+  }
+
+  /**
+   * Sends one request and returns the worker's response once its head has
+   * arrived.
+   *
+   * @throws {ConnectError} When no connection could be made.
+   * @throws {NoResponseError} When the worker closed before answering.
+   * @throws {BadResponseError} For a malformed response.
+   * @throws The body errors of `_request_writer.ts` (client stalled, body too large, client gone).
+   */
+  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const replayable = req.body.kind !== "stream";
+    const idempotent = IDEMPOTENT.has(req.method);
+    const headBytes = serialise(req);
+    for (let attempt = 0;; attempt++) {
+      let conn = this.#pool.take(req.origin);
+      const reused = conn !== undefined;
+      conn ??= await connect(req.hostname, req.port);
+      const c = conn;
+      req.deadline.onAbort(() => c.close());
+      try {
+        return await this.#exchange(c, req, headBytes, reused);
+      } catch (err) {
+        c.close();
+        if (
+          attempt === 0 && err instanceof NoResponseError && err.reused &&
+          replayable && (idempotent || !err.written) && !req.deadline.fired
+        ) {
+          continue; // A keep-alive connection the worker had closed: once more, fresh.
+        }
+        throw err;
+      }
+    }
+  }
+
+  async #exchange(
+    conn: Conn,
+    req: UpstreamRequest,
+    headBytes: Uint8Array,
+    reused: boolean,
+  ): Promise<UpstreamResponse> {
+    const { body, deadline, method } = req;
+    try {
+      await conn.write(headBytes);
+    } catch (err) {
+      throw new NoResponseError(
+        "Writing the request to the worker failed",
+        false,
+        reused,
+        { cause: err },
+      );
+    }
+    let uploaded = true;
+    let stop = false;
+    let uploadFailure: unknown;
+    if (body.kind === "stream") {
+      uploaded = false;
+      deadline.uploading();
+      pumpBody(conn, body, req.limits, () => {}, () => stop).then(() => {
+        uploaded = true;
+        deadline.uploaded();
+      }, (err) => {
+        uploadFailure = err;
+        deadline.uploaded();
+        // The client's failure ends the exchange; a failed write to the
+        // worker may still be followed by its (early) answer.
+        if (!(err instanceof UpstreamWriteError)) conn.close();
+      });
+    }
+    let head: ResponseHead;
+    try {
+      head = await readHead(conn, reused);
+    } catch (err) {
+      if (
+        uploadFailure !== undefined &&
+        !(uploadFailure instanceof UpstreamWriteError)
+      ) throw uploadFailure;
+      throw err;
+    }
+    deadline.clear();
+    if (!uploaded && body.kind === "stream") {
+      // An early answer: the rest of the upload is discarded.
+      stop = true;
+      body.reader.cancel().catch(() => {});
+    }
+    if (head.status === 101) {
+      throw new BadResponseError(
+        "Worker switched protocols on a plain request",
+      );
+    }
+    const reusable = head.keepAlive && uploaded;
+    const done = (complete: boolean) => {
+      if (complete && reusable && uploaded) this.#pool.put(req.origin, conn);
+      else conn.close();
+    };
+    const framing = bodyFraming(head, method);
+    if (framing === "none") {
+      done(true);
+      return { head, body: null };
+    }
+    const length = head.contentLength;
+    if (framing === "length" && length <= this.#bufferBytes) {
+      try {
+        while (conn.end - conn.start < length) {
+          if (!await conn.fill()) throw closedInside("the body");
+        }
+      } catch (err) {
+        done(false);
+        throw asTypeError(err);
+      }
+      const bytes = conn.buf.slice(conn.start, conn.start + length);
+      conn.start += length;
+      done(true);
+      return { head, body: bytes };
+    }
+    const next: BodyReader = framing === "chunked"
+      ? chunkedReader(conn)
+      : framing === "length"
+      ? lengthReader(conn, length)
+      : closeReader(conn);
+    let finished = false;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        let chunk: Uint8Array | null;
+        try {
+          chunk = await next();
+        } catch (err) {
+          finished = true;
+          done(false);
+          controller.error(err);
+          return;
+        }
+        if (chunk === null) {
+          finished = true;
+          done(framing !== "close");
+          controller.close();
+        } else {
+          controller.enqueue(chunk);
+        }
+      },
+      cancel() {
+        if (!finished) {
+          finished = true;
+          done(false);
+        }
+      },
+    }, { highWaterMark: 0 });
+    return { head, body: stream };
+  }
+}
+
+/** The request head plus framing line and blank line, with a small body appended. */
+function serialise(req: UpstreamRequest): Uint8Array {
+  const head = encoder.encode(req.head + framingLine(req.body) + "\r\n");
+  const { body } = req;
+  if (body.kind !== "bytes" || body.bytes.length === 0) return head;
+  const out = new Uint8Array(head.length + body.bytes.length);
+  out.set(head);
+  out.set(body.bytes, head.length);
+  return out;
+}
+
+async function connect(hostname: string, port: number): Promise<Conn> {
+  try {
+    const tcp = await Deno.connect({ hostname, port });
+    tcp.setNoDelay(true);
+    return new Conn(tcp);
+  } catch (err) {
+    throw new ConnectError(
+      `Cannot connect to the worker at "${hostname}:${port}"`,
+      { cause: err },
+    );
+  }
+}
+
+/** Reads the final response head, skipping 1xx interim answers (100 Continue, 103). */
+async function readHead(conn: Conn, reused: boolean): Promise<ResponseHead> {
+  let received = false;
+  for (;;) {
+    let end = findHeadEnd(conn.buf, conn.start, conn.end);
+    while (end < 0) {
+      if (conn.end - conn.start > MAX_HEAD_BYTES) {
+        throw new BadResponseError(
+          `Response head from the worker is over ${MAX_HEAD_BYTES} bytes`,
+        );
+      }
+      const rescan = Math.max(0, conn.end - conn.start - 2);
+      let more: boolean;
+      try {
+        more = await conn.fill();
+      } catch (err) {
+        if (received) {
+          throw new TypeError("Connection to the worker failed", {
+            cause: err,
+          });
+        }
+        throw new NoResponseError(
+          "Connection to the worker reset before its response",
+          true,
+          reused,
+          { cause: err },
+        );
+      }
+      if (!more) {
+        if (received) {
+          throw new TypeError(
+            "Connection to the worker closed inside its response headers",
+          );
+        }
+        throw new NoResponseError(
+          "Connection to the worker closed before its response",
+          true,
+          reused,
+        );
+      }
+      received = true;
+      end = findHeadEnd(conn.buf, conn.start + rescan, conn.end);
+    }
+    if (end - conn.start > MAX_HEAD_BYTES) {
+      throw new BadResponseError(
+        `Response head from the worker is over ${MAX_HEAD_BYTES} bytes`,
+      );
+    }
+    const head = parseResponseHead(conn.buf.subarray(conn.start, end));
+    conn.start = end;
+    if (head.status >= 200 || head.status === 101) return head;
+  }
+}
+
+function asTypeError(err: unknown): TypeError {
+  return err instanceof TypeError
+    ? err
+    : new TypeError("Connection to the worker failed", { cause: err });
+}
