@@ -7,7 +7,7 @@ import {
   relative,
   resolve,
 } from "node:path";
-import { setLocations } from "./_locations.ts";
+import { locationOf, setLocations } from "./_locations.ts";
 import { SCHEMA } from "./_schema.ts";
 import {
   type ConfigPart,
@@ -101,10 +101,6 @@ export async function loadConfig(
   const fail = failAt(locations);
   unifyWorkersFolder(config, locations, fail);
   foldTimestampCheck(config, locations, fail);
-  for (const [key, why] of Object.entries(UNENFORCED)) {
-    const at = locations.get(key);
-    if (at) warnings.push(`${at.file}:${at.line}: "${key}" ${why}`);
-  }
   // `server.*_timeout_seconds` are the defaults of the worker settings of the
   // same name; `workers.default` and `workers.paths` override them.
   for (
@@ -140,13 +136,19 @@ export async function loadConfig(
   return { config, files, warnings };
 }
 
-/** Keys tqserver accepts but Deno.serve gives no way to enforce (fully), with why. */
-const UNENFORCED: Readonly<Record<string, string>> = {
-  "server.idle_timeout_seconds":
-    "is not enforced: Deno.serve gives no way to close idle keep-alive client connections",
-  "server.read_timeout_seconds":
-    "applies to request bodies only (408): Deno.serve gives no way to time out a client before its request head is complete",
-};
+/**
+ * Where `key` (formatted, e.g. `server.idle_timeout_seconds`) was set in the
+ * files `config` was loaded from, as `file:line`; undefined when it was not.
+ *
+ * @example
+ * ```ts
+ * whereSet(config, "server.idle_timeout_seconds"); // "config/server.yaml:7"
+ * ```
+ */
+export function whereSet(config: Config, key: string): string | undefined {
+  const at = locationOf(config, key);
+  return at ? `${at.file}:${at.line}` : undefined;
+}
 
 /** Options of {@linkcode resolveMode}. */
 export interface ResolveModeOptions {
