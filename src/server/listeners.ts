@@ -12,8 +12,8 @@ import { meterRequests, type ServerMetrics } from "../metrics/mod.ts";
 import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
 import type { ReloadReport } from "../reload/mod.ts";
 import { routeMatches, type RouteTable } from "../routes/mod.ts";
-import { createCompressor } from "../compress/mod.ts";
-import { createStaticHandler, type StaticHandler } from "../static/mod.ts";
+import type { StaticHandler } from "../static/mod.ts";
+import { servedFiles } from "./served_files.ts";
 import { createPublicHandler } from "./handler.ts";
 
 /** Options for {@linkcode openListeners}. */
@@ -56,8 +56,10 @@ export interface Listeners {
   admin: Deno.HttpServer<Deno.NetAddr> | undefined;
   /** The reverse proxy (its keep-alive pool closes with {@linkcode ProxyHandler.close}). */
   proxy: ProxyHandler;
-  /** The static file handler and its cache, when `server.static.enabled`. */
-  static: StaticHandler | undefined;
+  /** The static file handler and its cache in force, when `server.static.enabled`. */
+  readonly static: StaticHandler | undefined;
+  /** Applies a reloaded config's `server.static.*` and `server.compression.*`. */
+  reconfigure(config: Config): void;
   /** The access log, when `server.access_log` is set. */
   access: AccessLog | undefined;
   /** The admin handler (its `close()` ends the dashboard streams). */
@@ -93,32 +95,13 @@ export function openListeners(options: ListenersOptions): Listeners {
     readTimeoutMs: config.server.read_timeout_seconds * 1000,
     retryWindowMs: config.workers.default.retry_window_ms,
   });
-  const compression = config.server.compression;
-  const serveStatic = staticCfg.enabled
-    ? createStaticHandler({
-      workersDir: resolve(root, config.workers.workers_dir),
-      urlPrefix: staticCfg.url_prefix,
-      maxAgeSeconds: staticCfg.cache_max_age_seconds,
-      logger: log,
-      cacheMaxBytes: staticCfg.cache_max_bytes,
-      cacheFileMaxBytes: staticCfg.cache_file_max_bytes,
-      revalidateMs: staticCfg.revalidate_ms,
-      compress: compression.enabled,
-      compressMinBytes: compression.min_bytes,
-      compressTypes: compression.types,
-    })
-    : undefined;
+  const served = servedFiles(config, root, log);
   const handler = createPublicHandler({
     proxy,
-    serveStatic,
+    serveStatic: served.static && ((req) => served.static!(req)),
     staticPrefix: staticCfg.url_prefix,
     dev,
-    compress: compression.enabled
-      ? createCompressor({
-        minBytes: compression.min_bytes,
-        types: compression.types,
-      })
-      : undefined,
+    compress: (req, res) => served.compress ? served.compress(req, res) : res,
     notFound: (req) => errorResponse(req, 404, "Not found"),
     closing,
   });
@@ -140,7 +123,7 @@ export function openListeners(options: ListenersOptions): Listeners {
     classify: (path) =>
       routeMatches("/_tq", path)
         ? "_tq"
-        : serveStatic && routeMatches(staticCfg.url_prefix, path)
+        : served.static && routeMatches(staticCfg.url_prefix, path)
         ? "static"
         : table.match(path)?.name ?? "-",
     access: access ? (entry) => access.write(entry) : undefined,
@@ -186,7 +169,10 @@ export function openListeners(options: ListenersOptions): Listeners {
     public: server,
     admin: adminServer,
     proxy,
-    static: serveStatic,
+    get static() {
+      return served.static;
+    },
+    reconfigure: (next) => served.reconfigure(next),
     access,
     adminHandler,
   };

@@ -31,7 +31,7 @@ import {
 } from "../log/mod.ts";
 import { ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
-import type { StaticCacheStats, StaticHandler } from "../static/mod.ts";
+import type { StaticCacheStats } from "../static/mod.ts";
 import {
   checkForChanges,
   Coalescer,
@@ -42,7 +42,7 @@ import { RouteTable } from "../routes/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
 import type { DevHooks } from "../dev_contract.ts";
-import { assertPortFree, openListeners } from "./listeners.ts";
+import { assertPortFree, type Listeners, openListeners } from "./listeners.ts";
 import {
   HANDOVER_MS,
   notifyPredecessor,
@@ -102,7 +102,7 @@ export class TqServer {
   #closing = false;
   #upgrading = false;
   #proxy: ProxyHandler | undefined;
-  #static: StaticHandler | undefined;
+  #listeners: Listeners | undefined;
   #stopping = false;
   #public: Deno.HttpServer<Deno.NetAddr> | undefined;
   #admin: Deno.HttpServer<Deno.NetAddr> | undefined;
@@ -169,9 +169,13 @@ export class TqServer {
           : new Deno.Command(command, opts).spawn(),
     });
     this.#reloadState = { configMtimes: new Map(), serverMtime: 0 };
-    this.#reload = new Coalescer(() =>
-      checkForChanges(this, this.#reloadState)
-    );
+    this.#reload = new Coalescer(async () => {
+      const report = await checkForChanges(this, this.#reloadState);
+      if (report.config === "applied") {
+        this.#listeners?.reconfigure(this.config);
+      }
+      return report;
+    });
     this.finished = new Promise((resolve) => this.#finish = resolve);
   }
 
@@ -312,7 +316,7 @@ export class TqServer {
 
   /** Drops the static cache entries of `worker` (all when omitted) at once: its `public/` changed. */
   invalidateStatic(worker?: string): void {
-    const dropped = this.#static?.invalidate(worker) ?? 0;
+    const dropped = this.#listeners?.static?.invalidate(worker) ?? 0;
     if (dropped > 0) {
       this.log.debug("static cache invalidated", { worker, entries: dropped });
     }
@@ -320,7 +324,7 @@ export class TqServer {
 
   /** Static cache and traffic counters (hits, misses, bytes…); undefined when static files are off. */
   staticStats(): StaticCacheStats | undefined {
-    return this.#static?.stats();
+    return this.#listeners?.static?.stats();
   }
 
   /** Status for `/api/status`. */
@@ -410,7 +414,7 @@ export class TqServer {
     this.#access = listeners.access;
     this.#adminHandler = listeners.adminHandler;
     this.#proxy = listeners.proxy;
-    this.#static = listeners.static;
+    this.#listeners = listeners;
     this.#public = listeners.public;
     this.#admin = listeners.admin;
     this.port = this.#public.addr.port;

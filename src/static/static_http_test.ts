@@ -94,6 +94,27 @@ Deno.test("br and gzip are negotiated per Accept-Encoding, with Vary and an ETag
   });
 });
 
+Deno.test("a compressible file too large to keep is compressed while streaming, and a Range still gets identity bytes", async () => {
+  await withTree(async ({ handler, pub }) => {
+    const big = JS.repeat(Math.ceil(300_000 / JS.length));
+    await Deno.writeTextFile(join(pub, "bundle.js"), big);
+    const url = "/static/index/bundle.js";
+    const res = await handler(get(url, { "accept-encoding": "gzip" }));
+    assert.equal(res.headers.get("content-encoding"), "gzip");
+    assert.equal(res.headers.get("content-length"), null);
+    assert.match(res.headers.get("etag") ?? "", /-gz"$/);
+    assert.equal(decode(await res.bytes(), "gzip"), big);
+    const range = await handler(
+      get(url, { "accept-encoding": "gzip", range: "bytes=-10" }),
+    );
+    assert.equal(range.status, 206);
+    assert.equal(range.headers.get("content-encoding"), null);
+    assert.equal(await range.text(), big.slice(-10));
+    assert.equal(handler.stats().entries, 1);
+    assert.ok(handler.stats().bytes < 10_000, "the large body is not kept");
+  });
+});
+
 Deno.test("a .br/.gz beside the file is preferred to compressing, and must itself stay inside public/", async (t) => {
   await withJs(async ({ handler, pub, dir }) => {
     // Markers that differ from what compressing site.js would give.
