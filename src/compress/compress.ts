@@ -48,6 +48,11 @@ export function compressBytes(
   });
 }
 
+/** A body with no bytes and no length: what a HEAD answer of unknown length carries. */
+export function emptyStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (controller) => controller.close() });
+}
+
 /** Options for {@linkcode compressStream}. */
 export interface CompressStreamOptions {
   /**
@@ -174,7 +179,8 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     if (etag !== null && !etag.startsWith("W/")) {
       headers.set("etag", `W/${etag}`);
     }
-    const body = head || res.body === null ? null : compressStream(
+    // A HEAD answer of unknown length: an empty stream, or Deno would add `Content-Length: 0`.
+    const body = head || res.body === null ? emptyStream() : compressStream(
       res.body,
       encoding,
       { flushEachChunk: length < 0 },

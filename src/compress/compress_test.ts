@@ -139,7 +139,7 @@ Deno.test("the compressor leaves alone what must not or need not be compressed",
   });
 });
 
-Deno.test("a HEAD answer gets the headers the GET would, without a body", () => {
+Deno.test("a HEAD answer gets the headers the GET would, without a body", async () => {
   const compress = createCompressor();
   const res = compress(
     get({ "accept-encoding": "gzip" }, "HEAD"),
@@ -147,7 +147,7 @@ Deno.test("a HEAD answer gets the headers the GET would, without a body", () => 
   );
   assert.equal(res.headers.get("content-encoding"), "gzip");
   assert.equal(res.headers.get("content-length"), null);
-  assert.equal(res.body, null);
+  assert.equal((await res.bytes()).length, 0);
 });
 
 Deno.test("an answer of unknown length is flushed chunk by chunk: the first part arrives before the worker ends", async () => {

@@ -23,6 +23,7 @@ import {
 } from "./_entry.ts";
 import { parseStaticPath, rawPathOf } from "./_path.ts";
 import { parseRange } from "./_range.ts";
+import { emptyStream } from "../compress/mod.ts";
 import { rangeStream } from "./_stream.ts";
 
 /** Options for {@linkcode createStaticHandler}. */
@@ -334,7 +335,12 @@ export function createStaticHandler(
         return new Response(body, { status: 206, headers });
       }
     }
-    if (head) return new Response(null, { headers: variant.headers });
+    if (head) {
+      // Unknown length (compressed while streaming): an empty stream, so the
+      // HEAD answer carries no `Content-Length: 0` the GET would not.
+      const body = variant.size < 0 ? emptyStream() : null;
+      return new Response(body, { headers: variant.headers });
+    }
     if (variant.body !== undefined) {
       counters.servedBytes += variant.body.length;
       return new Response(variant.body, { headers: variant.headers });
