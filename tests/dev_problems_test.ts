@@ -65,10 +65,18 @@ Deno.test("a worker that throws at start is shown source-mapped until it is fixe
         assert.match(String(crash.data.message), /kaboom at start/);
         assert.match(String(crash.data.message), /boom\.ts:4:11/);
         assert.doesNotMatch(String(crash.data.message), /bin\/w:\d+/);
-        const status = await server.status();
-        const w = status.workers.find((x) => x.name === "w")!;
-        assert.match(w.last_error ?? "", /kaboom at start/);
-        assert.match(w.last_error ?? "", /src\/boom\.ts:4:11/);
+        const lastError = await waitFor(
+          async () => {
+            const w = (await server.status()).workers.find((x) =>
+              x.name === "w"
+            );
+            return /kaboom at start/.test(w?.last_error ?? "") &&
+              w!.last_error;
+          },
+          5000,
+          "last_error with the crash",
+        );
+        assert.match(String(lastError), /src\/boom\.ts:4:11/);
         assert.equal((await get(server, "/w")).status, 503);
       },
     );
@@ -128,8 +136,15 @@ Deno.test("a worker that throws at start is shown source-mapped until it is fixe
           "w1",
           "the old instance serves",
         );
-        const w = (await server.status()).workers.find((x) => x.name === "w")!;
-        assert.match(w.last_error ?? "", /kaboom at start/);
+        await waitFor(
+          async () =>
+            /kaboom at start/.test(
+              (await server.status()).workers.find((x) => x.name === "w")
+                ?.last_error ?? "",
+            ),
+          5000,
+          "last_error with the crash",
+        );
         // Fixed again: the new version serves and the overlay is cleared.
         writeSource(project, "w", "boom.ts", boomSource(false));
         await waitFor(
@@ -185,9 +200,10 @@ Deno.test("a new worker folder answers a live-reloading building page, then its 
       15_000,
       "the new worker's content",
     );
-    assert.ok(
-      events.list.some((e) => e.type === "reload"),
-      "the building page is told to reload",
+    await waitFor(
+      () => events.list.some((e) => e.type === "reload"),
+      5000,
+      "the reload event for the building page",
     );
     const after = server.logs().slice(before);
     assert.doesNotMatch(after, / ERROR /);

@@ -205,26 +205,33 @@ export class CrashReporter {
       message: `The worker exited with ${how}:\n\n${text}`,
       ...(at ?? {}),
     });
-    // The supervisor records its own reason first; ours, with the trace, wins.
-    setTimeout(() => {
-      const entry = this.#supervisor.workers.get(name);
-      if (!entry || startedSince(entry, crashedAt)) return;
-      entry.noteError(`Crashed (${how}): ${headline}\n${text}`);
-    }, 0);
-    this.#awaitRecovery(name, crashedAt);
+    this.#awaitRecovery(
+      name,
+      crashedAt,
+      `Crashed (${how}): ${headline}\n${text}`,
+    );
   }
 
   /** Clears the crash from browsers once the worker has a healthy instance again. */
-  #awaitRecovery(name: string, crashedAt: number): void {
+  #awaitRecovery(name: string, crashedAt: number, error: string): void {
     clearInterval(this.#watching.get(name));
-    const timer = setInterval(() => {
+    const check = () => {
       const entry = this.#supervisor.workers.get(name);
-      if (entry && !startedSince(entry, crashedAt)) return;
+      if (entry && !startedSince(entry, crashedAt)) {
+        // The supervisor notes its own one-line reason when it gives up on
+        // the instance; the trace replaces it (a build error stays).
+        if (!entry.lastError || /^Exited /.test(entry.lastError)) {
+          entry.noteError(error);
+        }
+        return;
+      }
       clearInterval(timer);
       this.#watching.delete(name);
       this.#live.emit({ type: "ok", kind: "crash", worker: name });
-    }, 50);
+    };
+    const timer = setInterval(check, 25);
     this.#watching.set(name, timer);
+    queueMicrotask(check);
   }
 }
 

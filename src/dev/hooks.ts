@@ -20,9 +20,11 @@ export function createDevHooks(
   server: DevServer,
 ): DevHooks & { live: LiveReload; watcher: DevWatcher | undefined } {
   const live = new LiveReload();
+  let watcher: DevWatcher | undefined;
   const standby = new StandbyPool({
     launchInfo: (binPath) => server.builder.launchInfo?.(binPath),
     logger: server.log,
+    idle: () => !watcher?.busy,
   });
   const deno = join(server.root, "deno.json");
   const types = new TypeChecker({
@@ -51,7 +53,6 @@ export function createDevHooks(
     logger: server.log,
   });
   const settings = server.config.deployment.dev.file_watcher;
-  let watcher: DevWatcher | undefined;
   if (settings.enabled) {
     watcher = new DevWatcher(server, live, {
       debounceMs: settings.debounce_ms,

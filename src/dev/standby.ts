@@ -14,6 +14,8 @@ export interface StandbyPoolOptions {
   delayMs?: number;
   /** deno executable. Default `Deno.execPath()`. */
   denoPath?: string;
+  /** False while files are changing: a standby then waits, so its start does not slow the next build. Default: always idle. */
+  idle?: () => boolean;
 }
 
 interface Standby {
@@ -67,6 +69,7 @@ export class StandbyPool {
   #ready = new Map<string, Standby>();
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
   #closed = false;
+  #idle: () => boolean;
 
   constructor(options: StandbyPoolOptions) {
     const {
@@ -74,7 +77,9 @@ export class StandbyPool {
       logger = silentLogger,
       delayMs = 150,
       denoPath = Deno.execPath(),
+      idle = () => true,
     } = options;
+    this.#idle = idle;
     this.#launchInfo = launchInfo;
     this.#log = logger;
     this.#delayMs = delayMs;
@@ -150,6 +155,10 @@ export class StandbyPool {
       setTimeout(() => {
         this.#timers.delete(command);
         if (this.#closed || this.#ready.has(command)) return;
+        if (!this.#idle()) {
+          this.#schedule(command, options, info, key);
+          return;
+        }
         try {
           this.#ready.set(command, this.#start(options, info, key));
         } catch (err) {

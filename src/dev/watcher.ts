@@ -75,6 +75,8 @@ interface BatchSummary {
 interface BatchTiming {
   firstEventAt: number;
   lastEventAt: number;
+  /** Builds started before the debounce ended, by worker. */
+  early: Map<string, { startedAt: number; result: Promise<BuildResult> }>;
   waitMs: number;
 }
 
@@ -111,6 +113,7 @@ export class DevWatcher {
   #live: LiveReload;
   #debounceMs: number;
   #onServed: ((name: string) => void) | undefined;
+  #handling = 0;
   #watcher: Deno.FsWatcher | undefined;
   #pending = new Set<string>();
   /** When the first event of the pending batch arrived (performance.now()). */
@@ -166,6 +169,11 @@ export class DevWatcher {
     })().catch((err) =>
       this.#host.log.error("file watcher stopped", { error: err })
     );
+  }
+
+  /** True while file events wait for their debounce or are being handled. */
+  get busy(): boolean {
+    return this.#pending.size > 0 || this.#handling > 0;
   }
 
   /** Stops watching. */
@@ -300,7 +308,8 @@ export class DevWatcher {
    * ends, once the files have been quiet for a few ms. The batch's handler
    * uses such a build only when it started after the batch's last event (so
    * it read what the editor wrote last); otherwise it builds again. The
-   * replace itself still waits for the debounce.
+   * replace itself still waits for the debounce. At most one early build per
+   * worker and batch.
    */
   #speculate(): void {
     this.#speculateTimer = undefined;
@@ -314,8 +323,9 @@ export class DevWatcher {
       if (!entry || entry.spec.kind !== "typescript" || !entry.spec.entry) {
         continue;
       }
-      const previous = this.#speculative.get(name);
-      if (previous && previous.startedAt > this.#lastEventAt) continue;
+      // One early build per worker and batch: a burst of saves must not
+      // queue builds that compete with the watcher for the event loop.
+      if (this.#speculative.has(name)) continue;
       this.#speculative.set(name, {
         startedAt: performance.now(),
         result: this.#host.builder.build(targetOf(entry.spec), { force: true }),
@@ -359,12 +369,16 @@ export class DevWatcher {
     const batch = [...this.#pending];
     const firstEventAt = this.#firstEventAt;
     const lastEventAt = this.#lastEventAt;
+    // The batch takes its early builds; the next batch starts its own.
+    const early = new Map(this.#speculative);
+    this.#speculative.clear();
     this.#pending.clear();
     this.#timer = undefined;
     const waitMs = performance.now() - firstEventAt;
+    this.#handling++;
     this.#chain = this.#chain.then(() =>
-      this.#handle(batch, { firstEventAt, lastEventAt, waitMs })
-    ).catch((err) =>
+      this.#handle(batch, { firstEventAt, lastEventAt, waitMs, early })
+    ).finally(() => this.#handling--).catch((err) =>
       this.#host.log.error("file change handling failed", { error: err })
     );
   }
@@ -459,14 +473,17 @@ export class DevWatcher {
     for (const name of this.#workersOf(sources)) {
       if (!supervisor.workers.has(name)) structure = true;
     }
+    let fresh: string[] = [];
     if (summary.config || structure) {
-      const fresh = structure ? await this.#buildNewWorkers() : [];
+      fresh = structure ? await this.#buildNewWorkers() : [];
       this.#reportConfig(await host.reload());
       for (const name of fresh) this.#live.built(name);
       summary.reload = true;
     }
 
     const names = this.#workersOf(sources);
+    // Just built and started by the reload: nothing more to do for them.
+    for (const name of fresh) names.delete(name);
     for (const name of goChanged) names.add(name);
     await Promise.all([...names].map(async (name) => {
       const entry = supervisor.workers.get(name);
@@ -481,8 +498,7 @@ export class DevWatcher {
       } else {
         // The build refreshes the module graph itself; dropping it first would
         // leave the worker in no graph while it builds.
-        const early = this.#speculative.get(name);
-        this.#speculative.delete(name);
+        const early = timing.early.get(name);
         result = early && early.startedAt > timing.lastEventAt
           ? await early.result
           : await host.builder.build(target, { force: true });

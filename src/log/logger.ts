@@ -75,6 +75,28 @@ export function formatFields(fields: LogFields | undefined): string {
   return out;
 }
 
+/**
+ * A multi-line text field (a build error's code frame, a stack trace) keeps
+ * its first line in place and follows the record as indented lines of its
+ * own, instead of one line full of `\n` escapes.
+ */
+function splitMultiline(
+  fields: LogFields | undefined,
+): [LogFields | undefined, string] {
+  if (!fields) return [fields, ""];
+  let more = "";
+  let inline: LogFields | undefined;
+  for (const [key, value] of Object.entries(fields)) {
+    const text = value instanceof Error ? value.message : value;
+    if (typeof text !== "string" || !text.includes("\n")) continue;
+    const [first, ...rest] = text.replace(/\s+$/, "").split("\n");
+    inline ??= { ...fields };
+    inline[key] = first;
+    for (const line of rest) more += line.trim() ? `\n    ${line}` : "\n";
+  }
+  return [inline ?? fields, more];
+}
+
 function writeStderr(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
@@ -111,10 +133,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       }
     }
     if (LEVELS[lvl] < min) return;
+    const [inline, more] = splitMultiline(fields);
     write(
       `${time.toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${
-        formatFields(fields)
-      }`,
+        formatFields(inline)
+      }${more}`,
       { level: lvl },
     );
   };

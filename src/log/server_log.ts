@@ -10,6 +10,13 @@ import {
 import { FileSink } from "./file_sink.ts";
 
 const encoder = new TextEncoder();
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
+
+/** A line without ANSI escape sequences (colours, cursor moves). */
+export function stripAnsi(line: string): string {
+  return line.includes("\x1b") ? line.replace(ANSI, "") : line;
+}
 
 /** Options for {@linkcode createServerLog}. */
 export interface ServerLogOptions {
@@ -28,6 +35,8 @@ export interface ServerLogOptions {
   now?: () => Date;
   /** Sees every structured record (see {@linkcode LoggerOptions.onRecord}). */
   onRecord?: (record: LogRecord) => void;
+  /** Keep ANSI colours (a worker's coloured output) on stdout/stderr. Default: when stdout is a terminal. */
+  colors?: boolean;
   /** Writes a line to stdout. Default: `Deno.stdout`. */
   stdout?: (line: string) => void;
   /** Writes a line to stderr. Default: `Deno.stderr`. */
@@ -75,12 +84,14 @@ export function createServerLog(options: ServerLogOptions = {}): ServerLog {
     onRecord,
     stdout = stdWriter(Deno.stdout),
     stderr = stdWriter(Deno.stderr),
+    colors = Deno.stdout.isTerminal(),
   } = options;
   const main = logFile ? new FileSink(logFile, { now }) : undefined;
   const workerSinks = new Map<string, FileSink>();
   const toFile = (sink: FileSink, line: string) => {
     try {
-      sink.write(line);
+      // Files never get colour codes; a terminal keeps them.
+      sink.write(stripAnsi(line));
     } catch (err) {
       // Said once per path (the sink drops later lines for it); the console still has them.
       stderr(
@@ -95,8 +106,9 @@ export function createServerLog(options: ServerLogOptions = {}): ServerLog {
     }
   };
   const write = (line: string, meta: LineMeta) => {
-    if (!quiet) stdout(line);
-    else if (levelAtLeast(meta.level, "warn")) stderr(line);
+    const shown = colors ? line : stripAnsi(line);
+    if (!quiet) stdout(shown);
+    else if (levelAtLeast(meta.level, "warn")) stderr(shown);
     if (meta.source) {
       const template = workerLogFile(meta.source).replaceAll(
         "{name}",

@@ -78,3 +78,49 @@ Deno.test("createServerLog opens the next day's file at the first line after mid
   );
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("colour codes stay on a terminal and never reach a log file", () => {
+  const dir = Deno.makeTempDirSync();
+  const red = "\x1b[31merror\x1b[0m: boom \x1b[1m\x1b[38;5;245mat\x1b[0m x";
+  for (const colors of [true, false]) {
+    const out: string[] = [];
+    const log = createServerLog({
+      logFile: `${dir}/server_${colors}.log`,
+      now: () => new Date("2026-03-04T05:06:07Z"),
+      stdout: (line) => out.push(line),
+      colors,
+    });
+    log.logger.line("w", red);
+    log.close();
+    const file = Deno.readTextFileSync(`${dir}/server_${colors}.log`);
+    assert.equal(file, "2026-03-04T05:06:07.000Z [w] error: boom at x\n");
+    assert.equal(
+      out[0],
+      `2026-03-04T05:06:07.000Z [w] ${colors ? red : "error: boom at x"}`,
+    );
+  }
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a multi-line field (a code frame) is written as lines of its own, not \\n escapes", () => {
+  const out: string[] = [];
+  const log = createServerLog({
+    now: () => new Date("2026-03-04T05:06:07Z"),
+    stdout: (line) => out.push(line),
+    colors: false,
+  });
+  log.logger.error("build failed", {
+    worker: "a",
+    error:
+      'Expected ";" but found "x"\n\n3 | const a = 1 x;\n                ^',
+    line: 3,
+  });
+  const lines = out.join("\n").split("\n");
+  assert.deepEqual(lines, [
+    '2026-03-04T05:06:07.000Z ERROR build failed worker=a error="Expected \\";\\" but found \\"x\\"" line=3',
+    "",
+    "    3 | const a = 1 x;",
+    "                    ^",
+  ]);
+  assert.ok(!out.join("").includes("\\n"));
+});
