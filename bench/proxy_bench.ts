@@ -117,8 +117,8 @@ async function stopProcess(
 }
 
 /** Reads a child's stderr, resolving `ready` at the first line matching `marker`; keeps draining. */
-function watchStderr(
-  child: Deno.ChildProcess,
+function watchLines(
+  stream: ReadableStream<Uint8Array>,
   marker: string,
   lines: string[],
 ): Promise<boolean> {
@@ -126,7 +126,7 @@ function watchStderr(
     (async () => {
       let pending = "";
       const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
+      for await (const chunk of stream) {
         pending += decoder.decode(chunk, { stream: true });
         let nl: number;
         while ((nl = pending.indexOf("\n")) >= 0) {
@@ -197,12 +197,13 @@ async function startServer(): Promise<Target> {
     ],
     cwd: root,
     stdin: "null",
-    stdout: "null",
-    stderr: "piped",
+    // The server logs to stdout.
+    stdout: "piped",
+    stderr: "null",
   }).spawn();
   const lines: string[] = [];
   const ready = await Promise.race([
-    watchStderr(child, "tqserver ready", lines),
+    watchLines(child.stdout, "tqserver ready", lines),
     new Promise<false>((r) => setTimeout(() => r(false), READY_TIMEOUT_MS)),
   ]);
   const url = `http://127.0.0.1:${port}/`;
@@ -237,7 +238,7 @@ async function startHarness(upstream: string): Promise<Target> {
   }).spawn();
   const lines: string[] = [];
   const ready = await Promise.race([
-    watchStderr(child, "proxy harness ready", lines),
+    watchLines(child.stderr, "proxy harness ready", lines),
     new Promise<false>((r) => setTimeout(() => r(false), READY_TIMEOUT_MS)),
   ]);
   if (!ready) {
