@@ -260,6 +260,30 @@ Deno.test("binaries.path places each worker's executable; output_dir must hold i
     });
   });
   await t.step(
+    "an absolute path works for discovery and output_dir",
+    async () => {
+      await withProject({
+        "workers/a/src/main.go": "package main\n",
+        "workers/b/README": "prebuilt at the absolute path\n",
+        "out/b": "#!/bin/sh\n",
+      }, async (root) => {
+        await Deno.chmod(join(root, "out/b"), 0o755);
+        await Deno.mkdir(join(root, "config"));
+        await Deno.writeTextFile(
+          join(root, "config/deployment.yaml"),
+          `binaries:\n  path: "${root}/out/{worker_name}"\ndeployment:\n  prod:\n    build:\n      output_dir: "${root}"\n`,
+        );
+        const { config } = await loadConfig({ root, env: noEnv });
+        assert.equal(config.deployment.dev.build.output_dir, `${root}/out`);
+        const specs = await discoverWorkers(root, config);
+        assert.deepEqual(specs.map((s) => [s.name, s.kind, s.binPath]), [
+          ["a", "go", join(root, "out/a")],
+          ["b", "binary", join(root, "out/b")],
+        ]);
+      });
+    },
+  );
+  await t.step(
     "an output_dir that cannot hold the binary names both keys",
     async () => {
       const err = await loadError({

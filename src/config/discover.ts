@@ -1,4 +1,4 @@
-import { join, matchesGlob, relative, resolve } from "node:path";
+import { isAbsolute, join, matchesGlob, relative, resolve } from "node:path";
 import { routeMatches } from "../routes/route_table.ts";
 import { locationOf } from "./_locations.ts";
 import { checkRoute } from "./_schema.ts";
@@ -299,6 +299,11 @@ async function includes(
   for (const raw of patterns) {
     const pattern = raw.replaceAll("{name}", name)
       .replaceAll("{worker_name}", name).replace(/^\.\//, "");
+    if (isAbsolute(pattern)) {
+      // The executable at an absolute binaries.path.
+      if (await isFile(pattern)) return true;
+      continue;
+    }
     const slash = pattern.indexOf("/");
     const head = slash < 0 ? pattern : pattern.slice(0, slash);
     const rest = slash < 0 ? "" : pattern.slice(slash + 1);

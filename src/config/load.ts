@@ -369,35 +369,55 @@ function resolveBinaries(
     }
     binaries.format = file;
   }
-  const binDir = posix.dirname(binaries.path);
-  const workerDir = `${workersDir}/{worker_name}`;
+  // Paths compared as if the root were ROOT: independent of the cwd, and an
+  // absolute path stays absolute.
+  const at = (...parts: string[]) => posix.resolve(ROOT, ...parts);
+  const shown = (abs: string) =>
+    abs === ROOT
+      ? "."
+      : abs.startsWith(`${ROOT}/`)
+      ? abs.slice(ROOT.length + 1)
+      : abs;
+  const binDir = at(posix.dirname(binaries.path));
+  const workerDir = at(workersDir, "{worker_name}");
+  // An absolute binaries.path under a relative workers folder has no
+  // worker-relative form that does not depend on the root: keep it absolute.
+  const workerRelative =
+    posix.isAbsolute(binaries.path) && !posix.isAbsolute(workersDir)
+      ? binDir
+      : posix.relative(workerDir, binDir) || ".";
   for (const mode of ["dev", "prod"] as const) {
     const key = ["deployment", mode, "build", "output_dir"];
     const build = config.deployment[mode].build;
-    const workerRelative = posix.relative(workerDir, binDir) || ".";
     if (!locations.has(formatKey(key))) {
       build.output_dir = workerRelative;
       continue;
     }
-    const dir = normalizeFolder(build.output_dir);
-    const holds = dir === "." || binDir === dir ||
-      binDir.startsWith(`${dir}/`);
-    if (dir === workerRelative || holds) continue;
+    const dir = at(build.output_dir);
+    const holds = binDir === dir || binDir.startsWith(`${dir}/`) ||
+      dir === "/";
+    if (at(workerDir, build.output_dir) === binDir || holds) continue;
     fail(
       key,
-      `expected the folder of "binaries.path" ("${binaries.path}"), relative to the worker ("${workerRelative}") or a root-relative folder that holds it ("${binDir}" or a parent), got "${build.output_dir}"`,
+      `expected the folder of "binaries.path" ("${binaries.path}"), relative to the worker ("${workerRelative}") or a root-relative folder that holds it ("${
+        shown(binDir)
+      }" or a parent), got "${build.output_dir}"`,
     );
   }
   if (!locations.has("workers.discovery.include_patterns")) {
-    const bin = posix.relative(workerDir, binaries.path)
-      .replaceAll("{worker_name}", "{name}");
+    const bin = posix.isAbsolute(binaries.path)
+      ? binaries.path
+      : `*/${posix.relative(workerDir, at(binaries.path))}`;
     config.workers.discovery.include_patterns = [
       "*/src/main.ts",
       "*/src/main.go",
-      `*/${bin}`,
+      bin.replaceAll("{worker_name}", "{name}"),
     ];
   }
 }
+
+/** A stand-in root for comparing root-relative paths. */
+const ROOT = "/\0root";
 
 function checkCrossFields(
   config: Config,
