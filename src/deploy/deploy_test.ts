@@ -166,3 +166,44 @@ Deno.test("deploy() skips a worker without a binary with a warning instead of ab
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("deploy() ships and rolls back the binary at its binaries.path, outside the worker folder too", async () => {
+  const { root, worker } = project();
+  Deno.mkdirSync(join(root, "build"));
+  const binPath = join(root, "build", "index.exe");
+  Deno.writeTextFileSync(binPath, "#!/bin/sh\n", { mode: 0o755 });
+  const moved = { ...worker, binPath };
+  const { run, calls } = recorder({});
+  try {
+    await deploy({
+      root,
+      name: "production",
+      target: { ...target, hosts: ["deploy@web1"] },
+      workers: [moved],
+      onlyWorkers: true,
+      run,
+    });
+    const rsyncs = calls.filter((c) => c[0] === "rsync");
+    const binary = rsyncs.find((c) => c.includes(binPath))!;
+    assert.equal(binary.at(-1), "deploy@web1:/opt/app/build/");
+    assert.ok(binary.includes("--suffix=.prev"));
+    const mkdir = calls.find((c) => c.at(-1)?.startsWith("mkdir -p"))!;
+    assert.match(
+      mkdir.at(-1)!,
+      /\/opt\/app\/workers\/index \/opt\/app\/build$/,
+    );
+    calls.length = 0;
+    await deploy({
+      root,
+      name: "production",
+      target: { ...target, hosts: ["deploy@web1"] },
+      workers: [moved],
+      onlyWorkers: true,
+      rollback: true,
+      run,
+    });
+    assert.match(calls[0]!.at(-1)!, /\/opt\/app\/build\/index\.exe\.prev/);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
