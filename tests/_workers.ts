@@ -47,11 +47,16 @@ export interface RawAnswer {
   text: string;
 }
 
-/** Sends raw bytes on a new connection and parses the one answer (reads until close, at most `ms`). */
+/**
+ * Sends raw bytes on a new connection and parses the one answer: reads until
+ * the peer closes, at most `ms`, or (with `untilAnswer`) until one whole
+ * Content-Length answer has arrived.
+ */
 export async function exchange(
   port: number,
   bytes: Uint8Array | string,
   ms = 10_000,
+  untilAnswer = false,
 ): Promise<RawAnswer> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const chunks: Uint8Array[] = [];
@@ -68,6 +73,7 @@ export async function exchange(
       const n = await conn.read(buf);
       if (n === null) break;
       chunks.push(buf.slice(0, n));
+      if (untilAnswer && complete(chunks)) break;
     }
   } catch {
     // Closed by the timer or reset by the peer: parse what came.
@@ -86,6 +92,17 @@ export async function exchange(
     at += c.length;
   }
   return parseAnswer(all);
+}
+
+/** True when `chunks` hold a whole head and its Content-Length body. */
+function complete(chunks: Uint8Array[]): boolean {
+  const text = new TextDecoder("latin1").decode(
+    new Uint8Array(chunks.flatMap((c) => [...c])),
+  );
+  const end = text.indexOf("\r\n\r\n");
+  if (end < 0) return false;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+  return length !== null && text.length - end - 4 >= Number(length[1]);
 }
 
 /** Parses the last final (non-1xx) answer of a Content-Length-framed raw response. */

@@ -238,14 +238,36 @@ export function createProxy(
     const idempotent = IDEMPOTENT.has(req.method);
     let retryUntil = 0;
 
+    /** Starts the retry window at the first failure; true while it lasts. */
+    const mayRetry = () => {
+      const now = performance.now();
+      if (retryUntil === 0) {
+        retryUntil = now + (upstream.retryWindowMs ?? retryWindowMs);
+      }
+      return now < retryUntil && !req.signal.aborted;
+    };
+
     for (;;) {
-      const instance = upstream.acquire();
+      let instance = upstream.acquire();
       if (instance === undefined) {
-        if (retryUntil > 0 && performance.now() < retryUntil) {
+        // No healthy instance: wait for a replacement, like Caddy's lb_try_duration.
+        if (!mayRetry()) return unavailable(req, upstream, requestId);
+        if (upstream.acquireWithin === undefined) {
           await pause(RETRY_PAUSE_MS);
           continue;
         }
-        return unavailable(req, upstream, requestId);
+        instance = await upstream.acquireWithin(
+          Math.max(0, retryUntil - performance.now()),
+          req.signal,
+        );
+        if (instance === undefined) {
+          if (req.signal.aborted) {
+            return errorResponse(req, CLIENT_CLOSED, "Client closed request", {
+              requestId,
+            });
+          }
+          return unavailable(req, upstream, requestId);
+        }
       }
       const origin = originOf(instance.origin);
       const deadline = new HeaderDeadline(req, upstream.writeTimeoutMs);
@@ -267,21 +289,15 @@ export function createProxy(
         const resendable = err instanceof ConnectError ||
           (err instanceof NoResponseError && canResend &&
             (idempotent || !err.written));
-        if (resendable && !deadline.fired && !req.signal.aborted) {
-          if (retryUntil === 0) {
-            retryUntil = performance.now() +
-              (upstream.retryWindowMs ?? retryWindowMs);
-          }
-          if (performance.now() < retryUntil) {
-            logger.debug("worker request resent", {
-              worker: upstream.name,
-              origin: instance.origin,
-              error: describeError(err),
-              request_id: requestId,
-            });
-            await pause(RETRY_PAUSE_MS);
-            continue;
-          }
+        if (resendable && !deadline.fired && mayRetry()) {
+          logger.debug("worker request resent", {
+            worker: upstream.name,
+            origin: instance.origin,
+            error: describeError(err),
+            request_id: requestId,
+          });
+          await pause(RETRY_PAUSE_MS);
+          continue;
         }
         if (isClientFailure(err)) {
           return clientFailure(req, err, clientIp, upstream, requestId);

@@ -165,6 +165,12 @@ export class WorkerEntry {
       get writeTimeoutMs() {
         return entry.spec.settings.write_timeout_seconds * 1000;
       },
+      get readTimeoutMs() {
+        return entry.spec.settings.read_timeout_seconds * 1000;
+      },
+      get retryWindowMs() {
+        return entry.spec.settings.retry_window_ms;
+      },
       acquire: () => this.acquire(),
       retryAfterSeconds: () => this.retryAfterSeconds(),
       acquireWithin: (timeoutMs: number, signal?: AbortSignal) =>
@@ -189,14 +195,6 @@ export class WorkerEntry {
   /** The last thing that went wrong, until a replace succeeds (`last_error` in `/api/status`). */
   get lastError(): string | null {
     return this.#lastError;
-  }
-
-  get readTimeoutMs(): number {
-    return this.spec.settings.read_timeout_seconds * 1000;
-  }
-
-  get retryWindowMs(): number {
-    return this.spec.settings.retry_window_ms;
   }
 
   /** Records a problem that leaves the state as it is (a failed build or replace while the old instance serves). */

@@ -6,9 +6,10 @@ its Content-Length and nothing else: a chunked body reads as empty. It follows
 the worker contract by hand: listens on 127.0.0.1:$TQ_PORT, answers
 GET /health, exits when its stdin closes.
 
-Paths: /health; /seen (JSON list of every "METHOD path" it parsed);
-/early413 (answers 413 at once without reading the body, then closes);
-/slow?ms=N (answers after N ms); /crash (exits with code 3);
+Paths (under any route prefix, e.g. /py/seen): /health; .../seen (JSON
+list of every "METHOD path" it parsed); .../early413 (answers 413 at once
+without reading the body, then closes); .../slow?ms=N (answers after N ms);
+.../crash (exits with code 3);
 anything else: JSON with method, path, the Content-Length and
 Transfer-Encoding it got, Host, Proxy-Authorization, Expect, and the body's
 length and sha-256.
@@ -49,14 +50,15 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/health":
             return self.send(200, b"ok", "text/plain")
-        if url.path == "/py/seen":
+        last = url.path.rsplit("/", 1)[-1]
+        if last == "seen":
             with LOCK:
                 return self.send(200, json.dumps(SEEN).encode())
-        if url.path == "/py/early413":
+        if last == "early413":
             return self.send(413, b'{"error":"too large"}', close=True)
-        if url.path == "/py/crash":
+        if last == "crash":
             os._exit(3)
-        if url.path == "/py/slow":
+        if last == "slow":
             ms = int(parse_qs(url.query).get("ms", ["0"])[0])
             time.sleep(ms / 1000)
         length = int(self.headers.get("Content-Length") or 0)
