@@ -8,8 +8,12 @@
  *
  * @module
  */
-import { main } from "./src/cli/mod.ts";
+// First, before the rest of the server loads: a SIGHUP or SIGTERM during
+// startup must find a listener, never the default action.
+import { ProcessSignals } from "./src/cli/signals.ts";
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  const signals = ProcessSignals.install();
+  const { main } = await import("./src/cli/mod.ts");
+  Deno.exit(await main(Deno.args, { signals }));
 }

@@ -1,9 +1,10 @@
 import { basename, dirname, resolve } from "node:path";
 import { ConfigError } from "../config/mod.ts";
 import { createDevHooks } from "../dev/mod.ts";
-import { TqServer } from "../server/mod.ts";
+import { StartCancelled, TqServer } from "../server/mod.ts";
 import { VERSION } from "../version.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
+import { ProcessSignals } from "./signals.ts";
 import { runsFromSource } from "../runtime.ts";
 
 /** The project root: `--root`, else (compiled) two levels above the binary, else the working directory. */
@@ -27,12 +28,24 @@ function fail(text: string): void {
   console.error(text);
 }
 
+/** Options for {@linkcode main}. */
+export interface MainOptions {
+  /** Signal handling installed at the first line of `main.ts`. Default: installed here. */
+  signals?: ProcessSignals;
+}
+
 /**
- * Runs `tqserver` with the given arguments until it is stopped.
+ * Runs `tqserver` with the given arguments until it is stopped. A SIGTERM or
+ * SIGINT during startup cancels builds and starts, stops what was spawned and
+ * exits 0; a SIGHUP during startup runs once the server is ready.
  *
  * @returns The process exit code: 0 clean stop, 1 runtime failure, 2 bad usage or config.
  */
-export async function main(args: string[]): Promise<number> {
+export async function main(
+  args: string[],
+  options: MainOptions = {},
+): Promise<number> {
+  const { signals = ProcessSignals.install() } = options;
   let cli;
   try {
     cli = parseCliArgs(args);
@@ -67,8 +80,13 @@ export async function main(args: string[]): Promise<number> {
       quiet: cli.quiet,
       devHooks: (s) => s.mode === "dev" ? createDevHooks(s) : undefined,
       successor: Deno.env.get("TQ_UPGRADE_PARENT") !== undefined,
+      signal: signals.stopping,
     });
   } catch (err) {
+    if (err instanceof StartCancelled) {
+      // Asked to stop before it was ready: everything spawned is gone; a clean stop.
+      return 0;
+    }
     if (err instanceof ConfigError) {
       fail(`tqserver: bad config: ${err.message}`);
       return 2;
@@ -80,22 +98,56 @@ export async function main(args: string[]): Promise<number> {
     fail(`tqserver: cannot start: ${err instanceof Error ? err.message : err}`);
     return 1;
   }
-  const stop = (signal: string) => {
-    server.shutdown(signal).catch((err) =>
-      server.log.error("shutdown failed", { error: err })
-    );
-  };
-  const hup = () => {
-    server.log.info("reload requested", { signal: "SIGHUP" });
-    server.reload().catch((err) =>
-      server.log.error("reload failed", { error: err })
-    );
-  };
-  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  Deno.addSignalListener("SIGHUP", hup);
+  signals.handle({
+    stop: (signal) => {
+      server.shutdown(signal).catch((err) =>
+        server.log.error("shutdown failed", { error: err })
+      );
+    },
+    hup: () => {
+      server.log.info("reload requested", { signal: "SIGHUP" });
+      server.reload().catch((err) =>
+        server.log.error("reload failed", { error: err })
+      );
+    },
+  });
   // logrotate's convention: reopen the log files it moved away.
   Deno.addSignalListener("SIGUSR1", () => server.reopenLogs());
   await server.finished;
+  const successor = server.foregroundSuccessor;
+  if (successor) return await keepForeground(server, successor, signals);
   return server.exitCode;
+}
+
+/**
+ * After a self-upgrade started from a terminal: this process stays the
+ * terminal's job, so the shell keeps waiting and Ctrl+C still reaches the
+ * server. Its signals go to the successor; its exit code is the successor's.
+ */
+async function keepForeground(
+  server: TqServer,
+  successor: { pid: number; status: Promise<Deno.CommandStatus> },
+  signals: ProcessSignals,
+): Promise<number> {
+  const forward = (signal: Deno.Signal) => {
+    try {
+      Deno.kill(successor.pid, signal);
+    } catch {
+      // It has exited: its status ends this process too.
+    }
+  };
+  signals.handle({ stop: forward, hup: () => forward("SIGHUP") });
+  server.log.info("staying in the foreground for the new server", {
+    successor_pid: successor.pid,
+    why: "stdin is a terminal: Ctrl+C and signals to this pid reach it",
+  });
+  const status = await successor.status;
+  return status.signal ? 128 + signalNumber(status.signal) : status.code;
+}
+
+function signalNumber(signal: Deno.Signal): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<
+    string,
+    number
+  >)[signal] ?? 1;
 }

@@ -5,3 +5,4 @@
  */
 export * from "./args.ts";
 export * from "./main.ts";
+export * from "./signals.ts";

@@ -24,6 +24,8 @@ export interface WebSocketProxyOptions {
   requestId: string;
   /** Where failures are logged. */
   logger: Logger;
+  /** Open client sockets, so a stopping server can close them; each leaves the set when it closes. */
+  open?: Set<WebSocket>;
 }
 
 /** A close code that `WebSocket.close()` accepts: 1000 or 3000–4999. */
@@ -133,18 +135,25 @@ export async function proxyWebSocket(
     );
   }
   front.binaryType = "arraybuffer";
-  bridge(front, back, release);
+  bridge(front, back, release, options.open);
   return response;
 }
 
 /** Forwards messages between two sockets and closes each when the other closes. */
-function bridge(front: WebSocket, back: WebSocket, release: () => void): void {
+function bridge(
+  front: WebSocket,
+  back: WebSocket,
+  release: () => void,
+  open: Set<WebSocket> | undefined,
+): void {
+  open?.add(front);
   // The worker may speak before the client's side is open: queue until then.
   let queue: (string | ArrayBuffer)[] | undefined = [];
   let released = false;
   const closeBoth = (code: number, reason: string) => {
     if (!released) {
       released = true;
+      open?.delete(front);
       release();
     }
     const c = sendableCode(code);

@@ -80,6 +80,11 @@ export type ProxyHandler =
   & {
     /** Closes idle keep-alive connections to workers (call on shutdown). */
     close(): void;
+    /**
+     * Closes every proxied WebSocket with 1001 "going away" (and its worker
+     * side with it), so a stopping server waits on none of them.
+     */
+    closeWebSockets(): void;
   };
 
 /** Status for a request whose client left before the worker answered (nginx's 499). */
@@ -158,6 +163,7 @@ export function createProxy(
     }
     return origin;
   }
+  const sockets = new Set<WebSocket>();
 
   async function forward(
     req: Request,
@@ -184,6 +190,7 @@ export function createProxy(
         logger,
         requestId,
         worker: upstream.name,
+        open: sockets,
       });
     }
 
@@ -471,6 +478,13 @@ export function createProxy(
   return Object.assign(proxy, {
     close(): void {
       transport.close();
+    },
+    closeWebSockets(): void {
+      for (const socket of sockets) {
+        if (socket.readyState < WebSocket.CLOSING) {
+          socket.close(1001, "Server shutting down");
+        }
+      }
     },
   });
 }

@@ -1,3 +1,4 @@
+import type { OpenStreams } from "./streams.ts";
 import type { DevHooks } from "../dev_contract.ts";
 import { errorResponse } from "../proxy/mod.ts";
 import { rawPathOf, routeMatches } from "../routes/mod.ts";
@@ -25,6 +26,8 @@ export interface PublicHandlerOptions {
   notFound: (req: Request) => Response;
   /** True once the server hands over or stops: answers carry `Connection: close`. */
   closing?: () => boolean;
+  /** Tracks event streams (live reload, workers' SSE) so a stopping server can end them. */
+  streams?: OpenStreams | undefined;
 }
 
 function withConnectionClose(res: Response): Response {
@@ -56,6 +59,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     compress,
     notFound,
     closing = () => false,
+    streams,
   } = options;
   return async (req, info) => {
     if (!req.headers.has("host")) {
@@ -67,12 +71,14 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     let res: Response;
     if (routeMatches("/_tq", pathname)) {
       res = dev ? await dev.handle(req, pathname) : notFound(req);
+      if (streams) res = streams.track(res);
     } else if (serveStatic && routeMatches(staticPrefix, pathname)) {
       res = await serveStatic(req);
     } else {
       res = await proxy(req, info);
       if (dev) res = dev.transform(res, req);
       if (compress) res = compress(req, res);
+      if (streams) res = streams.track(res);
     }
     return closing() ? withConnectionClose(res) : res;
   };

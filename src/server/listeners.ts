@@ -15,6 +15,7 @@ import { routeMatches, type RouteTable } from "../routes/mod.ts";
 import type { StaticHandler } from "../static/mod.ts";
 import { servedFiles } from "./served_files.ts";
 import { createPublicHandler } from "./handler.ts";
+import type { OpenStreams } from "./streams.ts";
 
 /** Options for {@linkcode openListeners}. */
 export interface ListenersOptions {
@@ -24,6 +25,8 @@ export interface ListenersOptions {
   config: Config;
   /** `--port`, overriding `server.port`. */
   port?: number | undefined;
+  /** Event streams of both listeners, ended when the server stops. */
+  streams: OpenStreams;
   /** The route table the proxy reads. */
   table: RouteTable;
   /** Logger. */
@@ -80,7 +83,7 @@ const UNENFORCED: Readonly<Record<string, string>> = {
  * the same ports while this server still serves (SPEC §6).
  */
 export function openListeners(options: ListenersOptions): Listeners {
-  const { config, root, table, logger: log, dev, closing } = options;
+  const { config, root, table, logger: log, dev, closing, streams } = options;
   const port = options.port ?? config.server.port;
   const staticCfg = config.server.static;
   for (const [key, why] of Object.entries(UNENFORCED)) {
@@ -104,6 +107,7 @@ export function openListeners(options: ListenersOptions): Listeners {
     compress: (req, res) => served.compress ? served.compress(req, res) : res,
     notFound: (req) => errorResponse(req, 404, "Not found"),
     closing,
+    streams,
   });
   const { metrics, now } = options;
   const access = config.server.access_log
@@ -129,16 +133,22 @@ export function openListeners(options: ListenersOptions): Listeners {
     access: access ? (entry) => access.write(entry) : undefined,
     ...(now ? { now } : {}),
   });
-  const server = Deno.serve({
-    hostname: config.server.host,
+  const server = bind(
+    config.server.host,
     port,
-    reusePort: true,
-    onListen: () => {},
-    onError: (err) => {
-      log.error("request failed", { error: err });
-      return new Response("Internal server error\n", { status: 500 });
-    },
-  }, metered);
+    portKey(options),
+    () =>
+      Deno.serve({
+        hostname: config.server.host,
+        port,
+        reusePort: true,
+        onListen: () => {},
+        onError: (err) => {
+          log.error("request failed", { error: err });
+          return new Response("Internal server error\n", { status: 500 });
+        },
+      }, metered),
+  );
   const admin = config.server.admin;
   let adminServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   let adminHandler: AdminHandler | undefined;
@@ -155,15 +165,28 @@ export function openListeners(options: ListenersOptions): Listeners {
       dashboardDir: options.dashboardDir ??
         join(root, "server", "public", "admin"),
     });
-    adminServer = Deno.serve(
-      {
-        hostname: admin.host,
-        port: admin.port,
-        reusePort: true,
-        onListen: () => {},
-      },
-      adminHandler,
-    );
+    const handler = adminHandler;
+    try {
+      adminServer = bind(
+        admin.host,
+        admin.port,
+        "server.admin.port",
+        () =>
+          Deno.serve(
+            {
+              hostname: admin.host,
+              port: admin.port,
+              reusePort: true,
+              onListen: () => {},
+            },
+            handler,
+          ),
+      );
+    } catch (err) {
+      server.shutdown().catch(() => {});
+      proxy.close();
+      throw err;
+    }
   }
   return {
     public: server,
@@ -178,15 +201,39 @@ export function openListeners(options: ListenersOptions): Listeners {
   };
 }
 
+/** The config key (or flag) that set the public port, for error messages. */
+export function portKey(options: { port?: number | undefined }): string {
+  return options.port === undefined ? "server.port" : "--port";
+}
+
+function inUse(host: string, port: number, key: string): Error {
+  return new Deno.errors.AddrInUse(
+    `Port ${port} on "${host}" (${key}) is already in use`,
+  );
+}
+
+/** Runs `serve`, turning "address in use" into an error that names port, host and key. */
+function bind<T>(host: string, port: number, key: string, serve: () => T): T {
+  try {
+    return serve();
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw Object.assign(inUse(host, port, key), { cause: err });
+    }
+    throw err;
+  }
+}
+
 /**
  * Fails when something already listens on `host:port`: with `reusePort` a
  * second server would otherwise share the port silently.
  *
- * @throws {Deno.errors.AddrInUse} Naming the port and host.
+ * @throws {Deno.errors.AddrInUse} Naming the port, host and config key.
  */
 export async function assertPortFree(
   host: string,
   port: number,
+  key: string,
 ): Promise<void> {
   if (port === 0) return;
   const target = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
@@ -196,7 +243,5 @@ export async function assertPortFree(
   } catch {
     return;
   }
-  throw new Deno.errors.AddrInUse(
-    `Port ${port} on "${host}" is already in use by another process`,
-  );
+  throw inUse(host, port, key);
 }

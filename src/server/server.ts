@@ -42,7 +42,14 @@ import { RouteTable } from "../routes/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
 import type { DevHooks } from "../dev_contract.ts";
-import { assertPortFree, type Listeners, openListeners } from "./listeners.ts";
+import {
+  assertPortFree,
+  type Listeners,
+  openListeners,
+  portKey,
+} from "./listeners.ts";
+import { PidFile } from "./pid_file.ts";
+import { OpenStreams } from "./streams.ts";
 import {
   HANDOVER_MS,
   notifyPredecessor,
@@ -74,6 +81,16 @@ export interface ServerOptions {
   devHooks?: (server: TqServer) => DevHooks | undefined;
   /** True when this process was started by an upgrading predecessor. */
   successor?: boolean;
+  /** Aborts the start (SIGTERM or SIGINT during startup): builds and starts are cancelled, {@linkcode StartCancelled} thrown. */
+  signal?: AbortSignal;
+}
+
+/** Thrown by {@linkcode TqServer.start} when its signal aborted: nothing it spawned is left running. */
+export class StartCancelled extends Error {
+  constructor(reason: string) {
+    super(`Start cancelled by ${reason}`);
+    this.name = "StartCancelled";
+  }
 }
 
 /** The running server: public listener, admin listener, supervisor. */
@@ -110,6 +127,9 @@ export class TqServer {
   #reloadState: ReloadState;
   #finish!: () => void;
   #dev: DevHooks | undefined;
+  #streams = new OpenStreams();
+  #pidFile: PidFile | undefined;
+  #successor: Deno.ChildProcess | undefined;
   #lastDiscoverWarnings = new Set<string>();
   #serverLog: ServerLog | undefined;
   #access: AccessLog | undefined;
@@ -230,12 +250,20 @@ export class TqServer {
       ...(serverLog ? { serverLog } : {}),
     });
     ref.server = server;
+    const { signal } = options;
+    // Cancels health waits and builds under way; the start then unwinds below.
+    const cancel = () => server.supervisor.shutdown();
+    signal?.addEventListener("abort", cancel, { once: true });
     try {
       await server.#start();
     } catch (err) {
       // Nothing may be left running when the start fails (a port in use, say).
-      await server.shutdown("start failed");
+      const reason = signal?.aborted ? String(signal.reason) : "start failed";
+      await server.shutdown(reason);
+      if (signal?.aborted) throw new StartCancelled(reason);
       throw err;
+    } finally {
+      signal?.removeEventListener("abort", cancel);
     }
     return server;
   }
@@ -278,8 +306,11 @@ export class TqServer {
     return specs;
   }
 
-  /** Builds the TypeScript and Go workers among `specs` whose binaries are stale. */
-  async build(specs: WorkerSpec[]): Promise<BuildResult[]> {
+  /** Builds the TypeScript and Go workers among `specs` whose binaries are stale; `signal` cancels the TypeScript builds. */
+  async build(
+    specs: WorkerSpec[],
+    signal?: AbortSignal,
+  ): Promise<BuildResult[]> {
     const targets = (kind: WorkerSpec["kind"]): BuildTarget[] =>
       specs.filter((s) => s.kind === kind && s.entry).map((s) => ({
         name: s.name,
@@ -292,7 +323,9 @@ export class TqServer {
     // One count for both builders: `[3/5] hello_go 900 ms`.
     const progress = { done: 0, total: ts.length + go.length };
     const [a, b] = await Promise.all([
-      ts.length ? this.builder.buildAll(ts, { progress }) : [],
+      ts.length
+        ? this.builder.buildAll(ts, { progress, ...(signal ? { signal } : {}) })
+        : [],
       go.length ? this.goBuilder.buildAll(go, { progress }) : [],
     ]);
     return [...a, ...b];
@@ -347,18 +380,40 @@ export class TqServer {
       root: this.root,
       pid: Deno.pid,
     });
-    if (!this.#options.successor) {
+    const { signal, successor } = this.#options;
+    const cancelled = () => {
+      if (signal?.aborted) throw new StartCancelled(String(signal.reason));
+    };
+    const pidFile = config.server.pid_file
+      ? new PidFile(this.root, config.server.pid_file, this.log)
+      : undefined;
+    // A successor takes the file over only once it serves (its start may fail).
+    if (pidFile && !successor) {
+      await pidFile.write();
+      this.#pidFile = pidFile;
+    }
+    const specs = await this.discover();
+    cancelled();
+    this.#dev = this.#options.devHooks?.(this);
+    if (!successor) {
+      // Fail fast: both ports are ours before any build or worker starts.
       await assertPortFree(
         config.server.host,
         this.#options.port ?? config.server.port,
+        portKey(this.#options),
       );
+      const admin = config.server.admin;
+      if (admin.enabled) {
+        await assertPortFree(admin.host, admin.port, "server.admin.port");
+      }
+      this.#listen();
     }
-    const specs = await this.discover();
-    const built = mode === "dev" ? await this.build(specs) : [];
-    this.#dev = this.#options.devHooks?.(this);
+    cancelled();
+    const built = mode === "dev" ? await this.build(specs, signal) : [];
+    cancelled();
     this.#dev?.onBuild?.(built);
-    // Workers first: a successor's listener must not take connections before its workers serve.
     await this.supervisor.start(specs);
+    cancelled();
     for (const result of built) {
       if (result.status === "failed") {
         this.supervisor.noteError(
@@ -368,7 +423,9 @@ export class TqServer {
       }
     }
     await checkForChanges(this, this.#reloadState, { record: true });
-    this.#listen();
+    cancelled();
+    // A successor binds only now: its listener must not take connections before its workers serve.
+    if (successor) this.#listen();
     this.log.info("tqserver ready", {
       port: this.port,
       admin: this.adminPort
@@ -380,6 +437,10 @@ export class TqServer {
       // systemd must know the new main process before the old one exits.
       await sdNotify(`MAINPID=${Deno.pid}\nREADY=1`, this.log);
       notifyPredecessor(this.log);
+      if (pidFile) {
+        await pidFile.write();
+        this.#pidFile = pidFile;
+      }
     } else {
       await sdNotify("READY=1", this.log);
     }
@@ -403,6 +464,7 @@ export class TqServer {
       logger: this.log,
       dev: this.#dev,
       closing: () => this.#closing,
+      streams: this.#streams,
       status: () => this.status(),
       reload: () => this.reload(),
       dashboardDir: this.#options.dashboardDir,
@@ -437,11 +499,17 @@ export class TqServer {
     }
     this.#upgrading = true;
     try {
-      const ok = await startSuccessor({
+      // From a terminal, this process stays its job so Ctrl+C reaches the new server.
+      const foreground = isTerminal();
+      const child = await startSuccessor({
         logger: this.log,
         timeoutMs: successorTimeoutMs(this.config),
+        graceMs: this.config.workers.shutdown_grace_period_ms,
+        foreground,
       });
+      const ok = child !== undefined;
       if (ok) {
+        if (foreground) this.#successor = child;
         this.#closing = true;
         // Keep-alive clients get `Connection: close` on their next request and
         // reconnect, landing on the successor's listener too, before this one closes.
@@ -454,8 +522,10 @@ export class TqServer {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish (bounded), stops every
-   * worker and resolves when nothing is left running.
+   * Stops accepting, ends streams that never end by themselves (event
+   * streams, WebSockets: clients reconnect), lets in-flight requests finish
+   * (up to `drain_timeout_ms`), stops every worker (visible as `stopping` on
+   * the admin port meanwhile) and resolves when nothing is left running.
    */
   async shutdown(reason = "signal"): Promise<void> {
     if (this.#stopping) return await this.finished;
@@ -463,19 +533,25 @@ export class TqServer {
     this.#closing = true;
     this.log.info("tqserver stopping", { reason });
     if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
+    this.#streams.closeAll();
+    this.#proxy?.closeWebSockets();
     const drainMs = this.config.workers.default.drain_timeout_ms;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    // Open dashboard streams would hold the admin listener's shutdown for the whole drain.
+    // Open dashboard streams would hold the admin listener's shutdown.
     this.#adminHandler?.close();
-    await Promise.race([
-      Promise.all([this.#public?.shutdown(), this.#admin?.shutdown()]),
-      new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
-    ]);
-    clearTimeout(timer);
+    const drained = await within(this.#public?.shutdown(), drainMs);
+    if (!drained) {
+      this.log.warn("drain timed out", {
+        port: this.port,
+        timeout_ms: drainMs,
+        key: "workers.default.drain_timeout_ms",
+      });
+    }
     await this.supervisor.shutdown();
+    await within(this.#admin?.shutdown(), ADMIN_CLOSE_MS);
     await this.#dev?.close?.();
     await this.builder.close();
     this.#proxy?.close();
+    this.#pidFile?.remove();
     this.log.info("tqserver stopped", { reason });
     this.#access?.close();
     this.#serverLog?.close();
@@ -492,6 +568,39 @@ export class TqServer {
   /** True once the server is handing over or stopping. */
   get closing(): boolean {
     return this.#closing;
+  }
+
+  /** The successor this server handed over to while staying the terminal's foreground job. */
+  get foregroundSuccessor(): Deno.ChildProcess | undefined {
+    return this.#successor;
+  }
+}
+
+/** Longest wait for the admin listener's last answers once the workers stopped. */
+const ADMIN_CLOSE_MS = 1000;
+
+/** Awaits `promise` for at most `ms`; true when it settled in time. */
+async function within(
+  promise: Promise<unknown> | undefined,
+  ms: number,
+): Promise<boolean> {
+  if (!promise) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<false>((resolve) =>
+      timer = setTimeout(() => resolve(false), ms)
+    ),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
+function isTerminal(): boolean {
+  try {
+    return Deno.stdin.isTerminal();
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { runsFromSource } from "../runtime.ts";
+import { killGroup, killGroupAndWait } from "../supervisor/mod.ts";
 
 /** Env var naming the pid of the server that started this one as its successor. */
 export const UPGRADE_PARENT_ENV = "TQ_UPGRADE_PARENT";
@@ -21,6 +22,10 @@ export interface SuccessorOptions {
   timeoutMs: number;
   /** Arguments of this server, passed on unchanged. Default `Deno.args`. */
   args?: string[];
+  /** A successor that failed gets this long after SIGTERM before its group is SIGKILLed. Default 5000. */
+  graceMs?: number;
+  /** Keep a reference to the successor (this process waits for it as the terminal's job). Default false. */
+  foreground?: boolean;
 }
 
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
@@ -40,12 +45,18 @@ export function selfCommand(
  * it serves (SIGUSR2 to this process) — tableflip's handover, with a signal as
  * the ready pipe. The successor binds the same port through `reusePort`.
  *
- * @returns true once the successor serves; false (and the successor killed) when it failed.
+ * @returns The successor once it serves; undefined (its whole process group killed) when it failed.
  */
 export async function startSuccessor(
   options: SuccessorOptions,
-): Promise<boolean> {
-  const { logger, timeoutMs, args = Deno.args } = options;
+): Promise<Deno.ChildProcess | undefined> {
+  const {
+    logger,
+    timeoutMs,
+    args = Deno.args,
+    graceMs = 5000,
+    foreground = false,
+  } = options;
   const { command, args: argv } = selfCommand(args);
   let onReady = () => {};
   const ready = new Promise<"ready">((resolve) =>
@@ -66,7 +77,7 @@ export async function startSuccessor(
   } catch (err) {
     Deno.removeSignalListener("SIGUSR2", onReady);
     logger.error("server upgrade failed", { error: err });
-    return false;
+    return undefined;
   }
   logger.info("server upgrade started", { successor_pid: child.pid });
   const timeout = AbortSignal.timeout(timeoutMs);
@@ -83,21 +94,31 @@ export async function startSuccessor(
   ]);
   Deno.removeSignalListener("SIGUSR2", onReady);
   if (outcome === "ready") {
-    child.unref();
+    if (!foreground) child.unref();
     logger.info("server upgrade ready, handing over", {
       successor_pid: child.pid,
     });
-    return true;
-  }
-  try {
-    Deno.kill(-child.pid, "SIGTERM");
-  } catch {
-    // It already exited.
+    return child;
   }
   logger.error("server upgrade failed, this server keeps serving", {
     error: outcome,
+    successor_pid: child.pid,
   });
-  return false;
+  // It and whatever it started (its workers) go: SIGTERM, SIGKILL of the group after the grace.
+  killGroup(child.pid, "SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    child.status,
+    new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+  ]);
+  clearTimeout(timer);
+  if (!(await killGroupAndWait(child.pid, 2000))) {
+    logger.warn("failed successor's process group is still alive", {
+      successor_pid: child.pid,
+    });
+  }
+  await child.status;
+  return undefined;
 }
 
 /** In a successor: tells the predecessor that this server serves now. */

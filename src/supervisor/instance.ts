@@ -1,7 +1,7 @@
 import type { Logger } from "../log/mod.ts";
-import { killGroup, killGroupAndWait } from "./_process_group.ts";
+import { groupAlive, killGroup, killGroupAndWait } from "./_process_group.ts";
 
-export { killGroup };
+export { groupAlive, killGroup, killGroupAndWait };
 
 /**
  * A spawned process; `spawnedAt` (ms since the epoch) when it was started

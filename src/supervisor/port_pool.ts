@@ -1,3 +1,11 @@
+/** Every port of the pool is taken: by our instances or by other processes. */
+export class NoFreePortError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoFreePortError";
+  }
+}
+
 /** Options for {@linkcode PortPool}. */
 export interface PortPoolOptions {
   /** Host the workers listen on. Default `"127.0.0.1"`. */
@@ -60,7 +68,7 @@ export class PortPool {
   /**
    * Returns a free port and marks it used.
    *
-   * @throws {RangeError} When every port of the range is taken.
+   * @throws {NoFreePortError} When every port of the range is taken (a runtime failure, exit code 1, not bad usage).
    */
   acquire(): number {
     const size = this.#end - this.#start + 1;
@@ -72,7 +80,9 @@ export class PortPool {
       this.#used.add(port);
       return port;
     }
-    throw new RangeError(`No free port in range "${this.#start}-${this.#end}"`);
+    throw new NoFreePortError(
+      `No free port in range "${this.#start}-${this.#end}" (workers.port_range_start-port_range_end)`,
+    );
   }
 
   /** Returns a port to the pool. */

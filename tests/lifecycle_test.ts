@@ -1,0 +1,244 @@
+// End-to-end: the server's lifecycle with real processes and signals — signals
+// from the first instant, start order, PID file, streams closed at shutdown.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  copyServer,
+  ECHO_WORKER,
+  freePort,
+  makeProject,
+  type Project,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
+
+/** True while `pid` runs (a zombie waiting to be reaped does not count). */
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** A worker that notes its pid in `{root}/pids`, waits `delay` s, then runs the echo worker. */
+function writeSlowWorker(project: Project, name: string, delay: number): void {
+  const dir = join(project.root, "workers", name, "bin");
+  Deno.mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  Deno.writeTextFileSync(
+    path,
+    `#!/bin/sh\necho $$ >> '${project.root}/pids'\nsleep ${delay}\n` +
+      `exec '${Deno.execPath()}' run -A --no-config '${ECHO_WORKER}'\n`,
+    { mode: 0o755 },
+  );
+  Deno.chmodSync(path, 0o755);
+}
+
+function pids(project: Project): number[] {
+  try {
+    return Deno.readTextFileSync(join(project.root, "pids")).trim().split("\n")
+      .filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+Deno.test("a SIGHUP 50 ms after start is queued and runs once the server is ready", async () => {
+  const project = makeProject();
+  const server = await startServer(project, ["--mode", "prod"], {
+    waitReady: false,
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    Deno.kill(server.process.pid, "SIGHUP");
+    await server.waitForLog("reload check done", 20000);
+    const log = server.logs();
+    const ready = log.indexOf("tqserver ready");
+    const reload = log.indexOf("reload requested");
+    assert.ok(ready >= 0, "the server did not become ready");
+    assert.ok(reload > ready, "the SIGHUP ran before the server was ready");
+    assert.equal((await server.stop()).code, 0);
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("a SIGTERM during startup cancels it, stops what was spawned and exits 0", async (t) => {
+  await t.step("50 ms after start", async () => {
+    const project = makeProject({ workers: {} });
+    writeSlowWorker(project, "index", 2);
+    const server = await startServer(project, ["--mode", "prod"], {
+      waitReady: false,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      Deno.kill(server.process.pid, "SIGTERM");
+      const status = await server.process.status;
+      assert.equal(status.code, 0, server.logs());
+      assert.equal(status.signal, null);
+      assert.ok(!server.logs().includes("tqserver ready"));
+      for (const pid of pids(project)) {
+        await waitFor(() => !running(pid), 2000, `worker ${pid} to be gone`);
+      }
+    } finally {
+      await server.stop();
+      project.cleanup();
+    }
+  });
+  await t.step("while a worker is starting", async () => {
+    const project = makeProject({ workers: {} });
+    writeSlowWorker(project, "index", 20);
+    const server = await startServer(project, ["--mode", "prod"], {
+      waitReady: false,
+    });
+    try {
+      const pid = await waitFor(() => pids(project)[0], 10000, "a worker");
+      const started = Date.now();
+      Deno.kill(server.process.pid, "SIGTERM");
+      const status = await server.process.status;
+      assert.equal(status.code, 0, server.logs());
+      assert.ok(
+        Date.now() - started < 5000,
+        `exit took ${Date.now() - started} ms`,
+      );
+      assert.ok(!running(pid), `the starting worker ${pid} still runs`);
+      assert.match(server.logs(), /worker start cancelled/);
+    } finally {
+      await server.stop();
+      project.cleanup();
+    }
+  });
+});
+
+Deno.test("a busy admin port fails the start before any worker starts, naming the port", async () => {
+  const project = makeProject({ workers: {} });
+  writeSlowWorker(project, "index", 0);
+  const squatter = Deno.listen({
+    hostname: "127.0.0.1",
+    port: project.adminPort,
+  });
+  const server = await startServer(project, ["--mode", "prod"], {
+    waitReady: false,
+  });
+  try {
+    const status = await server.process.status;
+    await server.stop();
+    assert.equal(status.code, 1);
+    assert.ok(
+      server.logs().includes(
+        `Port ${project.adminPort} on "127.0.0.1" (server.admin.port) is already in use`,
+      ),
+      server.logs(),
+    );
+    assert.deepEqual(pids(project), [], "a worker was started");
+  } finally {
+    squatter.close();
+    project.cleanup();
+  }
+});
+
+Deno.test("the PID file names the server, follows a self-upgrade and is removed on a clean stop", async () => {
+  const source = copyServer();
+  const project = makeProject();
+  const pidFile = join(project.root, "logs", "tqserver.pid");
+  const server = await startServer(project, ["--mode", "prod"], {
+    main: join(source, "main.ts"),
+  });
+  let successor = 0;
+  try {
+    assert.equal(
+      Deno.readTextFileSync(pidFile).trim(),
+      String(server.process.pid),
+    );
+    const now = new Date();
+    Deno.utimeSync(join(source, "src", "version.ts"), now, now);
+    Deno.kill(server.process.pid, "SIGHUP");
+    await server.waitForLog("server upgrade ready", 30000);
+    assert.equal((await server.process.status).code, 0);
+    successor = (await server.status()).pid;
+    assert.notEqual(successor, server.process.pid);
+    assert.equal(
+      Deno.readTextFileSync(pidFile).trim(),
+      String(successor),
+      "the successor did not take the PID file over",
+    );
+    Deno.kill(Number(Deno.readTextFileSync(pidFile)), "SIGTERM");
+    await waitFor(() => !running(successor), 10000, "the successor to stop");
+    await waitFor(
+      () => {
+        try {
+          Deno.statSync(pidFile);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      2000,
+      "the PID file to be removed",
+    );
+  } finally {
+    if (successor && running(successor)) Deno.kill(successor, "SIGKILL");
+    await server.stop();
+    project.cleanup();
+    Deno.removeSync(source, { recursive: true });
+  }
+});
+
+Deno.test("stopping closes proxied WebSockets (1001) and event streams instead of waiting on them", async () => {
+  const project = makeProject();
+  const server = await startServer(project);
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    const closed = new Promise<number>((resolve) =>
+      ws.onclose = (e) => resolve(e.code)
+    );
+    const started = Date.now();
+    // drain_timeout_ms is 30000 by default: only closing the socket ends this quickly.
+    const status = await server.stop();
+    const ms = Date.now() - started;
+    assert.equal(status.code, 0);
+    assert.equal(await closed, 1001);
+    assert.ok(ms < 5000, `the stop took ${ms} ms`);
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("a busy public port named by --port fails with the flag in the message", async () => {
+  const project = makeProject();
+  const port = freePort();
+  const squatter = Deno.listen({ hostname: "127.0.0.1", port });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(Deno.cwd(), "main.ts"),
+        "--root",
+        project.root,
+        "--port",
+        String(port),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, err);
+    assert.ok(
+      err.includes(`Port ${port} on "127.0.0.1" (--port) is already in use`),
+      err,
+    );
+  } finally {
+    squatter.close();
+    project.cleanup();
+  }
+});
