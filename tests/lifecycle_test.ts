@@ -53,7 +53,7 @@ Deno.test("a SIGHUP 50 ms after start is queued and runs once the server is read
   try {
     await new Promise((r) => setTimeout(r, 50));
     Deno.kill(server.process.pid, "SIGHUP");
-    await server.waitForLog("reload check done", 20000);
+    await server.waitForLog("reload requested", 20000);
     const log = server.logs();
     const ready = log.indexOf("tqserver ready");
     const reload = log.indexOf("reload requested");
