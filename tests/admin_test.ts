@@ -324,6 +324,15 @@ Deno.test("/api/stream sends a status snapshot, then each event as it happens", 
       /id: \d+\nevent: event\ndata: \{[^\n]*"type":"replace"[^\n]*"reason":"manual"/,
       1000,
     );
+    // An open dashboard stream must not hold the shutdown for the drain timeout (30 s).
+    const stopping = performance.now();
+    const status = await server.stop();
+    assert.equal(status.code, 0);
+    assert.ok(
+      performance.now() - stopping < 10_000,
+      `stop took ${Math.round(performance.now() - stopping)} ms`,
+    );
+    await readUntil(/"message":"Server stopping \(SIGTERM\)"/, 1000);
   } finally {
     abort.abort();
     await server.stop();

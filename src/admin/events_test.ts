@@ -48,6 +48,11 @@ Deno.test("observeRecords turns supervisor, build and reload records into timeli
   });
   rec("worker state", { worker: "api", from: "starting", to: "healthy" });
   rec("request failed", { error: "x" });
+  rec("worker start failed", {
+    worker: "api",
+    reason: "manual",
+    error: new Error("Exited with code 1"),
+  });
   assert.deepEqual(log.since(0).map((e) => [e.type, e.message]), [
     ["replace", "api replaced (manual) in 120 ms: pid 5 → 7"],
     ["crash", "api crashed (pid 7): Exited unexpectedly with code 3"],
@@ -57,5 +62,9 @@ Deno.test("observeRecords turns supervisor, build and reload records into timeli
       "reload",
       "Reload check: checked 12 workers in 14 ms: 1 replaced (binary-changed)",
     ],
+    ["replace-failed", "api failed to start (manual): Exited with code 1"],
   ]);
+  // Errors reach /api/events as their message, not as `{}`.
+  const last = JSON.parse(JSON.stringify(log.since(0).at(-1)));
+  assert.equal(last.fields.error, "Exited with code 1");
 });

@@ -21,6 +21,16 @@ export function observeRecords(
   return (record) => {
     metrics?.observe(record);
     const event = eventFromRecord(record);
-    if (event) events.add(event);
+    if (event) events.add({ ...event, fields: plainFields(event.fields) });
   };
+}
+
+/** Fields as JSON can carry them: an Error becomes its message (JSON would make it `{}`). */
+function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    out[key] = value instanceof Error ? value.message : value;
+  }
+  return out;
 }
