@@ -456,3 +456,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a custom binaries.path is where the builder writes, the supervisor runs and SIGHUP looks",
+  ignore: !HAS_GO,
+  fn: async () => {
+    const project = designProject();
+    const deployment = join(project.root, "config", "deployment.yaml");
+    Deno.writeTextFileSync(
+      deployment,
+      Deno.readTextFileSync(deployment)
+        .replace('format: "{worker_name}"', 'format: "{worker_name}.bin"')
+        .replace(
+          'path: "workers/{worker_name}/bin/{worker_name}"',
+          'path: "dist/{worker_name}.bin"',
+        )
+        .replace('output_dir: "bin"', 'output_dir: "../../dist"')
+        .replace('output_dir: "workers"', 'output_dir: "dist"'),
+    );
+    const build = () =>
+      runBuildCli(["--root", project.root, "--mode", "prod"], {
+        logger: createLogger({ level: "error" }),
+        stderr: () => {},
+      });
+    assert.equal(await build(), 0);
+    const bin = join(project.root, "dist", "index.bin");
+    assert.ok(Deno.statSync(bin).isFile);
+    assert.throws(() =>
+      Deno.statSync(join(project.root, "workers", "index", "bin", "index"))
+    );
+    const server = await start(project, "prod");
+    try {
+      assert.match(await text(`${server.base}/`), /^index-v1 /);
+      const index = (await server.status()).workers.find((w) =>
+        w.name === "index"
+      ) as { binary_path?: string } | undefined;
+      assert.equal(index?.binary_path, bin);
+      writeGoWorker(project.root, "index", "index-v2");
+      assert.equal(await build(), 0);
+      server.process.kill("SIGHUP");
+      await waitFor(
+        async () => (await text(`${server.base}/`)).startsWith("index-v2"),
+        20_000,
+        "index-v2 after SIGHUP",
+      );
+    } finally {
+      await server.stop();
+      project.cleanup();
+    }
+  },
+});
