@@ -507,3 +507,55 @@ Deno.test("SIGUSR1 reopens a log file that was moved away; the access log has on
     project.cleanup();
   }
 });
+
+Deno.test("dev: a build error is a timeline event with file and line, and is counted", async () => {
+  const project = makeProject({
+    workers: {},
+    deploymentYaml:
+      "deployment:\n  dev:\n    file_watcher:\n      debounce_ms: 40\n",
+  });
+  const src = join(project.root, "workers", "app", "src");
+  Deno.mkdirSync(src, { recursive: true });
+  Deno.mkdirSync(join(project.root, "workers", "app", "public"));
+  const source = (body: string) =>
+    `const server = Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("TQ_PORT")), onListen() {} }, () => new Response(${body}));
+Deno.addSignalListener("SIGTERM", () => server.shutdown());
+(async () => { for await (const _ of Deno.stdin.readable) { /* never written */ } Deno.exit(0); })();
+`;
+  Deno.writeTextFileSync(join(src, "main.ts"), source('"v1"'));
+  const server = await startServer(project, ["--mode", "dev"]);
+  try {
+    const progress = await waitFor(
+      async () =>
+        (await events(server.admin)).find((e) =>
+          e.type === "build" && e.worker === "app"
+        ),
+      10_000,
+      "the startup build event",
+    );
+    assert.match(progress.message, /^app built in \d+ ms$/);
+    assert.match(server.logs(), /INFO {2}\[1\/1\] app \d+ ms worker=app/);
+    Deno.writeTextFileSync(join(src, "main.ts"), source('"v2" + + ;'));
+    const error = await waitFor(
+      async () =>
+        (await events(server.admin)).find((e) => e.type === "build-error"),
+      15_000,
+      "a build-error event",
+    );
+    assert.equal(error.worker, "app");
+    assert.match(
+      error.message,
+      /^app build failed: .*workers\/app\/src\/main\.ts:\d+: /,
+    );
+    const metrics = parsePrometheus(
+      await (await fetch(`${server.admin}/metrics`)).text(),
+    );
+    assert.equal(
+      metrics.value("tqserver_build_errors_total", { worker: "app" }),
+      1,
+    );
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
