@@ -15,7 +15,7 @@ export interface PublicHandlerOptions {
   /** The reverse proxy to the workers. */
   proxy: Handler;
   /** Static file handler, when `server.static.enabled`. */
-  serveStatic?: ((req: Request) => Promise<Response>) | undefined;
+  serveStatic?: ((req: Request) => Response | Promise<Response>) | undefined;
   /** URL prefix of static files. Default `/static`. */
   staticPrefix?: string;
   /** Dev hooks; absent in prod. */

@@ -59,7 +59,7 @@ export interface StaticHandlerOptions {
 
 /** A static file request handler, with its cache, as returned by {@linkcode createStaticHandler}. */
 export interface StaticHandler {
-  (req: Request): Promise<Response>;
+  (req: Request): Response | Promise<Response>;
   /** Drops the cached entries of `worker` (all when omitted); returns how many. */
   invalidate(worker?: string): number;
   /** Cache and traffic counters. */
@@ -67,6 +67,14 @@ export interface StaticHandler {
 }
 
 const ALLOW = "GET, HEAD";
+
+/** A request path checked by `parseStaticPath`, with its cache key. */
+interface ParsedPath {
+  worker: string;
+  segments: string[];
+  trailingSlash: boolean;
+  key: string;
+}
 const KiB = 1024;
 const encoder = new TextEncoder();
 
@@ -171,40 +179,40 @@ export function createStaticHandler(
   // Without a cache nothing is kept, bytes included: every file is streamed.
   const fileMaxBytes = cache.enabled ? cacheFileMaxBytes : -1;
 
-  async function lookup(
-    key: string,
-    worker: string,
-    segments: string[],
-    trailingSlash: boolean,
-  ): Promise<FileEntry | "not-found" | "redirect"> {
+  /** The cached entry for `key` when it is still valid (revalidated with one `stat` when due). */
+  function cachedEntry(key: string): FileEntry | undefined {
     const cached = cache.get(key);
+    if (cached === undefined) return undefined;
     const t = now();
-    if (cached !== undefined) {
-      if (t - cached.checkedAt < revalidateMs) {
-        counters.hits++;
-        return cached;
-      }
+    if (t - cached.checkedAt >= revalidateMs) {
       counters.revalidations++;
-      if (stillValid(cached)) {
-        cached.checkedAt = t;
-        counters.hits++;
-        return cached;
+      if (!stillValid(cached)) {
+        cache.delete(key);
+        return undefined;
       }
-      cache.delete(key);
+      cached.checkedAt = t;
     }
+    counters.hits++;
+    return cached;
+  }
+
+  async function resolve(
+    key: string,
+    path: ParsedPath,
+  ): Promise<FileEntry | "not-found" | "redirect"> {
     counters.misses++;
     const resolved = await resolveFile(
-      join(workersDir, worker, "public"),
-      worker,
-      segments,
-      trailingSlash,
+      join(workersDir, path.worker, "public"),
+      path.worker,
+      path.segments,
+      path.trailingSlash,
       {
         fileMaxBytes,
         cacheControl,
         compressible,
         compress,
         minBytes: compressMinBytes,
-        now: t,
+        now: now(),
       },
     );
     if (resolved.kind === "file") {
@@ -213,7 +221,7 @@ export function createStaticHandler(
     }
     if (resolved.kind === "not-found") {
       logger.debug("static file not found", {
-        worker,
+        worker: path.worker,
         reason: resolved.reason,
       });
     }
@@ -221,11 +229,11 @@ export function createStaticHandler(
   }
 
   /** The variant for `encoding`, compressing the cached bytes the first time. */
-  async function variantFor(
+  function variantFor(
     key: string,
     entry: FileEntry,
     encoding: Encoding,
-  ): Promise<Variant> {
+  ): Variant | Promise<Variant> {
     const ready = entry.variants[encoding];
     if (ready !== undefined) return ready;
     const body = entry.identity.body;
@@ -259,27 +267,38 @@ export function createStaticHandler(
       });
       entry.pending[encoding] = pending;
     }
-    return (await pending) ?? entry.identity;
+    return pending.then((variant) => variant ?? entry.identity);
   }
 
-  async function respond(
+  /** The representation to send: an encoding the client accepts, or the identity bytes. */
+  function pickVariant(
     req: Request,
     key: string,
     entry: FileEntry,
-    head: boolean,
-  ): Promise<Response | "stale"> {
-    const rangeHeader = req.headers.get("range");
-    let variant = entry.identity;
-    if (entry.offered.length > 0 && rangeHeader === null) {
-      const accept = req.headers.get("accept-encoding");
-      // A .br/.gz beside the file beats compressing ourselves (Caddy's `precompressed`).
-      const encoding = (entry.siblings.length > 0
+    rangeHeader: string | null,
+  ): Variant | Promise<Variant> {
+    if (entry.offered.length === 0 || rangeHeader !== null) {
+      return entry.identity;
+    }
+    const accept = req.headers.get("accept-encoding");
+    // A .br/.gz beside the file beats compressing ourselves (Caddy's `precompressed`).
+    const encoding =
+      (entry.siblings.length > 0
         ? negotiateEncoding(accept, entry.precompressed)
         : null) ?? negotiateEncoding(accept, entry.offered);
-      if (encoding !== null) {
-        variant = await variantFor(key, entry, encoding);
-      }
-    }
+    return encoding === null
+      ? entry.identity
+      : variantFor(key, entry, encoding);
+  }
+
+  /** Answers from an entry and its chosen variant; "stale" when the file on disk is no longer that version. */
+  function respond(
+    req: Request,
+    entry: FileEntry,
+    variant: Variant,
+    rangeHeader: string | null,
+    head: boolean,
+  ): Response | "stale" {
     const pre = evaluatePreconditions(
       req.headers,
       variant.etag,
@@ -327,7 +346,7 @@ export function createStaticHandler(
           if (file === null) return "stale";
           if (range.end === size - 1) {
             // To the end: the file's own stream, pumped without JS per chunk.
-            await file.seek(range.start, Deno.SeekMode.Start);
+            file.seekSync(range.start, Deno.SeekMode.Start);
             body = file.readable;
           } else body = rangeStream(file, range.start, length);
         }
@@ -359,8 +378,13 @@ export function createStaticHandler(
     return new Response(file.readable, { headers: variant.headers });
   }
 
-  async function serve(req: Request, rawPath: string): Promise<Response> {
-    const head = req.method === "HEAD";
+  // Parsing is pure: a raw path seen before maps to the same worker and segments.
+  const parsedPaths = new Map<string, ParsedPath>();
+  const PARSED_MAX = 4096;
+
+  function parse(rawPath: string, head: boolean): ParsedPath | Response {
+    const memo = parsedPaths.get(rawPath);
+    if (memo !== undefined) return memo;
     const parsed = parseStaticPath(rawPath, prefix);
     if (!parsed.ok) {
       logger.debug("static request rejected", {
@@ -372,45 +396,96 @@ export function createStaticHandler(
         : textResponse(404, "Not found", {}, head);
     }
     const { worker, segments, trailingSlash } = parsed;
-    if (isWorker && !isWorker(worker)) {
-      return textResponse(404, "Not found", {}, head);
-    }
-    const key = worker + "/" + segments.join("/") + (trailingSlash ? "/" : "");
+    const path: ParsedPath = {
+      worker,
+      segments,
+      trailingSlash,
+      key: worker + "/" + segments.join("/") + (trailingSlash ? "/" : ""),
+    };
+    if (parsedPaths.size >= PARSED_MAX) parsedPaths.clear();
+    parsedPaths.set(rawPath, path);
+    return path;
+  }
+
+  /** The slow path: resolving on disk, compressing once, or a file that changed under us. */
+  async function serveResolving(
+    req: Request,
+    rawPath: string,
+    path: ParsedPath,
+    head: boolean,
+    first: FileEntry | undefined,
+  ): Promise<Response> {
+    const rangeHeader = req.headers.get("range");
+    let entry = first;
     // A file that changed between the check and the open is resolved afresh, twice at most.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const found = await lookup(key, worker, segments, trailingSlash);
-      if (found === "not-found") {
-        return textResponse(404, "Not found", {}, head);
+      if (entry === undefined) {
+        const found = cachedEntry(path.key) ?? await resolve(path.key, path);
+        if (found === "not-found") {
+          return textResponse(404, "Not found", {}, head);
+        }
+        if (found === "redirect") {
+          const location = rawPath + "/" + new URL(req.url).search;
+          return textResponse(301, "Moved permanently", { location }, head);
+        }
+        entry = found;
       }
-      if (found === "redirect") {
-        const location = rawPath + "/" + new URL(req.url).search;
-        return textResponse(301, "Moved permanently", { location }, head);
-      }
-      const res = await respond(req, key, found, head);
+      const variant = await pickVariant(req, path.key, entry, rangeHeader);
+      const res = respond(req, entry, variant, rangeHeader, head);
       if (res !== "stale") return res;
-      cache.delete(key);
+      cache.delete(path.key);
+      entry = undefined;
     }
     logger.debug("static file keeps changing", { path: rawPath });
     return textResponse(404, "Not found", {}, head);
   }
 
-  const serveStatic = async function serveStatic(
+  function serve(req: Request, rawPath: string): Response | Promise<Response> {
+    const head = req.method === "HEAD";
+    const path = parse(rawPath, head);
+    if (path instanceof Response) return path;
+    if (isWorker && !isWorker(path.worker)) {
+      return textResponse(404, "Not found", {}, head);
+    }
+    // The hot path stays synchronous: a valid entry whose variant is ready.
+    const entry = cachedEntry(path.key);
+    if (entry !== undefined) {
+      const rangeHeader = req.headers.get("range");
+      const variant = pickVariant(req, path.key, entry, rangeHeader);
+      if (!(variant instanceof Promise)) {
+        const res = respond(req, entry, variant, rangeHeader, head);
+        if (res !== "stale") return res;
+        cache.delete(path.key);
+        return serveResolving(req, rawPath, path, head, undefined);
+      }
+    }
+    return serveResolving(req, rawPath, path, head, entry);
+  }
+
+  function failed(req: Request, rawPath: string, err: unknown): Response {
+    const head = req.method === "HEAD";
+    if (isClientPathError(err)) {
+      logger.debug("static file not found", { path: rawPath, error: err });
+      return textResponse(404, "Not found", {}, head);
+    }
+    logger.error("static file failed", { path: rawPath, error: err });
+    return textResponse(500, "Internal server error", {}, head);
+  }
+
+  const serveStatic = function serveStatic(
     req: Request,
-  ): Promise<Response> {
+  ): Response | Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return textResponse(405, "Method not allowed", { allow: ALLOW });
     }
     const rawPath = rawPathOf(req.url);
     try {
-      return await serve(req, rawPath);
+      const res = serve(req, rawPath);
+      return res instanceof Promise
+        ? res.catch((err) => failed(req, rawPath, err))
+        : res;
     } catch (err) {
-      const head = req.method === "HEAD";
-      if (isClientPathError(err)) {
-        logger.debug("static file not found", { path: rawPath, error: err });
-        return textResponse(404, "Not found", {}, head);
-      }
-      logger.error("static file failed", { path: rawPath, error: err });
-      return textResponse(500, "Internal server error", {}, head);
+      return failed(req, rawPath, err);
     }
   } as StaticHandler;
   serveStatic.invalidate = (worker) => cache.invalidate(worker);
