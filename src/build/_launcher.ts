@@ -39,12 +39,8 @@ export function launcherArgs(flags: string[], configPath?: string): string[] {
   ];
 }
 
-/** The number of lines of a launcher header. */
-export function headerLines(header: string): number {
-  return header.split("\n").length - 1;
-}
-
-function shellQuote(arg: string): string {
+/** `arg` quoted for sh when it needs it. */
+export function shellQuote(arg: string): string {
   return SAFE.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 

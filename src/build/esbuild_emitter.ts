@@ -3,7 +3,7 @@ import type * as esbuild from "esbuild";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { BuildError } from "./_errors.ts";
 import { type Project, readHead } from "./_files.ts";
-import { headerLines, launcherArgs, launcherHeader } from "./_launcher.ts";
+import { launcherArgs, shellQuote } from "./_launcher.ts";
 import type { BuildTarget } from "./target.ts";
 
 /** Options for {@linkcode EsbuildEmitter}. */
@@ -22,6 +22,8 @@ export interface LaunchInfo {
   args: string[];
   /** The bundle's external imports (packages, `node:`, `npm:` …), for preloading. */
   externals: string[];
+  /** The JavaScript module the launcher runs (`bin/{name}.js`). */
+  module: string;
 }
 
 interface Context {
@@ -93,7 +95,7 @@ export class EsbuildEmitter {
         ctx: await this.#esbuild.context({
           entryPoints: [target.entry],
           absWorkingDir: cwd,
-          outfile: target.binPath,
+          outfile: `${target.binPath}.js`,
           bundle: true,
           write: false,
           metafile: true,
@@ -133,12 +135,14 @@ export class EsbuildEmitter {
     const js = files.find((f) => !f.path.endsWith(".map"))?.text;
     const map = files.find((f) => f.path.endsWith(".map"))?.text;
     if (js === undefined) return { message: "esbuild wrote no bundle" };
-    const header = this.#header(project);
-    await Deno.writeTextFile(
-      tmp,
-      header + withInlineMap(js, map, headerLines(header)),
-      { mode: 0o755 },
-    );
+    // The module goes beside the launcher with a .js name: deno would take a
+    // file without extension for TypeScript and transpile it again, which
+    // costs time and breaks the source map.
+    const module = `${target.binPath}.js`;
+    const moduleTmp = `${tmp}.js`;
+    await Deno.writeTextFile(moduleTmp, withInlineMap(js, map));
+    await Deno.rename(moduleTmp, module);
+    await Deno.writeTextFile(tmp, this.#header(project), { mode: 0o755 });
     await Deno.chmod(tmp, 0o755);
     const meta = result.metafile;
     this.#inputs.set(
@@ -158,6 +162,7 @@ export class EsbuildEmitter {
     this.#launch.set(target.binPath, {
       args: launcherArgs(this.#flags(project), project?.config),
       externals: [...externals],
+      module,
     });
     this.#log.debug("esbuild", {
       worker: target.name,
@@ -201,22 +206,20 @@ export class EsbuildEmitter {
     return [...this.#permissions, ...(project?.unstable ?? [])];
   }
 
+  /** The whole launcher: a shell script that runs `bin/{name}.js` with deno. */
   #header(project: Project | undefined): string {
-    return launcherHeader(this.#flags(project), project?.config);
+    const args = launcherArgs(this.#flags(project), project?.config);
+    return `#!/bin/sh\n# Dev build by tqserver (esbuild): runs the bundle beside it.\nexec ${
+      args.map(shellQuote).join(" ")
+    } "$0.js" "$@"\n`;
   }
 }
 
-/** Moves esbuild's external source map inline, its lines shifted past `offset` launcher lines. */
-function withInlineMap(
-  js: string,
-  map: string | undefined,
-  offset: number,
-): string {
+/** Moves esbuild's external source map inline. */
+function withInlineMap(js: string, map: string | undefined): string {
   const body = js.replace(/\/\/# sourceMappingURL=\S*\s*$/, "");
   if (!map) return body;
-  const parsed = JSON.parse(map) as { mappings: string };
-  parsed.mappings = ";".repeat(offset) + parsed.mappings;
-  const bytes = new TextEncoder().encode(JSON.stringify(parsed));
+  const bytes = new TextEncoder().encode(map);
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));

@@ -106,7 +106,7 @@ export class StandbyPool {
     this.#ready.delete(command);
     let child: SpawnedProcess;
     if (standby && !standby.exited && standby.key === key) {
-      child = this.#activate(standby, command, options.env ?? {});
+      child = this.#activate(standby, info.module, options.env ?? {});
       this.#log.debug("standby activated", {
         bin: command,
         pid: standby.child.pid,
@@ -132,10 +132,10 @@ export class StandbyPool {
 
   #activate(
     standby: Standby,
-    command: string,
+    module: string,
     env: Record<string, string>,
   ): SpawnedProcess {
-    const line = JSON.stringify({ url: pathToFileURL(command).href, env });
+    const line = JSON.stringify({ url: pathToFileURL(module).href, env });
     const writer = standby.child.stdin.getWriter();
     writer.write(encoder.encode(line + "\n")).catch((err) =>
       this.#log.debug("standby hand-over failed", { error: err })

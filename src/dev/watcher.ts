@@ -159,7 +159,12 @@ export class DevWatcher {
         this.#lastEventAt = performance.now();
         if (this.#timer === undefined) this.#firstEventAt = this.#lastEventAt;
         clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => this.#flush(), this.#debounceMs);
+        this.#timer = setTimeout(() => {
+          // One more turn of the event loop first: on a loaded machine the
+          // timer can run before file events that are already waiting, which
+          // would split one burst of saves into two batches.
+          this.#timer = setTimeout(() => this.#flush(), 0);
+        }, this.#debounceMs);
         clearTimeout(this.#speculateTimer);
         this.#speculateTimer = setTimeout(
           () => this.#speculate(),
