@@ -4,14 +4,8 @@
 // median and max of both, and where the time went, from the server's "dev change handled" lines.
 //   deno run -A bench/dev_latency.ts [--debounce MS] [--edits N] [--no-browser]
 import { parseArgs } from "node:util";
-import { join } from "node:path";
-import {
-  copyServer,
-  freePort,
-  freePortRange,
-  REPO,
-  startServer,
-} from "../tests/_helpers.ts";
+import { startServer } from "../tests/_helpers.ts";
+import { exampleProject } from "../tests/_example.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -24,37 +18,12 @@ const { values } = parseArgs({
 const edits = Number(values.edits);
 const CHROMIUM = "/usr/bin/chromium";
 
-// A private copy of the server, the SDK and the example worker, so edits touch nothing in the repository.
-const root = copyServer();
-const copyDir = (from: string, to: string) => {
-  Deno.mkdirSync(to, { recursive: true });
-  for (const entry of Deno.readDirSync(from)) {
-    if (entry.isDirectory) {
-      if (entry.name !== "bin") {
-        copyDir(join(from, entry.name), join(to, entry.name));
-      }
-    } else if (entry.isFile) {
-      Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
-    }
-  }
-};
-copyDir(join(REPO, "workers", "index"), join(root, "workers", "index"));
-const adminPort = freePort();
-const pool = freePortRange(40);
-Deno.mkdirSync(join(root, "config"));
-Deno.writeTextFileSync(
-  join(root, "config", "server.yaml"),
-  `server:\n  admin:\n    port: ${adminPort}\nworkers:\n  port_range_start: ${pool}\n  port_range_end: ${
-    pool + 39
-  }\n`,
+const project = exampleProject(
+  values.debounce === undefined
+    ? undefined
+    : `deployment:\n  dev:\n    file_watcher:\n      debounce_ms: ${values.debounce}\n`,
 );
-if (values.debounce !== undefined) {
-  Deno.writeTextFileSync(
-    join(root, "config", "deployment.yaml"),
-    `deployment:\n  dev:\n    file_watcher:\n      debounce_ms: ${values.debounce}\n`,
-  );
-}
-const main = join(root, "workers", "index", "src", "main.ts");
+const main = project.indexMain;
 const original = Deno.readTextFileSync(main);
 // Each edit changes a route's answer and the home page's title.
 function edited(version: number): string {
@@ -70,15 +39,8 @@ function edited(version: number): string {
 }
 Deno.writeTextFileSync(main, edited(0));
 
-const project = {
-  root,
-  adminPort,
-  poolStart: pool,
-  cleanup: () => Deno.removeSync(root, { recursive: true }),
-};
 const server = await startServer(project, ["--mode", "dev"], {
-  env: Deno.env.get("TQ_DEBUG") ? { TQ_DEBUG: "1" } : {},
-  main: join(root, "main.ts"),
+  main: project.main,
 });
 
 // deno-lint-ignore no-explicit-any
@@ -142,9 +104,6 @@ try {
   project.cleanup();
 }
 
-if (Deno.env.get("TQ_DEBUG")) {
-  await Deno.writeTextFile("/tmp/bench_server.log", server.logs());
-}
 const logs = server.logs().split("\n").filter((l) =>
   l.includes("dev change handled")
 );
