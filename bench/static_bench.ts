@@ -2,8 +2,9 @@
  * Static file benchmark: requests/s of a small CSS file and of a 1 MiB file
  * through tqserver (`main.ts --mode prod`) and through nginx serving the same
  * folder (`sendfile on`, `open_file_cache` off, `worker_processes auto`: the
- * Debian defaults), interleaved (nginx, tqserver, nginx, tqserver…) so both
- * see the same machine load. Prints the ratios against the bars (small ≥ 0.6×,
+ * Debian defaults, which the bars compare with), interleaved so all see the
+ * same machine load. nginx with `worker_processes 1` (one event loop, like
+ * tqserver) is measured too, for context. Prints the ratios against the bars (small ≥ 0.6×,
  * 1 MiB ≥ 0.8×) and tqserver's RSS after the run. Non-2xx answers and socket
  * errors are counted and flagged; they never count as throughput.
  *
@@ -165,16 +166,17 @@ async function startTqserver(
 
 async function startNginx(
   root: string,
+  workers: "auto" | "1",
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
-  const dir = join(root, "nginx");
+  const dir = join(root, `nginx_${workers}`);
   await Deno.mkdir(dir);
   const pub = join(root, "workers", "index", "public");
   const conf = join(dir, "nginx.conf");
   // As Debian ships it where it matters: sendfile on, no open_file_cache.
   await Deno.writeTextFile(
     conf,
-    `worker_processes auto;
+    `worker_processes ${workers};
 daemon off;
 master_process on;
 pid ${dir}/nginx.pid;
@@ -284,11 +286,13 @@ async function main(): Promise<number> {
     return 1;
   }
   const root = await makeRoot();
-  let tq: { base: string; child: Deno.ChildProcess } | undefined;
-  let ngx: { base: string; child: Deno.ChildProcess } | undefined;
+  type Target = { name: string; base: string; child: Deno.ChildProcess };
+  const targets: Target[] = [];
   try {
-    tq = await startTqserver(root);
-    ngx = await startNginx(root);
+    targets.push({ name: "nginx", ...await startNginx(root, "auto") });
+    targets.push({ name: "nginx-1w", ...await startNginx(root, "1") });
+    const tq: Target = { name: "tqserver", ...await startTqserver(root) };
+    targets.push(tq);
     const cases = [
       {
         kind: "small" as const,
@@ -305,7 +309,10 @@ async function main(): Promise<number> {
     ];
     say("");
     say(
-      `static files: nginx (sendfile on, open_file_cache off) vs tqserver (main.ts --mode prod)`,
+      "static files: tqserver (main.ts --mode prod) vs nginx (sendfile on, open_file_cache off,",
+    );
+    say(
+      "worker_processes auto, the bar) and nginx-1w (worker_processes 1: one event loop, like tqserver)",
     );
     say(
       `wrk -t1, -c50 small / -c10 1 MiB, -d${duration}s, ${rounds} rounds interleaved, ${navigator.hardwareConcurrency} CPUs\n`,
@@ -317,43 +324,37 @@ async function main(): Promise<number> {
     let errors = 0;
     let allMet = true;
     for (const c of cases) {
-      // Warm both (JIT, the cache, page cache) before measuring.
-      await runWrk(ngx.base + c.path, c.connections, 1);
-      await runWrk(tq.base + c.path, c.connections, 1);
-      const seen: Record<"nginx" | "tqserver", number[]> = {
-        nginx: [],
-        tqserver: [],
-      };
+      // Warm every target (JIT, the cache, page cache) before measuring.
+      for (const t of targets) await runWrk(t.base + c.path, c.connections, 1);
+      const seen = new Map<string, number[]>(targets.map((t) => [t.name, []]));
       for (let round = 1; round <= rounds; round++) {
-        for (
-          const [name, base] of [["nginx", ngx.base], [
-            "tqserver",
-            tq.base,
-          ]] as const
-        ) {
-          const r = await runWrk(base + c.path, c.connections, duration);
-          seen[name].push(r.rps);
+        for (const t of targets) {
+          const r = await runWrk(t.base + c.path, c.connections, duration);
+          seen.get(t.name)!.push(r.rps);
           errors += r.non2xx + r.socketErrors;
           say(
             `${c.label.padEnd(21)} ${String(round).padStart(5)}  ${
-              name.padEnd(9)
+              t.name.padEnd(9)
             } ${fmt(r.rps).padStart(12)} ${String(r.non2xx).padStart(8)} ${
               String(r.socketErrors).padStart(9)
             }${r.non2xx || r.socketErrors ? "  <-- errors" : ""}`,
           );
         }
       }
-      const n = median(seen.nginx);
-      const t = median(seen.tqserver);
+      const n = median(seen.get("nginx")!);
+      const n1 = median(seen.get("nginx-1w")!);
+      const t = median(seen.get("tqserver")!);
       const ratio = t / n;
       const bar = BARS[c.kind];
       allMet &&= ratio >= bar;
       ratios.push(
-        `${c.label.padEnd(21)} nginx ${fmt(n).padStart(8)}  tqserver ${
-          fmt(t).padStart(8)
-        }  ratio ${ratio.toFixed(2)}x  (bar ${bar}x: ${
-          ratio >= bar ? "met" : "NOT met"
-        })`,
+        `${c.label.padEnd(21)} nginx ${fmt(n).padStart(8)}  nginx-1w ${
+          fmt(n1).padStart(8)
+        }  tqserver ${fmt(t).padStart(8)}  ratio ${
+          ratio.toFixed(2)
+        }x (bar ${bar}x: ${ratio >= bar ? "met" : "NOT met"}), vs nginx-1w ${
+          (t / n1).toFixed(2)
+        }x`,
       );
     }
     say("");
@@ -368,8 +369,7 @@ async function main(): Promise<number> {
     say(allMet ? "bars: all met" : "bars: NOT all met");
     return 0;
   } finally {
-    if (ngx) await stopProcess(ngx.child);
-    if (tq) await stopProcess(tq.child);
+    for (const t of targets) await stopProcess(t.child);
     await Deno.remove(root, { recursive: true });
   }
 }
