@@ -487,6 +487,7 @@ export class DevWatcher {
     }
 
     const names = this.#workersOf(sources);
+    const toReplace: string[] = [];
     // Just built and started by the reload: nothing more to do for them.
     for (const name of fresh) names.delete(name);
     for (const name of goChanged) names.add(name);
@@ -527,6 +528,29 @@ export class DevWatcher {
       this.#live.built(name);
       this.#live.emit({ type: "ok", worker: name });
       if (result.status === "fresh" && entry.active.length > 0) return;
+      toReplace.push(name);
+    }));
+
+    // Replaces wait for health, which one worker may take long to pass (one
+    // that ignores TQ_PORT waits its whole startup_timeout_ms): they finish on
+    // their own, so the next batch (another worker's edit) never waits for them.
+    // The supervisor runs replaces per worker and coalesces repeated ones.
+    this.#finish(toReplace, drops, privates, summary, timing).catch((err) =>
+      log.error("file change handling failed", { error: err })
+    );
+  }
+
+  async #finish(
+    toReplace: string[],
+    drops: Set<string>,
+    privates: Set<string>,
+    summary: BatchSummary,
+    timing: BatchTiming,
+  ): Promise<void> {
+    const { supervisor, log } = this.#host;
+    await Promise.all(toReplace.map(async (name) => {
+      const entry = supervisor.workers.get(name);
+      if (!entry) return;
       const replaceStarted = performance.now();
       const replaced = await supervisor.replace(name, "build");
       summary.startMs = Math.max(
