@@ -195,10 +195,13 @@ export class StandbyPool {
   async #discard(standby: Standby): Promise<void> {
     if (!standby.exited) killGroup(standby.child.pid, "SIGKILL");
     await standby.child.status;
-    await Promise.all([
-      standby.child.stdout.cancel().catch(() => {}),
-      standby.child.stderr.cancel().catch(() => {}),
-    ]);
+    for (const stream of ["stdout", "stderr"] as const) {
+      try {
+        await standby.child[stream].cancel();
+      } catch {
+        // Not piped, or already read.
+      }
+    }
     try {
       standby.child.stdin.close();
     } catch {

@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { StandbyPool } from "./standby.ts";
+import { killGroup } from "../supervisor/mod.ts";
+
+const WORKER = `
+const port = Number(Deno.env.get("TQ_PORT"));
+const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, () =>
+  Response.json({
+    pid: Deno.pid,
+    port: Deno.env.get("TQ_PORT"),
+    name: Deno.env.get("TQ_WORKER_NAME"),
+    preload: Deno.env.get("TQ_STANDBY_PRELOAD") ?? null,
+    main: import.meta.main,
+  }));
+Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => Deno.exit(0)));
+`;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function answer(port: number): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    try {
+      return await (await fetch(`http://127.0.0.1:${port}/`)).json();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+Deno.test("StandbyPool hands a warm process the next start, with its port and env, and starts plainly when the env differs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tq-standby-" });
+  const binPath = join(dir, "w");
+  const module = `${binPath}.js`;
+  await Deno.writeTextFile(module, WORKER);
+  await Deno.writeTextFile(
+    binPath,
+    `#!/bin/sh\nexec '${Deno.execPath()}' run --no-config --allow-all "$0.js"\n`,
+    { mode: 0o755 },
+  );
+  await Deno.chmod(binPath, 0o755);
+  const pool = new StandbyPool({
+    delayMs: 10,
+    launchInfo: (path) =>
+      path === binPath
+        ? {
+          args: ["deno", "run", "--no-config", "--allow-all"],
+          externals: ["node:path"],
+          module,
+        }
+        : undefined,
+  });
+  const children: Deno.ChildProcess[] = [];
+  const spawn = (port: number, env: Record<string, string> = {}) => {
+    const child = pool.spawn(binPath, {
+      cwd: dir,
+      clearEnv: true,
+      env: { TQ_PORT: String(port), TQ_WORKER_NAME: "w", ...env },
+      stdin: "piped",
+      stdout: "null",
+      stderr: "inherit",
+      detached: true,
+    });
+    children.push(child);
+    return child;
+  };
+  try {
+    const first = spawn(freePort());
+    assert.equal(first.spawnedAt, undefined, "no standby yet: a plain start");
+    const deadline = Date.now() + 10_000;
+    const waiting = () => pool.size === 0;
+    while (waiting() && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(pool.size, 1);
+    await new Promise((r) => setTimeout(r, 300)); // let it load its packages
+    const before = Date.now();
+    const port = freePort();
+    const second = spawn(port);
+    assert.ok(second.spawnedAt! < before, "handed a process started earlier");
+    const body = await answer(port);
+    assert.equal(body.pid, second.pid);
+    assert.equal(body.port, String(port));
+    assert.equal(body.name, "w");
+    assert.equal(body.preload, null, "the standby's own variable is gone");
+    // A different environment cannot use the standby started for the old one.
+    while (waiting() && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const third = spawn(freePort(), { EXTRA: "1" });
+    assert.equal(third.spawnedAt, undefined);
+  } finally {
+    await pool.close();
+    for (const child of children) {
+      killGroup(child.pid, "SIGKILL");
+      await child.status;
+      try {
+        child.stdin.close();
+      } catch {
+        // Closed.
+      }
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
