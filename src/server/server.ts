@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   type Config,
@@ -9,27 +8,16 @@ import {
   resolveMode,
   type WorkerSpec,
 } from "../config/mod.ts";
+import type { AdminHandler, EventLog, ServerStatusJson } from "../admin/mod.ts";
 import {
-  type AdminHandler,
-  EventLog,
-  observeRecords,
-  type ServerStatusJson,
-} from "../admin/mod.ts";
-import {
-  Builder,
+  type Builder,
   type BuildResult,
   type BuildTarget,
   describeBuildError,
-  GoBuilder,
+  type GoBuilder,
 } from "../build/mod.ts";
-import {
-  type AccessLog,
-  createServerLog,
-  type Logger,
-  observeLogger,
-  type ServerLog,
-} from "../log/mod.ts";
-import { ServerMetrics } from "../metrics/mod.ts";
+import type { AccessLog, Logger, ServerLog } from "../log/mod.ts";
+import type { ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import {
@@ -57,41 +45,10 @@ import {
   successorTimeoutMs,
 } from "./upgrade.ts";
 import { sdNotify } from "./sd_notify.ts";
+import { type ServerOptions, StartCancelled } from "./options.ts";
+import { createBuilders, createObservers } from "./wiring.ts";
+import { ADMIN_CLOSE_MS, isTerminal, withBindHost, within } from "./_util.ts";
 import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
-
-/** Options for {@linkcode TqServer.start}. */
-export interface ServerOptions {
-  /** Project root (absolute or cwd-relative). */
-  root: string;
-  /** `--config FILE`. Default `config/server.yaml` under the root. */
-  configFile?: string | undefined;
-  /** `--mode`. Default: resolved from env and config. */
-  mode?: string | undefined;
-  /** `--port`, overriding `server.port`. */
-  port?: number | undefined;
-  /** Log warnings and errors only. Default false. */
-  quiet?: boolean;
-  /** Logger; default: stdout plus `server.log_file` (and worker `log_file`s). */
-  logger?: Logger;
-  /** The clock of log file names and access log lines. Default `() => new Date()`. */
-  now?: () => Date;
-  /** Folder of the admin dashboard. Default `{root}/server/public/admin`. */
-  dashboardDir?: string;
-  /** Extra hooks for dev mode (live reload), attached by the dev subsystem. */
-  devHooks?: (server: TqServer) => DevHooks | undefined;
-  /** True when this process was started by an upgrading predecessor. */
-  successor?: boolean;
-  /** Aborts the start (SIGTERM or SIGINT during startup): builds and starts are cancelled, {@linkcode StartCancelled} thrown. */
-  signal?: AbortSignal;
-}
-
-/** Thrown by {@linkcode TqServer.start} when its signal aborted: nothing it spawned is left running. */
-export class StartCancelled extends Error {
-  constructor(reason: string) {
-    super(`Start cancelled by ${reason}`);
-    this.name = "StartCancelled";
-  }
-}
 
 /** The running server: public listener, admin listener, supervisor. */
 export class TqServer {
@@ -154,30 +111,9 @@ export class TqServer {
     this.events = observed.events;
     this.metrics = observed.metrics;
     this.#serverLog = observed.serverLog;
-    const build = config.deployment[mode].build;
-    this.builder = new Builder({
-      format: build.format,
-      parallel: build.parallel_builds,
-      permissions: build.permissions,
-      check: build.check,
-      minify: build.minify,
-      ...(build.target ? { target: build.target } : {}),
-      // Dev bundles in-process and incrementally; prod keeps deno's own formats.
-      bundler: mode === "dev" ? "esbuild" : "deno",
-      logger: log,
-      timeoutMs: build.timeout_ms,
-      timeoutKey: `deployment.${mode}.build.timeout_ms`,
-      ...(existsSync(join(this.root, "deno.json"))
-        ? { configPath: join(this.root, "deno.json") }
-        : {}),
-    });
-    this.goBuilder = new GoBuilder({
-      ldflags: build.ldflags,
-      parallel: build.parallel_builds,
-      timeoutMs: build.timeout_ms,
-      timeoutKey: `deployment.${mode}.build.timeout_ms`,
-      logger: log,
-    });
+    const builders = createBuilders(this.root, config, mode, log);
+    this.builder = builders.builder;
+    this.goBuilder = builders.goBuilder;
     this.supervisor = new Supervisor(config, {
       mode,
       table: this.table,
@@ -215,32 +151,14 @@ export class TqServer {
       env: Deno.env.get("DEPLOYMENT_MODE"),
       config: loaded.config,
     });
-    const events = new EventLog();
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const metrics = new ServerMetrics({
-      source: () => ref.server!.status(),
-      ...(loaded.config.server.static.enabled
-        ? { staticCounters: () => ref.server?.staticStats() }
-        : {}),
-    });
-    const onRecord = observeRecords(events, metrics);
-    const { now } = options;
-    const serverLog = options.logger ? undefined : createServerLog({
-      quiet: options.quiet ?? false,
-      logFile: loaded.config.server.log_file
-        ? resolve(root, loaded.config.server.log_file)
-        : "",
-      // Per worker, so `workers.paths` can give one worker its own file.
-      workerLogFile: (name) => {
-        const file = ref.server?.supervisor.workers.get(name)?.spec.settings
-          .log_file;
-        return file ? resolve(root, file) : "";
-      },
-      onRecord,
-      ...(now ? { now } : {}),
-    });
-    const log = serverLog?.logger ?? observeLogger(options.logger!, onRecord);
+    const { events, metrics, serverLog, log } = createObservers(
+      options,
+      loaded,
+      root,
+      ref,
+    );
     for (const warning of loaded.warnings) {
       log.warn("config warning", { problem: warning });
     }
@@ -576,43 +494,4 @@ export class TqServer {
   }
 }
 
-/** Longest wait for the admin listener's last answers once the workers stopped. */
-const ADMIN_CLOSE_MS = 1000;
-
-/** Awaits `promise` for at most `ms`; true when it settled in time. */
-async function within(
-  promise: Promise<unknown> | undefined,
-  ms: number,
-): Promise<boolean> {
-  if (!promise) return true;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const settled = await Promise.race([
-    promise.then(() => true, () => true),
-    new Promise<false>((resolve) =>
-      timer = setTimeout(() => resolve(false), ms)
-    ),
-  ]);
-  clearTimeout(timer);
-  return settled;
-}
-
-function isTerminal(): boolean {
-  try {
-    return Deno.stdin.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
-export { ConfigError };
-
-/**
- * Fills in `server.host` when no config file set it: 127.0.0.1 in dev (like
- * Vite, so a dev server is not open to the network), 0.0.0.0 in prod (SPEC §9).
- */
-function withBindHost(config: Config, mode: Mode): Config {
-  if (!config.server.host) {
-    config.server.host = mode === "dev" ? "127.0.0.1" : "0.0.0.0";
-  }
-  return config;
-}
+export { ConfigError, type ServerOptions, StartCancelled };
