@@ -374,19 +374,23 @@ export class Builder {
         return { name, status: "fresh", ms: ms() };
       }
       // The graph may have changed with the sources: refresh it while deno
-      // builds, unless the staleness check has just loaded it.
-      const graph = this.#graphs.cached(name) === cached
-        ? this.#graphs.load(target, signal).catch((err) =>
+      // builds, unless the staleness check has just loaded it. With esbuild,
+      // its own inputs refresh the graph; deno info (which also sees
+      // import-mapped local files) runs only while the imports are new.
+      const fast = await this.#fast;
+      const refresh = () =>
+        this.#graphs.load(target, signal).catch((err) =>
           this.#log.warn("module graph refresh failed", {
             worker: name,
             error: err,
           })
-        )
+        );
+      const graph = !fast && this.#graphs.cached(name) === cached
+        ? refresh()
         : undefined;
       const project = await findProject(target.entry, this.#configPath);
       await Deno.mkdir(dirname(target.binPath), { recursive: true });
       await ignoreBuildOutput(dirname(target.binPath));
-      const fast = await this.#fast;
       const error = fast
         ? await fast.emit(target, tmp, project)
         : await this.#emitter.emit(target, tmp, project, signal);
@@ -395,6 +399,7 @@ export class Builder {
         // esbuild just read the local files: the graph is up to date at once;
         // deno info (import-mapped local files too) completes it in the background.
         if (!error && inputs) this.#graphs.merge(target, inputs);
+        if (!cached || !fast.sameExternals(target.binPath)) refresh();
       } else await graph;
       if (error) {
         await removeQuietly(tmp);

@@ -66,6 +66,7 @@ export class EsbuildEmitter {
   #contexts = new Map<string, Context>();
   #inputs = new Map<string, string[]>();
   #launch = new Map<string, LaunchInfo>();
+  #sameExternals = new Map<string, boolean>();
 
   constructor(esbuildModule: Esbuild, options: EsbuildEmitterOptions) {
     const { permissions, minify = false, logger = silentLogger } = options;
@@ -159,6 +160,13 @@ export class EsbuildEmitter {
         }
       }
     }
+    const before = this.#launch.get(target.binPath)?.externals;
+    this.#sameExternals.set(
+      target.binPath,
+      before !== undefined &&
+        JSON.stringify([...before].sort()) ===
+          JSON.stringify([...externals].sort()),
+    );
     this.#launch.set(target.binPath, {
       args: launcherArgs(this.#flags(project), project?.config),
       externals: [...externals],
@@ -177,6 +185,8 @@ export class EsbuildEmitter {
     project: Project | undefined,
   ): Promise<boolean> {
     try {
+      // The launcher is nothing without its module beside it.
+      await Deno.stat(`${target.binPath}.js`);
       return (await readHead(target.binPath)).startsWith(this.#header(project));
     } catch {
       return false;
@@ -186,6 +196,11 @@ export class EsbuildEmitter {
   /** Local files the last build of `name` read (absolute paths). */
   inputs(name: string): string[] | undefined {
     return this.#inputs.get(name);
+  }
+
+  /** True when the last two bundles written to `binPath` import the same packages (no new import to resolve). */
+  sameExternals(binPath: string): boolean {
+    return this.#sameExternals.get(binPath) ?? false;
   }
 
   /** How the last bundle written to `binPath` is run, when this emitter wrote it. */
