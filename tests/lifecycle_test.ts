@@ -282,3 +282,95 @@ Deno.test("a busy public port named by --port fails with the flag in the message
     project.cleanup();
   }
 });
+
+Deno.test({
+  name:
+    "started from a terminal, the server stays its foreground job across a self-upgrade and Ctrl+C stops the new one",
+  ignore: !(() => {
+    try {
+      return Deno.statSync("/usr/bin/script").isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  fn: async () => {
+    const source = copyServer();
+    const project = makeProject();
+    const pidFile = join(project.root, "logs", "tqserver.pid");
+    const readPid = () => {
+      try {
+        return Number(Deno.readTextFileSync(pidFile).trim()) || 0;
+      } catch {
+        return 0;
+      }
+    };
+    // script(1) gives the server a pseudo-terminal as stdin, as a shell would.
+    const command = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      join(source, "main.ts"),
+      "--root",
+      project.root,
+      "--port",
+      String(freePort()),
+      "--mode",
+      "prod",
+    ].map((a) => `'${a}'`).join(" ");
+    const terminal = new Deno.Command("/usr/bin/script", {
+      args: ["-qfec", `exec ${command}`, "/dev/null"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", TQ_STRICT_LIFECYCLE: "1" },
+    }).spawn();
+    let output = "";
+    const pump = (async () => {
+      for await (
+        const chunk of terminal.stdout.pipeThrough(new TextDecoderStream())
+      ) output += chunk;
+    })();
+    let successor = 0;
+    try {
+      const first = await waitFor(() => readPid(), 20000, "the PID file");
+      await waitFor(
+        () => output.includes("tqserver ready"),
+        20000,
+        "the server to be ready",
+      );
+      const now = new Date();
+      Deno.utimeSync(join(source, "src", "version.ts"), now, now);
+      Deno.kill(first, "SIGHUP");
+      successor = await waitFor(
+        () => readPid() !== first ? readPid() : 0,
+        30000,
+        "the successor to take the PID file",
+      );
+      await waitFor(
+        () => output.includes("staying in the foreground"),
+        10000,
+        "the old process to stay in the foreground",
+      );
+      assert.ok(running(first), "the terminal's job (the old process) ended");
+      // Ctrl+C reaches the terminal's foreground job: the old process.
+      Deno.kill(first, "SIGINT");
+      await waitFor(() => !running(successor), 15000, "the new server to stop");
+      const status = await terminal.status;
+      assert.equal(status.code, 0, output);
+      assert.ok(!running(first));
+    } finally {
+      if (successor && running(successor)) Deno.kill(successor, "SIGKILL");
+      try {
+        terminal.kill("SIGKILL");
+      } catch {
+        // Exited.
+      }
+      await terminal.status;
+      await pump.catch(() => {});
+      await terminal.stderr.cancel().catch(() => {});
+      await terminal.stdin.close().catch(() => {});
+      project.cleanup();
+      Deno.removeSync(source, { recursive: true });
+    }
+  },
+});
