@@ -163,16 +163,27 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     const lengthHeader = h.get("content-length");
     const length = lengthHeader === null ? -1 : Number(lengthHeader);
     if (length >= 0 && length < minBytes) return res;
-    const headers = new Headers(h);
-    appendVary(headers);
     const encoding = negotiateEncoding(req.headers.get("accept-encoding"));
     if (encoding === null) {
+      // Left as it is but for Vary: edited in place where the headers are
+      // ours, since a copy would turn a body of known length into a stream
+      // (chunked on the wire).
+      try {
+        appendVary(h);
+        return res;
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err;
+      }
+      const headers = new Headers(h);
+      appendVary(headers);
       return new Response(res.body, {
         status,
         statusText: res.statusText,
         headers,
       });
     }
+    const headers = new Headers(h);
+    appendVary(headers);
     headers.set("content-encoding", encoding);
     headers.delete("content-length");
     const etag = headers.get("etag");

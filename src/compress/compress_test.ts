@@ -187,3 +187,13 @@ Deno.test("an answer of unknown length is flushed chunk by chunk: the first part
   }
   assert.equal(decode(all, "gzip"), "<p>first part</p><p>second</p>");
 });
+
+// Regression: a copy of the response turned tqserver's own 408 into a chunked
+// answer, and a client reading by Content-Length waited for the close.
+Deno.test("an answer left uncompressed is the same response, so a known length stays known", () => {
+  const compress = createCompressor();
+  const original = htmlResponse();
+  const res = compress(get({ "accept-encoding": "identity" }), original);
+  assert.equal(res, original);
+  assert.equal(res.headers.get("vary"), "Accept-Encoding");
+});

@@ -77,8 +77,13 @@ code{color:#666}</style></head>
     body = JSON.stringify({ error: message, status, request_id: requestId }) +
       "\n";
   }
-  return new Response(body, { status, headers });
+  const bytes = encoder.encode(body);
+  // Stated, so that later stages (compression) see a body of known length.
+  headers.set("content-length", String(bytes.length));
+  return new Response(bytes, { status, headers });
 }
+
+const encoder = new TextEncoder();
 
 /** The text of an error and its causes, for logs. */
 export function describeError(err: unknown): string {
