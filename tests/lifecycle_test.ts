@@ -374,3 +374,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a worker removed by SIGHUP shows as stopping in /api/status while it drains", async () => {
+  const project = makeProject({ workers: { index: {}, other: {} } });
+  const server = await startServer(project);
+  try {
+    const slow = fetch(`${server.base}/other/slow?ms=1500`).then((r) =>
+      r.text()
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    Deno.removeSync(join(project.root, "workers", "other"), {
+      recursive: true,
+    });
+    Deno.kill(server.process.pid, "SIGHUP");
+    const seen = await waitFor(
+      async () =>
+        (await server.status()).workers.find((w) => w.name === "other")
+          ?.status === "stopping",
+      1200,
+      "other to show as stopping",
+    );
+    assert.ok(seen);
+    assert.equal(await slow, "slow v1", "the in-flight request was cut");
+    await waitFor(
+      async () =>
+        !(await server.status()).workers.some((w) => w.name === "other"),
+      5000,
+      "other to leave the status",
+    );
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});

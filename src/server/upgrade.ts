@@ -26,6 +26,8 @@ export interface SuccessorOptions {
   graceMs?: number;
   /** Keep a reference to the successor (this process waits for it as the terminal's job). Default false. */
   foreground?: boolean;
+  /** What to run. Default: {@linkcode selfCommand} of `args` (tests run something else). */
+  command?: { command: string; args: string[] };
 }
 
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
@@ -57,7 +59,7 @@ export async function startSuccessor(
     graceMs = 5000,
     foreground = false,
   } = options;
-  const { command, args: argv } = selfCommand(args);
+  const { command, args: argv } = options.command ?? selfCommand(args);
   let onReady = () => {};
   const ready = new Promise<"ready">((resolve) =>
     onReady = () => resolve("ready")

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { silentLogger } from "../log/mod.ts";
+import { startSuccessor } from "./upgrade.ts";
+
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a successor that is not ready in time is killed with its whole process group", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "tq-successor-" });
+  try {
+    // Never says it is ready, ignores SIGTERM, and has started a child of its own.
+    const script = join(dir, "successor.sh");
+    Deno.writeTextFileSync(
+      script,
+      `#!/bin/sh\ntrap '' TERM\nsleep 60 &\necho $! > '${dir}/child'\necho $$ > '${dir}/self'\nwhile :; do sleep 1; done\n`,
+      { mode: 0o755 },
+    );
+    Deno.chmodSync(script, 0o755);
+    const started = Date.now();
+    const result = await startSuccessor({
+      logger: silentLogger,
+      timeoutMs: 500,
+      graceMs: 300,
+      command: { command: script, args: [] },
+    });
+    const ms = Date.now() - started;
+    assert.equal(result, undefined);
+    const self = Number(Deno.readTextFileSync(join(dir, "self")));
+    const child = Number(Deno.readTextFileSync(join(dir, "child")));
+    assert.ok(!running(self), `the successor ${self} still runs`);
+    assert.ok(!running(child), `the successor's child ${child} still runs`);
+    assert.ok(ms >= 750, `gave up after ${ms} ms, before timeout + grace`);
+    assert.ok(ms < 5000, `took ${ms} ms`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
