@@ -11,7 +11,7 @@ import {
   startServer,
   waitFor,
 } from "../tests/_helpers.ts";
-import { parseWrk } from "./proxy_bench.ts";
+import { parseWrk } from "./_wrk.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

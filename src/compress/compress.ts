@@ -150,7 +150,6 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     const status = res.status;
     if (status < 200 || NO_BODY_STATUS.has(status)) return res;
     const head = req.method === "HEAD";
-    if (!head && res.body === null) return res;
     const h = res.headers;
     const type = h.get("content-type");
     if (!compressible(type) || /^\s*text\/event-stream/i.test(type ?? "")) {
