@@ -352,14 +352,37 @@ Deno.test({
         "the old process to stay in the foreground",
       );
       assert.ok(running(first), "the terminal's job (the old process) ended");
-      // Ctrl+C reaches the terminal's foreground job: the old process.
+      // A second upgrade: the first successor stays in the foreground chain too.
+      const middle = successor;
+      const later = new Date(Date.now() + 2000);
+      Deno.utimeSync(join(source, "src", "version.ts"), later, later);
+      Deno.kill(middle, "SIGHUP");
+      successor = await waitFor(
+        () => readPid() !== middle ? readPid() : 0,
+        30000,
+        "the second successor to take the PID file",
+      );
+      await waitFor(() => successor !== first, 1000);
+      assert.ok(
+        running(first),
+        "the terminal's job ended after a second upgrade",
+      );
+      assert.ok(running(middle), "the chain to the newest server broke");
+      // Ctrl+C reaches the terminal's foreground job: the first process.
       Deno.kill(first, "SIGINT");
-      await waitFor(() => !running(successor), 15000, "the new server to stop");
+      await waitFor(
+        () => !running(successor),
+        15000,
+        "the newest server to stop",
+      );
       const status = await terminal.status;
       assert.equal(status.code, 0, output);
       assert.ok(!running(first));
+      assert.ok(!running(middle));
     } finally {
-      if (successor && running(successor)) Deno.kill(successor, "SIGKILL");
+      for (const pid of [successor, readPid()]) {
+        if (pid && running(pid)) Deno.kill(pid, "SIGKILL");
+      }
       try {
         terminal.kill("SIGKILL");
       } catch {

@@ -20,15 +20,6 @@ export async function within(
   return settled;
 }
 
-/** True when this process's stdin is a terminal (it runs in a shell's foreground). */
-export function isTerminal(): boolean {
-  try {
-    return Deno.stdin.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Fills in `server.host` when no config file set it: 127.0.0.1 in dev (like
  * Vite, so a dev server is not open to the network), 0.0.0.0 in prod (SPEC §9).

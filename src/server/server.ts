@@ -40,6 +40,7 @@ import { PidFile } from "./pid_file.ts";
 import { OpenStreams } from "./streams.ts";
 import {
   HANDOVER_MS,
+  keepsForeground,
   notifyPredecessor,
   startSuccessor,
   successorTimeoutMs,
@@ -47,7 +48,7 @@ import {
 import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
 import { createBuilders, createObservers } from "./wiring.ts";
-import { ADMIN_CLOSE_MS, isTerminal, withBindHost, within } from "./_util.ts";
+import { ADMIN_CLOSE_MS, withBindHost, within } from "./_util.ts";
 import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
 
 /** The running server: public listener, admin listener, supervisor. */
@@ -418,7 +419,7 @@ export class TqServer {
     this.#upgrading = true;
     try {
       // From a terminal, this process stays its job so Ctrl+C reaches the new server.
-      const foreground = isTerminal();
+      const foreground = keepsForeground();
       const child = await startSuccessor({
         logger: this.log,
         timeoutMs: successorTimeoutMs(this.config),

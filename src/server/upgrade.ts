@@ -6,6 +6,23 @@ import { killGroup, killGroupAndWait } from "../supervisor/mod.ts";
 /** Env var naming the pid of the server that started this one as its successor. */
 export const UPGRADE_PARENT_ENV = "TQ_UPGRADE_PARENT";
 
+/**
+ * Env var telling a successor that a terminal's job waits on it: it stays in
+ * the foreground for its own successor in turn, so Ctrl+C reaches the newest
+ * server after any number of upgrades.
+ */
+export const FOREGROUND_ENV = "TQ_FOREGROUND";
+
+/** True when this server should stay in the foreground for a successor: stdin is a terminal, or its predecessor did so. */
+export function keepsForeground(): boolean {
+  if (Deno.env.get(FOREGROUND_ENV) === "1") return true;
+  try {
+    return Deno.stdin.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
 /** How long an upgrading server keeps answering (with `Connection: close`) after its successor serves. */
 export const HANDOVER_MS = 500;
 
@@ -69,7 +86,10 @@ export async function startSuccessor(
   try {
     child = new Deno.Command(command, {
       args: argv,
-      env: { [UPGRADE_PARENT_ENV]: String(Deno.pid) },
+      env: {
+        [UPGRADE_PARENT_ENV]: String(Deno.pid),
+        ...(foreground ? { [FOREGROUND_ENV]: "1" } : {}),
+      },
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",
