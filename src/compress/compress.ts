@@ -100,7 +100,88 @@ export interface CompressorOptions {
 }
 
 /** Transforms an answer into its compressed form when the client and the answer allow it. */
-export type Compressor = (req: Request, res: Response) => Response;
+export type Compressor = (
+  req: Request,
+  res: Response,
+) => Response | Promise<Response>;
+
+/** How long an answer of unknown length may take to show it reaches `minBytes`. */
+const PEEK_MS = 20;
+
+type Peeked = {
+  chunks: Uint8Array[];
+  size: number;
+  done: boolean;
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+};
+
+/**
+ * Reads an answer of unknown length until it has `minBytes`, ends, or
+ * `PEEK_MS` pass without either: a short answer (an error page) then keeps
+ * its exact length, and a slow stream is not held back.
+ */
+async function peek(
+  body: ReadableStream<Uint8Array>,
+  minBytes: number,
+): Promise<Peeked> {
+  const reader = body.getReader();
+  const out: Peeked = {
+    chunks: [],
+    size: 0,
+    done: false,
+    reader,
+    pending: undefined,
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), PEEK_MS)
+  );
+  try {
+    while (out.size < minBytes) {
+      out.pending ??= reader.read();
+      const r = await Promise.race([out.pending, late]);
+      if (r === "late") break;
+      out.pending = undefined;
+      if (r.done) {
+        out.done = true;
+        break;
+      }
+      out.chunks.push(r.value);
+      out.size += r.value.length;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
+
+/** The peeked chunks, then the rest of the body. */
+function rejoin(peeked: Peeked): ReadableStream<Uint8Array> {
+  const { chunks, reader } = peeked;
+  let pending = peeked.pending;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = chunks.shift();
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      const r = await (pending ?? reader.read());
+      pending = undefined;
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
 
 const NO_BODY_STATUS = new Set([204, 206, 304]);
 
@@ -145,7 +226,10 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     );
   }
   const compressible = createTypeMatcher(types);
-  return function compress(req: Request, res: Response): Response {
+  return function compress(
+    req: Request,
+    res: Response,
+  ): Response | Promise<Response> {
     if (!enabled) return res;
     const status = res.status;
     if (status < 200 || NO_BODY_STATUS.has(status)) return res;
@@ -167,38 +251,64 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     // small proxied request).
     if (!head && res.body === null) return res;
     const encoding = negotiateEncoding(req.headers.get("accept-encoding"));
-    if (encoding === null) {
-      // Left as it is but for Vary: edited in place where the headers are
-      // ours, since a copy would turn a body of known length into a stream
-      // (chunked on the wire).
-      try {
-        appendVary(h);
-        return res;
-      } catch (err) {
-        if (!(err instanceof TypeError)) throw err;
+    if (encoding === null) return withVary(res);
+    if (head || res.body === null || length >= 0) {
+      return encoded(res, encoding, res.body === null ? null : res.body, head);
+    }
+    return peek(res.body, minBytes).then((peeked) => {
+      if (peeked.done && peeked.size < minBytes) {
+        // Short after all: sent as it is, with its exact length.
+        return withVary(
+          new Response(concat(peeked.chunks, peeked.size), {
+            status,
+            statusText: res.statusText,
+            headers: res.headers,
+          }),
+        );
       }
-      const headers = new Headers(h);
-      appendVary(headers);
-      return new Response(res.body, {
-        status,
-        statusText: res.statusText,
-        headers,
-      });
-    }
-    const headers = new Headers(h);
-    appendVary(headers);
-    headers.set("content-encoding", encoding);
-    headers.delete("content-length");
-    const etag = headers.get("etag");
-    if (etag !== null && !etag.startsWith("W/")) {
-      headers.set("etag", `W/${etag}`);
-    }
-    // A HEAD answer of unknown length: an empty stream, or Deno would add `Content-Length: 0`.
-    const body = head || res.body === null ? emptyStream() : compressStream(
-      res.body,
-      encoding,
-      { flushEachChunk: length < 0 },
-    );
-    return new Response(body, { status, statusText: res.statusText, headers });
+      return encoded(res, encoding, rejoin(peeked), false);
+    });
   };
+}
+
+/** The answer with `Vary: Accept-Encoding`, its body untouched. */
+function withVary(res: Response): Response {
+  try {
+    appendVary(res.headers);
+    return res;
+  } catch {
+    // Immutable headers (a fetch Response): copy them.
+    const headers = new Headers(res.headers);
+    appendVary(headers);
+    return new Response(res.body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
+  }
+}
+
+/** The answer compressed with `encoding` (flushed chunk by chunk when its length is unknown). */
+function encoded(
+  res: Response,
+  encoding: Encoding,
+  body: ReadableStream<Uint8Array> | null,
+  head: boolean,
+): Response {
+  const headers = new Headers(res.headers);
+  appendVary(headers);
+  const streaming = !headers.has("content-length");
+  headers.set("content-encoding", encoding);
+  headers.delete("content-length");
+  const etag = headers.get("etag");
+  if (etag !== null && !etag.startsWith("W/")) headers.set("etag", `W/${etag}`);
+  // A HEAD answer of unknown length: an empty stream, or Deno would add `Content-Length: 0`.
+  const out = head || body === null
+    ? emptyStream()
+    : compressStream(body, encoding, { flushEachChunk: streaming });
+  return new Response(out, {
+    status: res.status,
+    statusText: res.statusText,
+    headers,
+  });
 }

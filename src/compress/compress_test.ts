@@ -87,7 +87,7 @@ function get(headers: Record<string, string> = {}, method = "GET") {
 Deno.test("the compressor encodes a worker's HTML per Accept-Encoding, and it decodes to what the worker sent", async () => {
   const compress = createCompressor();
   for (const encoding of ["br", "gzip"] as const) {
-    const res = compress(
+    const res = await compress(
       get({ "accept-encoding": encoding }),
       htmlResponse(HTML, {
         "content-length": String(HTML.length),
@@ -103,7 +103,9 @@ Deno.test("the compressor encodes a worker's HTML per Accept-Encoding, and it de
     assert.ok(bytes.length < HTML.length / 5);
     assert.equal(decode(bytes, encoding), HTML);
   }
-  const plain = compress(get(), htmlResponse());
+  const original = htmlResponse();
+  const plain = await compress(get(), original);
+  assert.equal(plain, original, "not rewrapped: its body and framing stay");
   assert.equal(plain.headers.get("content-encoding"), null);
   assert.equal(plain.headers.get("vary"), "Accept-Encoding");
   assert.equal(await plain.text(), HTML);
@@ -126,22 +128,22 @@ Deno.test("the compressor leaves alone what must not or need not be compressed",
   ];
   for (const [name, res] of cases) {
     await t.step(name, async () => {
-      const out = compress(get(br), res);
+      const out = await compress(get(br), res);
       assert.equal(out, res);
       assert.notEqual(out.headers.get("content-encoding"), "br");
       await out.body?.cancel();
     });
   }
-  await t.step("compression disabled", () => {
+  await t.step("compression disabled", async () => {
     const off = createCompressor({ enabled: false });
     const res = htmlResponse();
-    assert.equal(off(get(br), res), res);
+    assert.equal(await off(get(br), res), res);
   });
 });
 
 Deno.test("a HEAD answer gets the headers the GET would, without a body", async () => {
   const compress = createCompressor();
-  const res = compress(
+  const res = await compress(
     get({ "accept-encoding": "gzip" }, "HEAD"),
     htmlResponse(null, { "content-length": String(HTML.length) }),
   );
@@ -190,10 +192,45 @@ Deno.test("an answer of unknown length is flushed chunk by chunk: the first part
 
 // Regression: a copy of the response turned tqserver's own 408 into a chunked
 // answer, and a client reading by Content-Length waited for the close.
-Deno.test("an answer left uncompressed is the same response, so a known length stays known", () => {
+Deno.test("an answer left uncompressed is the same response, so a known length stays known", async () => {
   const compress = createCompressor();
   const original = htmlResponse();
-  const res = compress(get({ "accept-encoding": "identity" }), original);
+  const res = await compress(get({ "accept-encoding": "identity" }), original);
   assert.equal(res, original);
   assert.equal(res.headers.get("vary"), "Accept-Encoding");
+});
+
+Deno.test("an answer of unknown length that turns out short keeps its exact length and is not compressed", async () => {
+  const compress = createCompressor({ minBytes: 1024 });
+  // A string body has no Content-Length header until Deno sends it: an error page, say.
+  const res = await compress(
+    get({ "accept-encoding": "gzip" }),
+    htmlResponse(new Blob(["<p>short</p>"]).stream()),
+  );
+  assert.equal(res.headers.get("content-encoding"), null);
+  assert.equal(res.headers.get("vary"), "Accept-Encoding");
+  assert.equal(await res.text(), "<p>short</p>");
+});
+
+Deno.test("a slow stream of unknown length is compressed without waiting for min_bytes", async () => {
+  const compress = createCompressor({ minBytes: 1024 });
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      controller.enqueue(new TextEncoder().encode("<p>first</p>"));
+      await released;
+      controller.enqueue(new TextEncoder().encode(HTML));
+      controller.close();
+    },
+  });
+  const res = await Promise.race([
+    compress(get({ "accept-encoding": "gzip" }), htmlResponse(body)),
+    new Promise<"held">((r) => setTimeout(() => r("held"), 3000)),
+  ]);
+  assert.notEqual(res, "held", "headers held back until min_bytes");
+  const answer = res as Response;
+  assert.equal(answer.headers.get("content-encoding"), "gzip");
+  release();
+  assert.equal(decode(await answer.bytes(), "gzip"), "<p>first</p>" + HTML);
 });

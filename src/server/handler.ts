@@ -21,7 +21,9 @@ export interface PublicHandlerOptions {
   /** Dev hooks; absent in prod. */
   dev?: DevHooks | undefined;
   /** Compression of workers' answers (`server.compression`), a stage after the proxy. */
-  compress?: ((req: Request, res: Response) => Response) | undefined;
+  compress?:
+    | ((req: Request, res: Response) => Response | Promise<Response>)
+    | undefined;
   /** Answers `/_tq/` requests when there are no dev hooks. */
   notFound: (req: Request) => Response;
   /** True once the server hands over or stops: answers carry `Connection: close`. */
@@ -77,7 +79,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     } else {
       res = await proxy(req, info);
       if (dev) res = dev.transform(res, req);
-      if (compress) res = compress(req, res);
+      if (compress) res = await compress(req, res);
       if (streams) res = streams.track(res);
     }
     return closing() ? withConnectionClose(res) : res;
