@@ -1,7 +1,6 @@
 import { isAbsolute, join } from "node:path";
 import {
   compressBytes,
-  compressStream,
   createTypeMatcher,
   DEFAULT_COMPRESSIBLE_TYPES,
   DEFAULT_MIN_BYTES,
@@ -10,21 +9,17 @@ import {
 } from "../compress/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { StaticCache, type StaticCacheStats } from "./cache.ts";
-import { evaluatePreconditions, ifRangeHolds } from "./_conditional.ts";
 import {
   type FileEntry,
   isClientPathError,
   makeVariant,
-  openChecked,
   resolveFile,
   stillValid,
   type Variant,
   variantEtag,
 } from "./_entry.ts";
 import { parseStaticPath, rawPathOf } from "./_path.ts";
-import { parseRange } from "./_range.ts";
-import { emptyStream } from "../compress/mod.ts";
-import { rangeStream } from "./_stream.ts";
+import { respond, textResponse } from "./_respond.ts";
 
 /** Options for {@linkcode createStaticHandler}. */
 export interface StaticHandlerOptions {
@@ -76,26 +71,6 @@ interface ParsedPath {
   key: string;
 }
 const KiB = 1024;
-const encoder = new TextEncoder();
-
-function textResponse(
-  status: number,
-  text: string,
-  headers: Record<string, string> = {},
-  head = false,
-): Response {
-  const body = encoder.encode(text + "\n");
-  // An explicit length: a HEAD answer carries the GET's headers (RFC 9110 §9.3.2).
-  return new Response(head ? null : body, {
-    status,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "content-length": String(body.length),
-      "x-content-type-options": "nosniff",
-      ...headers,
-    },
-  });
-}
 
 function checkCount(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -291,93 +266,6 @@ export function createStaticHandler(
       : variantFor(key, entry, encoding);
   }
 
-  /** Answers from an entry and its chosen variant; "stale" when the file on disk is no longer that version. */
-  function respond(
-    req: Request,
-    entry: FileEntry,
-    variant: Variant,
-    rangeHeader: string | null,
-    head: boolean,
-  ): Response | "stale" {
-    const pre = evaluatePreconditions(
-      req.headers,
-      variant.etag,
-      entry.matchTags,
-      entry.mtimeSeconds,
-    );
-    if (pre === "failed") {
-      return textResponse(412, "Precondition failed", {}, head);
-    }
-    if (pre === "not-modified") {
-      return new Response(null, { status: 304, headers: variant.notModified });
-    }
-    if (variant.encoding === null && rangeHeader !== null) {
-      const size = entry.id.size;
-      let range = parseRange(rangeHeader, size);
-      if (
-        !ifRangeHolds(
-          req.headers.get("if-range"),
-          variant.etag,
-          entry.lastModified,
-        )
-      ) {
-        range = { kind: "none" };
-      }
-      if (range.kind === "unsatisfiable") {
-        return textResponse(416, "Range not satisfiable", {
-          "content-range": `bytes */${size}`,
-          "accept-ranges": "bytes",
-        }, head);
-      }
-      if (range.kind === "range") {
-        const length = range.end - range.start + 1;
-        const headers = new Headers(variant.headers);
-        headers.set(
-          "content-range",
-          `bytes ${range.start}-${range.end}/${size}`,
-        );
-        headers.set("content-length", String(length));
-        if (head) return new Response(null, { status: 206, headers });
-        let body: BodyInit;
-        if (variant.body !== undefined) {
-          body = variant.body.subarray(range.start, range.end + 1);
-        } else {
-          const file = openChecked(variant.file!);
-          if (file === null) return "stale";
-          if (range.end === size - 1) {
-            // To the end: the file's own stream, pumped without JS per chunk.
-            file.seekSync(range.start, Deno.SeekMode.Start);
-            body = file.readable;
-          } else body = rangeStream(file, range.start, length);
-        }
-        counters.servedBytes += length;
-        return new Response(body, { status: 206, headers });
-      }
-    }
-    if (head) {
-      // Unknown length (compressed while streaming): an empty stream, so the
-      // HEAD answer carries no `Content-Length: 0` the GET would not.
-      const body = variant.size < 0 ? emptyStream() : null;
-      return new Response(body, { headers: variant.headers });
-    }
-    if (variant.body !== undefined) {
-      counters.servedBytes += variant.body.length;
-      return new Response(variant.body, { headers: variant.headers });
-    }
-    const file = openChecked(variant.file!);
-    if (file === null) return "stale";
-    if (variant.streamed) {
-      return new Response(
-        compressStream(file.readable, variant.encoding!),
-        { headers: variant.headers },
-      );
-    }
-    counters.servedBytes += variant.size;
-    // file.readable is backed by the file: Deno pumps it without JS per chunk,
-    // and closes the file at its end and on cancel.
-    return new Response(file.readable, { headers: variant.headers });
-  }
-
   // Parsing is pure: a raw path seen before maps to the same worker and segments.
   const parsedPaths = new Map<string, ParsedPath>();
   const PARSED_MAX = 4096;
@@ -431,7 +319,7 @@ export function createStaticHandler(
         entry = found;
       }
       const variant = await pickVariant(req, path.key, entry, rangeHeader);
-      const res = respond(req, entry, variant, rangeHeader, head);
+      const res = respond(req, entry, variant, rangeHeader, head, counters);
       if (res !== "stale") return res;
       cache.delete(path.key);
       entry = undefined;
@@ -453,7 +341,7 @@ export function createStaticHandler(
       const rangeHeader = req.headers.get("range");
       const variant = pickVariant(req, path.key, entry, rangeHeader);
       if (!(variant instanceof Promise)) {
-        const res = respond(req, entry, variant, rangeHeader, head);
+        const res = respond(req, entry, variant, rangeHeader, head, counters);
         if (res !== "stale") return res;
         cache.delete(path.key);
         return serveResolving(req, rawPath, path, head, undefined);

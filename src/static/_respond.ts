@@ -1,0 +1,122 @@
+// Folder-private: building the answers of the static handler.
+import { compressStream, emptyStream } from "../compress/mod.ts";
+import type { StaticCacheStats } from "./cache.ts";
+import { evaluatePreconditions, ifRangeHolds } from "./_conditional.ts";
+import { type FileEntry, openChecked, type Variant } from "./_entry.ts";
+import { parseRange } from "./_range.ts";
+import { rangeStream } from "./_stream.ts";
+
+const encoder = new TextEncoder();
+
+/** A short text answer with an explicit length: a HEAD carries the GET's headers (RFC 9110 §9.3.2). */
+export function textResponse(
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+  head = false,
+): Response {
+  const body = encoder.encode(text + "\n");
+  // An explicit length: a HEAD answer carries the GET's headers (RFC 9110 §9.3.2).
+  return new Response(head ? null : body, {
+    status,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": String(body.length),
+      "x-content-type-options": "nosniff",
+      ...headers,
+    },
+  });
+}
+
+/**
+ * Answers a GET or HEAD from an entry and its chosen variant: 412 or 304 by
+ * the preconditions, 206/416 for a byte range of the identity bytes, else
+ * 200 from memory or from the file. "stale" when the file on disk is no
+ * longer the version the entry holds (the caller resolves it again).
+ */
+export function respond(
+  req: Request,
+  entry: FileEntry,
+  variant: Variant,
+  rangeHeader: string | null,
+  head: boolean,
+  counters: StaticCacheStats,
+): Response | "stale" {
+  const pre = evaluatePreconditions(
+    req.headers,
+    variant.etag,
+    entry.matchTags,
+    entry.mtimeSeconds,
+  );
+  if (pre === "failed") {
+    return textResponse(412, "Precondition failed", {}, head);
+  }
+  if (pre === "not-modified") {
+    return new Response(null, { status: 304, headers: variant.notModified });
+  }
+  if (variant.encoding === null && rangeHeader !== null) {
+    const size = entry.id.size;
+    let range = parseRange(rangeHeader, size);
+    if (
+      !ifRangeHolds(
+        req.headers.get("if-range"),
+        variant.etag,
+        entry.lastModified,
+      )
+    ) {
+      range = { kind: "none" };
+    }
+    if (range.kind === "unsatisfiable") {
+      return textResponse(416, "Range not satisfiable", {
+        "content-range": `bytes */${size}`,
+        "accept-ranges": "bytes",
+      }, head);
+    }
+    if (range.kind === "range") {
+      const length = range.end - range.start + 1;
+      const headers = new Headers(variant.headers);
+      headers.set(
+        "content-range",
+        `bytes ${range.start}-${range.end}/${size}`,
+      );
+      headers.set("content-length", String(length));
+      if (head) return new Response(null, { status: 206, headers });
+      let body: BodyInit;
+      if (variant.body !== undefined) {
+        body = variant.body.subarray(range.start, range.end + 1);
+      } else {
+        const file = openChecked(variant.file!);
+        if (file === null) return "stale";
+        if (range.end === size - 1) {
+          // To the end: the file's own stream, pumped without JS per chunk.
+          file.seekSync(range.start, Deno.SeekMode.Start);
+          body = file.readable;
+        } else body = rangeStream(file, range.start, length);
+      }
+      counters.servedBytes += length;
+      return new Response(body, { status: 206, headers });
+    }
+  }
+  if (head) {
+    // Unknown length (compressed while streaming): an empty stream, so the
+    // HEAD answer carries no `Content-Length: 0` the GET would not.
+    const body = variant.size < 0 ? emptyStream() : null;
+    return new Response(body, { headers: variant.headers });
+  }
+  if (variant.body !== undefined) {
+    counters.servedBytes += variant.body.length;
+    return new Response(variant.body, { headers: variant.headers });
+  }
+  const file = openChecked(variant.file!);
+  if (file === null) return "stale";
+  if (variant.streamed) {
+    return new Response(
+      compressStream(file.readable, variant.encoding!),
+      { headers: variant.headers },
+    );
+  }
+  counters.servedBytes += variant.size;
+  // file.readable is backed by the file: Deno pumps it without JS per chunk,
+  // and closes the file at its end and on cancel.
+  return new Response(file.readable, { headers: variant.headers });
+}
