@@ -20,7 +20,8 @@ export interface RunDevOptions {
 
 /**
  * Runs `main.ts` with `args` until it exits with anything but
- * {@linkcode RESTART_EXIT_CODE}; forwards SIGINT and SIGTERM to it.
+ * {@linkcode RESTART_EXIT_CODE}; forwards SIGINT, SIGTERM and SIGHUP to it
+ * (a SIGHUP would otherwise kill the runner and leave the server behind).
  *
  * @returns The server's last exit code.
  */
@@ -47,11 +48,14 @@ export async function runDev(
     };
     const onInt = forward("SIGINT");
     const onTerm = forward("SIGTERM");
+    const onHup = forward("SIGHUP");
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGTERM", onTerm);
+    Deno.addSignalListener("SIGHUP", onHup);
     const status = await child.status;
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGHUP", onHup);
     if (status.code !== RESTART_EXIT_CODE) {
       return status.code;
     }

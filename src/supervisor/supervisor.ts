@@ -267,7 +267,8 @@ export class Supervisor {
       await Promise.all(
         old.map((instance) => this.#retire(entry, instance, 0)),
       );
-      await Promise.all([...entry.draining].map((i) => i.stop(0)));
+      // Instances retired by an earlier replace finish their requests too.
+      await Promise.all([...entry.retiring]);
     })().finally(() => {
       this.#workers.delete(name);
       this.#removing.delete(name);
@@ -448,7 +449,7 @@ export class Supervisor {
       if (!this.#closed && !stopping(entry)) {
         if (entry.running) {
           // The replace under way brings new instances, or arms the retry if it fails.
-          entry.noteError(error);
+          entry.transition({ status: "unhealthy", error });
         } else if (entry.active.length > 0) {
           entry.transition({ status: "unhealthy", error });
           this.#enqueue(entry, "crashed");
@@ -497,7 +498,11 @@ export class Supervisor {
       });
     })();
     this.#retiring.add(done);
-    done.finally(() => this.#retiring.delete(done));
+    entry.retiring.add(done);
+    done.finally(() => {
+      this.#retiring.delete(done);
+      entry.retiring.delete(done);
+    });
     return done;
   }
 }

@@ -121,6 +121,8 @@ export class WorkerEntry {
   active: Instance[] = [];
   /** Instances that finish their in-flight requests before they stop. */
   readonly draining = new Set<Instance>();
+  /** The retirements under way (drain, then stop) of this worker's instances. */
+  readonly retiring = new Set<Promise<void>>();
   restarts = 0;
   lastRestartReason: RestartReason | null = null;
   /** Requests of instances that already stopped. */
