@@ -71,6 +71,10 @@ async function pipeLines(
 
 let nextId = 1;
 
+/** For this long after the first probe, probes are at most {@linkcode EAGER_PROBE_GAP_MS} apart. */
+const EAGER_PROBE_MS = 200;
+const EAGER_PROBE_GAP_MS = 4;
+
 /** Longest wait for a stopped worker's last output lines. */
 const OUTPUT_DRAIN_MS = 1000;
 /** Longest wait for a killed group's last processes to go. */
@@ -261,8 +265,10 @@ export class Instance {
     // The delay counts from the process start, which a standby had long ago.
     const delay = Math.min(delayMs - (Date.now() - this.spawnedAt), timeoutMs);
     if (delay > 0) await this.#sleepUnlessExit(delay);
-    // Probe soon and then less often: a warm process answers within a few ms.
+    // Probe soon and often at first (a warm process answers within a few
+    // ms), then every intervalMs: a refused connection costs next to nothing.
     let pause = 1;
+    const probing = Date.now();
     while (true) {
       signal?.throwIfAborted();
       const status = this.#exitStatus;
@@ -298,7 +304,10 @@ export class Instance {
       } catch (err) {
         lastProblem = probeProblem(err);
       }
-      await this.#sleepUnlessExit(Math.min(pause, intervalMs));
+      const early = Date.now() - probing < EAGER_PROBE_MS;
+      await this.#sleepUnlessExit(
+        Math.min(pause, early ? EAGER_PROBE_GAP_MS : intervalMs),
+      );
       pause *= 2;
     }
   }
