@@ -143,3 +143,43 @@ for (
     console.log(`    ${what.padEnd(46)} ${median(xs)} ms (max ${max(xs)})`);
   }
 }
+
+// The new instance's start, split at the line the worker logs once it listens:
+// "restarting" (server) → "worker listening" (the worker's own clock) → "replaced" (server).
+const all = server.logs().split("\n");
+const stamp = (line: string, re: RegExp) => {
+  const m = re.exec(line);
+  return m ? Date.parse(m[1]!) : NaN;
+};
+const imports: number[] = [];
+const healths: number[] = [];
+let restarting = NaN;
+let listening = NaN;
+for (const line of all) {
+  if (/INFO {2}worker restarting worker=index reason=build/.test(line)) {
+    restarting = stamp(line, /^(\S+)/);
+    listening = NaN;
+  } else if (/\[index\] \S+ INFO {2}worker listening/.test(line)) {
+    listening = stamp(line, /\[index\] (\S+)/);
+  } else if (/INFO {2}worker replaced worker=index reason=build/.test(line)) {
+    const replaced = stamp(line, /^(\S+)/);
+    if (!isNaN(restarting) && !isNaN(listening)) {
+      imports.push(listening - restarting);
+      healths.push(replaced - listening);
+    }
+    restarting = NaN;
+  }
+}
+if (imports.length) {
+  console.log(
+    `      of which: hand-over and import until listening ${
+      median(imports)
+    } ms (max ${max(imports)}), listening to healthy ${
+      median(healths)
+    } ms (max ${max(healths)})`,
+  );
+}
+console.log(
+  "  (graph lookup: in memory, no process; the machine's load was " +
+    Deno.loadavg().map((x) => x.toFixed(1)).join(" ") + ")",
+);
