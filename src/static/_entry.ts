@@ -38,6 +38,8 @@ export interface FileEntry {
   id: FileId;
   /** `.br`/`.gz` files beside the original, revalidated with it. */
   siblings: { statPath: string; id: FileId }[];
+  /** `.br`/`.gz` paths that did not exist: one appearing re-resolves the entry too. */
+  absentSiblings: string[];
   checkedAt: number;
   compressible: boolean;
   contentType: string;
@@ -268,6 +270,7 @@ export async function resolveFile(
     statPath,
     id,
     siblings: [],
+    absentSiblings: [],
     checkedAt: settings.now,
     compressible,
     contentType,
@@ -284,7 +287,12 @@ export async function resolveFile(
   for (const [encoding, ext] of SIBLINGS) {
     const siblingPath = statPath + ext;
     const siblingReal = await realInside(root, siblingPath);
-    if (siblingReal === null) continue;
+    if (siblingReal === null) {
+      if (await orNull(() => Deno.stat(siblingPath)) === null) {
+        entry.absentSiblings.push(siblingPath);
+      }
+      continue;
+    }
     const siblingInfo = await orNull(() => Deno.stat(siblingReal));
     if (!siblingInfo?.isFile) continue;
     const sibling = await readChecked(
@@ -339,7 +347,7 @@ function statOrNull(path: string): Deno.FileInfo | null {
 
 /**
  * Re-stats an entry's file and siblings: true when all are the version the
- * entry holds. Synchronous, like the open below: a `stat` of a cached inode
+ * entry holds and no `.br`/`.gz` appeared beside it. Synchronous, like the open below: a `stat` of a cached inode
  * takes microseconds, less than handing it to the blocking-op thread pool and
  * back (nginx blocks on these too).
  */
@@ -347,6 +355,9 @@ export function stillValid(entry: FileEntry): boolean {
   if (!sameInfo(statOrNull(entry.statPath), entry.id)) return false;
   for (const sibling of entry.siblings) {
     if (!sameInfo(statOrNull(sibling.statPath), sibling.id)) return false;
+  }
+  for (const path of entry.absentSiblings) {
+    if (statOrNull(path) !== null) return false;
   }
   return true;
 }

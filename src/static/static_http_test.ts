@@ -116,6 +116,8 @@ Deno.test("a compressible file too large to keep is compressed while streaming, 
 });
 
 Deno.test("a .br/.gz beside the file is preferred to compressing, and must itself stay inside public/", async (t) => {
+  let now = 0;
+  const clock = { now: () => now, advance: (ms: number) => now += ms };
   await withJs(async ({ handler, pub, dir }) => {
     // Markers that differ from what compressing site.js would give.
     const br = zlib.brotliCompressSync(new TextEncoder().encode("PRE-BR"));
@@ -155,10 +157,25 @@ Deno.test("a .br/.gz beside the file is preferred to compressing, and must itsel
         ]);
       },
     );
+    await t.step(
+      "a .gz that appears later is picked up at the next revalidation",
+      async () => {
+        assert.deepEqual(await body("/static/index/out.js", "gzip"), [
+          "gzip",
+          JS,
+        ]);
+        await Deno.writeFile(join(pub, "out.js.gz"), gz);
+        clock.advance(1000);
+        assert.deepEqual(await body("/static/index/out.js", "gzip"), [
+          "gzip",
+          "PRE-GZ",
+        ]);
+      },
+    );
     await t.step("a .br symlinked out of public/ is ignored", async () => {
       assert.deepEqual(await body("/static/index/out.js", "br"), ["br", JS]);
     });
-  });
+  }, { now: clock.now });
 });
 
 Deno.test("a Range on a compressible file is answered from the identity bytes", async () => {
