@@ -167,6 +167,15 @@ async function rawGet(
   }
 }
 
+function hasCurl(): boolean {
+  try {
+    return new Deno.Command("curl", { args: ["--version"], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
 function hasPython3(): boolean {
   try {
     return new Deno.Command("python3", { args: ["--version"], stdout: "null" })
@@ -232,6 +241,45 @@ Deno.test({
         assert.equal(new TextDecoder().decode(zlib.gunzipSync(gz.body)), html);
       },
     );
+    await t.step({
+      name:
+        "curl --compressed decodes a worker page and a static file to their bytes",
+      ignore: !hasCurl(),
+      fn: async () => {
+        const js = "export const x = 1;\n".repeat(400);
+        Deno.writeTextFileSync(
+          join(project.root, "workers", "index", "public", "app.js"),
+          js,
+        );
+        for (
+          const [path, expected] of [
+            ["/compress/page", html],
+            ["/static/index/app.js", js],
+          ]
+        ) {
+          const out = await new Deno.Command("curl", {
+            args: [
+              "-s",
+              "--compressed",
+              "-D",
+              "-",
+              "-w",
+              "\n%{size_download}",
+              `${server.base}${path}`,
+            ],
+            stdout: "piped",
+          }).output();
+          const text = new TextDecoder().decode(out.stdout);
+          const end = text.indexOf("\r\n\r\n");
+          const head = text.slice(0, end);
+          const rest = text.slice(end + 4);
+          const cut = rest.lastIndexOf("\n");
+          assert.match(head, /content-encoding: br/i, path);
+          assert.equal(rest.slice(0, cut), expected, path);
+          assert.ok(Number(rest.slice(cut + 1)) < expected!.length / 3, path);
+        }
+      },
+    });
     await t.step("SSE is neither compressed nor buffered", async () => {
       const res = await fetch(`${server.base}/compress/sse`, {
         headers: { "accept-encoding": "br, gzip" },
