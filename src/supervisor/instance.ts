@@ -147,6 +147,8 @@ export class Instance {
   #stopped: Promise<Deno.CommandStatus> | undefined;
   #lines: string[] = [];
   #healthUrl = "";
+  #log: Logger;
+  #name: string;
   #fetch: typeof fetch;
   #idle: (() => void) | undefined;
   #output: Promise<unknown>;
@@ -169,6 +171,8 @@ export class Instance {
     } = options;
     this.port = port;
     this.#fetch = fetchFn;
+    this.#log = logger;
+    this.#name = name;
     this.#child = spawn(command, {
       cwd,
       env,
@@ -398,7 +402,15 @@ export class Instance {
     }
     const status = await this.exited;
     // Children the worker left behind in its group die with it.
-    await killGroupAndWait(this.pid, GROUP_GONE_MS);
+    if (!(await killGroupAndWait(this.pid, GROUP_GONE_MS))) {
+      // Unkillable (stuck in the kernel): its port may stay taken; the pool skips a busy port.
+      this.#log.warn("worker process group outlived SIGKILL", {
+        worker: this.#name,
+        pgid: this.pid,
+        port: this.port,
+        waited_ms: GROUP_GONE_MS,
+      });
+    }
     try {
       this.#child.stdin.close();
     } catch {
