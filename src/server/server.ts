@@ -88,6 +88,7 @@ export class TqServer {
   #streams = new OpenStreams();
   #pidFile: PidFile | undefined;
   #successor: Deno.ChildProcess | undefined;
+  #upgradeAbort: AbortController | undefined;
   #lastDiscoverWarnings = new Set<string>();
   #serverLog: ServerLog | undefined;
   #access: AccessLog | undefined;
@@ -417,6 +418,7 @@ export class TqServer {
       return true;
     }
     this.#upgrading = true;
+    this.#upgradeAbort = new AbortController();
     try {
       // From a terminal, this process stays its job so Ctrl+C reaches the new server.
       const foreground = keepsForeground();
@@ -425,6 +427,7 @@ export class TqServer {
         timeoutMs: successorTimeoutMs(this.config),
         graceMs: this.config.workers.shutdown_grace_period_ms,
         foreground,
+        signal: this.#upgradeAbort.signal,
       });
       const ok = child !== undefined;
       if (ok) {
@@ -437,6 +440,7 @@ export class TqServer {
       return ok;
     } finally {
       this.#upgrading = false;
+      this.#upgradeAbort = undefined;
     }
   }
 
@@ -451,6 +455,8 @@ export class TqServer {
     this.#stopping = true;
     this.#closing = true;
     this.log.info("tqserver stopping", { reason });
+    // A successor still starting would outlive this stop: it goes too.
+    this.#upgradeAbort?.abort();
     if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
     this.#streams.closeAll();
     this.#proxy?.closeWebSockets();

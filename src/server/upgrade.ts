@@ -45,6 +45,8 @@ export interface SuccessorOptions {
   foreground?: boolean;
   /** What to run. Default: {@linkcode selfCommand} of `args` (tests run something else). */
   command?: { command: string; args: string[] };
+  /** Gives up (and kills the successor's group) when it aborts: this server is stopping. */
+  signal?: AbortSignal;
 }
 
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
@@ -113,6 +115,15 @@ export async function startSuccessor(
         { once: true },
       )
     ),
+    new Promise<string>((resolve) => {
+      const { signal } = options;
+      if (signal?.aborted) resolve("cancelled: this server is stopping");
+      signal?.addEventListener(
+        "abort",
+        () => resolve("cancelled: this server is stopping"),
+        { once: true },
+      );
+    }),
   ]);
   Deno.removeSignalListener("SIGUSR2", onReady);
   if (outcome === "ready") {

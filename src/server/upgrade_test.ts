@@ -42,3 +42,30 @@ Deno.test("a successor that is not ready in time is killed with its whole proces
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("stopping during an upgrade kills the successor that is still starting", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "tq-successor-" });
+  try {
+    const script = join(dir, "successor.sh");
+    Deno.writeTextFileSync(
+      script,
+      `#!/bin/sh\necho $$ > '${dir}/self'\nexec sleep 60\n`,
+      { mode: 0o755 },
+    );
+    Deno.chmodSync(script, 0o755);
+    const abort = new AbortController();
+    const pending = startSuccessor({
+      logger: silentLogger,
+      timeoutMs: 30_000,
+      graceMs: 1000,
+      command: { command: script, args: [] },
+      signal: abort.signal,
+    });
+    setTimeout(() => abort.abort(), 300);
+    assert.equal(await pending, undefined);
+    const self = Number(Deno.readTextFileSync(join(dir, "self")));
+    assert.ok(!running(self), `the successor ${self} still runs`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
