@@ -57,8 +57,17 @@ export async function waitFor<T>(
   );
 }
 
-/** True when a process with this pid exists. */
+/**
+ * True while a process with this pid runs. A zombie (exited, not yet reaped:
+ * an orphan waits for init, which here may reap late) does not count.
+ */
 export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+  }
   try {
     Deno.kill(pid, "SIGCONT");
     return true;
