@@ -558,7 +558,6 @@ export class DevWatcher {
         Math.round(performance.now() - replaceStarted),
       );
       if (replaced) {
-        this.#onServed?.(name);
         summary.replaced.push(name);
         entry.mtimes.binary = await fileMtime(entry.spec.binPath);
       }
@@ -585,6 +584,8 @@ export class DevWatcher {
     } else {
       for (const path of summary.css) this.#live.emit({ type: "css", path });
     }
+    // After the browsers were told: the type check must not delay their reload.
+    for (const name of summary.replaced) this.#onServed?.(name);
     if (
       summary.built.length || summary.failed.length ||
       summary.replaced.length || summary.private.length
