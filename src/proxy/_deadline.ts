@@ -1,5 +1,26 @@
 /** How long a request may wait for headers before the client's signal is watched. */
 const WATCH_AFTER_MS = 200;
+/** Granularity of every deadline: one shared timer checks them all this often. */
+const TICK_MS = 25;
+
+/** Deadlines in force; one timer sweeps them (no timer per request). */
+const live = new Set<HeaderDeadline>();
+let sweeper: ReturnType<typeof setTimeout> | undefined;
+
+function sweep(): void {
+  sweeper = undefined;
+  const now = performance.now();
+  for (const deadline of live) deadline.check(now);
+  if (live.size > 0) arm();
+}
+
+function arm(): void {
+  if (sweeper !== undefined) return;
+  const timer = setTimeout(sweep, TICK_MS);
+  // In-flight requests keep the process alive, not this timer.
+  Deno.unrefTimer(timer);
+  sweeper = timer;
+}
 
 /**
  * The wait for a worker's response headers of one proxied request. It fires
@@ -8,16 +29,17 @@ const WATCH_AFTER_MS = 200;
  * worker's — and (`clientGone`) when the client goes away; either way the
  * `onAbort` action runs (the transport closes the worker connection).
  *
- * The client's `req.signal` is only watched once a request has waited
- * {@linkcode WATCH_AFTER_MS}: under Deno.serve's legacy abort behaviour every
- * successful request aborts that signal, and a listener on every fast request
- * costs measurable time. A client that left earlier is still noticed, since
+ * Deadlines are checked by one shared timer every {@linkcode TICK_MS}, so a
+ * fast request costs a Set insert and delete instead of a timer. The
+ * client's `req.signal` is only watched once a request has waited
+ * {@linkcode WATCH_AFTER_MS}: a listener on every fast request costs
+ * measurable time. A client that left earlier is still noticed, since
  * `aborted` is checked when the watch starts.
  */
 export class HeaderDeadline {
   readonly #timeoutMs: number;
   readonly #client: Request;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #started: number;
   #since: number;
   #uploading = false;
   #watching = false;
@@ -25,15 +47,13 @@ export class HeaderDeadline {
   #clientGone = false;
   #action: (() => void) | undefined;
 
-  /** Starts the timer for `req`, which is answered 504 after `timeoutMs` without headers. */
+  /** Starts the wait for `req`, which is answered 504 after `timeoutMs` without headers. */
   constructor(req: Request, timeoutMs: number) {
     this.#client = req;
     this.#timeoutMs = timeoutMs;
-    this.#since = performance.now();
-    this.#timer = setTimeout(
-      this.#onTimer,
-      timeoutMs < WATCH_AFTER_MS ? timeoutMs : WATCH_AFTER_MS,
-    );
+    this.#started = this.#since = performance.now();
+    live.add(this);
+    arm();
   }
 
   /** True when it fired because the worker was too slow. */
@@ -68,14 +88,27 @@ export class HeaderDeadline {
     this.#since = performance.now();
   }
 
-  /** Stops the timer and the client watch (headers arrived, or the request failed). */
+  /** Stops the wait and the client watch (headers arrived, or the request failed). */
   clear(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    live.delete(this);
     this.#action = undefined;
     if (this.#watching) {
       this.#watching = false;
       this.#client.signal.removeEventListener("abort", this.#onClientGone);
+    }
+  }
+
+  /** Called by the shared timer. */
+  check(now: number): void {
+    if (!this.#watching && now - this.#started >= WATCH_AFTER_MS) {
+      const signal = this.#client.signal;
+      if (signal.aborted) return this.#onClientGone();
+      this.#watching = true;
+      signal.addEventListener("abort", this.#onClientGone, { once: true });
+    }
+    if (!this.#uploading && now - this.#since >= this.#timeoutMs) {
+      this.#timedOut = true;
+      this.#fire();
     }
   }
 
@@ -87,25 +120,6 @@ export class HeaderDeadline {
 
   #onClientGone = (): void => {
     this.#clientGone = true;
-    this.#fire();
-  };
-
-  #onTimer = (): void => {
-    if (!this.#watching) {
-      // First tick: start watching the client, then wait for the rest.
-      const signal = this.#client.signal;
-      if (signal.aborted) return this.#onClientGone();
-      this.#watching = true;
-      signal.addEventListener("abort", this.#onClientGone, { once: true });
-    }
-    const left = this.#uploading
-      ? this.#timeoutMs
-      : this.#timeoutMs - (performance.now() - this.#since);
-    if (left > 1) {
-      this.#timer = setTimeout(this.#onTimer, left);
-      return;
-    }
-    this.#timedOut = true;
     this.#fire();
   };
 }
