@@ -82,21 +82,25 @@ export function readWithin(
  * @throws {ClientTimeoutError} When the client stalls.
  */
 export async function prepareBody(
-  body: ReadableStream<Uint8Array> | null,
+  req: Request,
   contentLength: number,
   limits: BodyLimits,
 ): Promise<RequestBody> {
+  const body = req.body;
   if (body === null) return { kind: "none" };
   const { maxBodyBytes, readTimeoutMs } = limits;
   if (maxBodyBytes > 0 && contentLength > maxBodyBytes) {
     throw new BodyTooLargeError(maxBodyBytes);
   }
+  if (contentLength >= 0 && contentLength <= SMALL_BODY_BYTES) {
+    // One native read for a small body (no stream reads); the read timeout
+    // then bounds the whole of it.
+    return { kind: "bytes", bytes: await bytesWithin(req, readTimeoutMs) };
+  }
   const reader = body.getReader();
-  const small = contentLength >= 0 && contentLength <= SMALL_BODY_BYTES;
-  if (contentLength >= 0 && !small) {
+  if (contentLength >= 0) {
     return { kind: "stream", reader, length: contentLength, first: [] };
   }
-  const limit = small ? contentLength : limits.bufferBytes;
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -108,12 +112,25 @@ export async function prepareBody(
       throw new BodyTooLargeError(maxBodyBytes);
     }
     chunks.push(value);
-    if (total > limit) {
-      if (small) break; // Deno enforces the length; never more than sent.
+    if (total > limits.bufferBytes) {
       return { kind: "stream", reader, length: -1, first: chunks };
     }
   }
   return { kind: "bytes", bytes: concat(chunks, total) };
+}
+
+/** `req.bytes()`, failing with {@linkcode ClientTimeoutError} after `ms`. */
+function bytesWithin(req: Request, ms: number): Promise<Uint8Array> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ClientTimeoutError(ms)), ms);
+  });
+  const read = req.bytes().catch((err) => {
+    throw new ClientBodyError("Client body ended early", { cause: err });
+  });
+  // A read that loses the race settles later: keep it from being unhandled.
+  read.catch(() => {});
+  return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The framing header line for `body`, ending in CRLF, or "" for none. */

@@ -37,20 +37,14 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * line end is accepted too (RFC 9112 §2.2 lets a recipient do so).
  */
 export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
-  let p = from;
-  for (;;) {
-    const rel = buf.subarray(p, to).indexOf(10);
-    if (rel < 0) return -1;
-    const at = p + rel;
-    if (at + 1 >= to) return -1;
-    const next = buf[at + 1];
-    if (next === 10) return at + 2;
-    if (next === 13) {
-      if (at + 2 >= to) return -1;
-      if (buf[at + 2] === 10) return at + 3;
-    }
-    p = at + 1;
+  // A plain loop: heads are short, and subarray()/indexOf() allocate per call.
+  for (let i = from; i + 1 < to; i++) {
+    if (buf[i] !== 10) continue;
+    const next = buf[i + 1];
+    if (next === 10) return i + 2;
+    if (next === 13 && i + 2 < to && buf[i + 2] === 10) return i + 3;
   }
+  return -1;
 }
 
 /**

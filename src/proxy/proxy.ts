@@ -222,7 +222,7 @@ export function createProxy(
     let body: RequestBody;
     try {
       body = await prepareBody(
-        req.body,
+        req,
         req.body === null ? -1 : contentLength,
         limits,
       );
