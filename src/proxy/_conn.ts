@@ -9,6 +9,19 @@
  */
 
 const READ_SIZE = 16 * 1024;
+const WRITE_SIZE = 8 * 1024;
+
+/**
+ * Writes `text` as latin1 (one byte per char: header values are byte
+ * strings, so UTF-8 would double-encode bytes 0x80–0xFF) into `buf` at
+ * `at`; returns the end, or -1 when it does not fit.
+ */
+export function latin1Into(text: string, buf: Uint8Array, at: number): number {
+  const end = at + text.length;
+  if (end > buf.length) return -1;
+  for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);
+  return end;
+}
 
 /** One socket and its read buffer (`buf[start..end]` holds unread bytes). */
 export class Conn {
@@ -18,6 +31,8 @@ export class Conn {
   /** True once closed; it is never used again. */
   closed = false;
   buf = new Uint8Array(READ_SIZE);
+  /** Reused for every request head, so writing one allocates nothing. */
+  #out = new Uint8Array(WRITE_SIZE);
   start = 0;
   end = 0;
   idleSince = 0;
@@ -81,6 +96,29 @@ export class Conn {
         this.buf = bigger;
       }
     }
+  }
+
+  /** Writes a request head (latin1) and a small body, in one write when they fit the write buffer. */
+  async writeHead(text: string, body: Uint8Array | undefined): Promise<void> {
+    let end = latin1Into(text, this.#out, 0);
+    if (end < 0) {
+      const bytes = new Uint8Array(text.length);
+      latin1Into(text, bytes, 0);
+      await this.write(bytes);
+      if (body !== undefined && body.length > 0) await this.write(body);
+      return;
+    }
+    if (body !== undefined && body.length > 0) {
+      if (end + body.length <= this.#out.length) {
+        this.#out.set(body, end);
+        end += body.length;
+      } else {
+        await this.write(this.#out.subarray(0, end));
+        await this.write(body);
+        return;
+      }
+    }
+    await this.write(this.#out.subarray(0, end));
   }
 
   /** Writes all of `bytes`. */

@@ -56,7 +56,10 @@ export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
  *   fold, a Content-Length that is not a number or disagrees with another one.
  */
 export function parseResponseHead(bytes: Uint8Array): ResponseHead {
-  const text = latin1.decode(bytes);
+  // Short heads: fromCharCode in JS beats a decoder call into the runtime.
+  const text = bytes.length <= 4096
+    ? String.fromCharCode.apply(null, bytes as unknown as number[])
+    : latin1.decode(bytes);
   const lines = text.split("\n");
   const statusLine = stripCr(lines[0] ?? "");
   if (

@@ -92,8 +92,6 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
   "DELETE",
 ]);
 
-const encoder = new TextEncoder();
-
 /** The HTTP/1.1 client of the proxy (see the module doc). */
 export class Transport {
   readonly #pool: Pool;
@@ -126,7 +124,7 @@ export class Transport {
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const replayable = req.body.kind !== "stream";
     const idempotent = IDEMPOTENT.has(req.method);
-    const headBytes = serialise(req);
+    const headText = req.head + framingLine(req.body) + "\r\n";
     for (let attempt = 0;; attempt++) {
       let conn = this.#pool.take(req.origin);
       const reused = conn !== undefined;
@@ -134,7 +132,7 @@ export class Transport {
       const c = conn;
       req.deadline.onAbort(() => c.close());
       try {
-        return await this.#exchange(c, req, headBytes, reused);
+        return await this.#exchange(c, req, headText, reused);
       } catch (err) {
         c.close();
         if (
@@ -151,12 +149,15 @@ export class Transport {
   async #exchange(
     conn: Conn,
     req: UpstreamRequest,
-    headBytes: Uint8Array,
+    headText: string,
     reused: boolean,
   ): Promise<UpstreamResponse> {
     const { body, deadline, method } = req;
     try {
-      await conn.write(headBytes);
+      await conn.writeHead(
+        headText,
+        body.kind === "bytes" ? body.bytes : undefined,
+      );
     } catch (err) {
       throw new NoResponseError(
         "Writing the request to the worker failed",
@@ -262,17 +263,6 @@ export class Transport {
     }, { highWaterMark: 0 });
     return { head, body: stream };
   }
-}
-
-/** The request head plus framing line and blank line, with a small body appended. */
-function serialise(req: UpstreamRequest): Uint8Array {
-  const head = encoder.encode(req.head + framingLine(req.body) + "\r\n");
-  const { body } = req;
-  if (body.kind !== "bytes" || body.bytes.length === 0) return head;
-  const out = new Uint8Array(head.length + body.bytes.length);
-  out.set(head);
-  out.set(body.bytes, head.length);
-  return out;
 }
 
 async function connect(hostname: string, port: number): Promise<Conn> {

@@ -190,6 +190,20 @@ function echoBackend(tag: string) {
     assert.equal(seen["host"], "example.test:8080");
   });
 
+  Deno.test("proxy passes header bytes 0x80-0xFF unchanged (never re-encoded as UTF-8)", async () => {
+    await using backend = echoBackend("b");
+    await using proxy = startProxy([
+      new TestUpstream("b", "/", origin(backend)),
+    ]);
+    // "café" sent as UTF-8 bytes reads as the byte string "cafÃ©" on both ends.
+    const raw = await rawRequest(
+      proxy.port,
+      "GET /x HTTP/1.1\r\nHost: t.test\r\nX-Name: café\r\nConnection: close\r\n\r\n",
+    );
+    const seen = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).headers;
+    assert.equal(seen["x-name"], "caf\u00c3\u00a9");
+  });
+
   Deno.test(`proxy drops hop-by-hop response headers and keeps every Set-Cookie`, async () => {
     // A raw backend: Deno.serve would not let a handler send these fields.
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
