@@ -410,6 +410,16 @@ export class Builder {
       return { name, status: "built", ms: ms() };
     } catch (err) {
       await removeQuietly(tmp);
+      if (signal?.aborted) {
+        return {
+          name,
+          status: "failed",
+          ms: ms(),
+          error: {
+            message: `Build of "${name}" was cancelled: the server is stopping`,
+          },
+        };
+      }
       const reason = err instanceof Error ? err.message : String(err);
       return {
         name,
