@@ -10,6 +10,7 @@
 
 const READ_SIZE = 16 * 1024;
 const WRITE_SIZE = 8 * 1024;
+const CHUNK_SIZE = 64 * 1024;
 
 /**
  * Writes `text` as latin1 (one byte per char: header values are byte
@@ -63,6 +64,24 @@ export class Conn {
     if (n === null) return false;
     this.end += n;
     return true;
+  }
+
+  /**
+   * The next body bytes, at most `max`: what is buffered, else one read
+   * straight into a fresh chunk of up to 64 KiB (no copy, fewer reads than
+   * through the 16 KiB buffer). Null on EOF.
+   */
+  async readChunk(max: number): Promise<Uint8Array | null> {
+    if (this.start < this.end) {
+      const n = Math.min(max, this.end - this.start);
+      const chunk = this.buf.slice(this.start, this.start + n);
+      this.start += n;
+      return chunk;
+    }
+    const chunk = new Uint8Array(Math.min(max, CHUNK_SIZE));
+    const n = await this.tcp.read(chunk);
+    if (n === null) return null;
+    return n === chunk.length ? chunk : chunk.subarray(0, n);
   }
 
   /** Starts the idle read; `onDead` runs if it settles before the connection is taken. */

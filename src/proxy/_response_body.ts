@@ -22,25 +22,16 @@ export function lengthReader(conn: Conn, length: number): BodyReader {
   let left = length;
   return async () => {
     if (left === 0) return null;
-    if (conn.start === conn.end && !await conn.fill()) {
-      throw closedInside("the body");
-    }
-    const n = Math.min(left, conn.end - conn.start);
-    const chunk = conn.buf.slice(conn.start, conn.start + n);
-    conn.start += n;
-    left -= n;
+    const chunk = await conn.readChunk(left);
+    if (chunk === null) throw closedInside("the body");
+    left -= chunk.length;
     return chunk;
   };
 }
 
 /** Reads until the worker closes the connection. */
 export function closeReader(conn: Conn): BodyReader {
-  return async () => {
-    if (conn.start === conn.end && !await conn.fill()) return null;
-    const chunk = conn.buf.slice(conn.start, conn.end);
-    conn.start = conn.end;
-    return chunk;
-  };
+  return () => conn.readChunk(Number.MAX_SAFE_INTEGER);
 }
 
 /** Reads a chunked body, dropping extensions and trailer fields. */
