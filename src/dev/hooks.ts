@@ -31,6 +31,7 @@ export function createDevHooks(
     live,
     logger: server.log,
     configPath: existsSync(deno) ? deno : undefined,
+    idle: () => !watcher?.busy,
     noteError: (worker, error) =>
       server.supervisor.workers.get(worker)?.noteError(error),
   });
@@ -42,9 +43,7 @@ export function createDevHooks(
       entry: spec.entry,
       binPath: spec.binPath,
       dir: spec.dir,
-    }).catch((err) =>
-      server.log.debug("type check failed", { worker: name, error: err })
-    );
+    });
   };
   let startupChecks: ReturnType<typeof setTimeout> | undefined;
   const crashes = new CrashReporter({
@@ -57,6 +56,7 @@ export function createDevHooks(
     watcher = new DevWatcher(server, live, {
       debounceMs: settings.debounce_ms,
       onServed: checkTypes,
+      onActivity: () => types.interrupt(),
     });
     watcher.start();
   }

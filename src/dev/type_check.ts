@@ -28,6 +28,10 @@ export interface TypeCheckerOptions {
   configPath?: string | undefined;
   /** A check is killed after this long. Default 120000. */
   timeoutMs?: number;
+  /** Quiet time after the last request before a check starts. Default 1000. */
+  delayMs?: number;
+  /** False while a rebuild is under way: checks then wait. Default: always idle. */
+  idle?: () => boolean;
 }
 
 // deno-lint-ignore no-control-regex
@@ -79,8 +83,9 @@ const NICE = ["/usr/bin/nice", "/bin/nice"].find((p) => existsSync(p));
 
 /**
  * Type checks in dev without holding up a reload (as Vite's checker does):
- * after a worker's new build serves, `deno check` runs on its entry in the
- * background at low priority; type errors become a `warning` event (overlay
+ * after a worker's new build serves and files have been quiet for a moment,
+ * `deno check` runs on its entry in the background at low priority (and is
+ * stopped, to run again later, when files change meanwhile); type errors become a `warning` event (overlay
  * corner, never blocking), a log line and `last_error`; a clean check clears
  * the warning. Checks of one worker never overlap: edits made meanwhile
  * coalesce into one more check.
@@ -92,8 +97,14 @@ export class TypeChecker {
   #deno: string;
   #configPath: string | undefined;
   #timeoutMs: number;
-  #running = new Map<string, Promise<void>>();
-  #again = new Map<string, BuildTarget>();
+  #running = new Map<
+    string,
+    { target: BuildTarget; child?: Deno.ChildProcess }
+  >();
+  #pending = new Map<string, BuildTarget>();
+  #timers = new Map<string, ReturnType<typeof setTimeout>>();
+  #delayMs: number;
+  #idle: () => boolean;
   #closed = false;
   #children = new Set<Deno.ChildProcess>();
 
@@ -105,7 +116,11 @@ export class TypeChecker {
       denoPath = Deno.execPath(),
       configPath,
       timeoutMs = 120_000,
+      delayMs = 1000,
+      idle = () => true,
     } = options;
+    this.#delayMs = delayMs;
+    this.#idle = idle;
     this.#live = live;
     this.#log = logger;
     this.#noteError = noteError;
@@ -114,29 +129,62 @@ export class TypeChecker {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** Queues a check of `target`; resolves when that worker has no check running or queued. */
-  check(target: BuildTarget): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    const running = this.#running.get(target.name);
-    if (running) {
-      this.#again.set(target.name, target);
-      return running;
-    }
-    const done = (async () => {
-      let next: BuildTarget | undefined = target;
-      while (next && !this.#closed) {
-        this.#again.delete(next.name);
-        await this.#run(next);
-        next = this.#again.get(target.name);
+  /**
+   * Queues a check of `target`: it runs once files have been quiet for
+   * `delayMs` and no reload is under way. Checks of one worker never overlap.
+   */
+  check(target: BuildTarget): void {
+    if (this.#closed) return;
+    this.#pending.set(target.name, target);
+    this.#arm(target.name);
+  }
+
+  /**
+   * Files are changing: running checks are stopped (a check would compete
+   * with the rebuild for the CPU) and run again once things are quiet.
+   */
+  interrupt(): void {
+    for (const [name, run] of this.#running) {
+      if (!this.#pending.has(name)) this.#pending.set(name, run.target);
+      this.#arm(name);
+      try {
+        run.child?.kill("SIGKILL");
+      } catch {
+        // Finished meanwhile.
       }
-    })().finally(() => this.#running.delete(target.name));
-    this.#running.set(target.name, done);
-    return done;
+    }
+    for (const name of this.#timers.keys()) this.#arm(name);
+  }
+
+  #arm(name: string): void {
+    clearTimeout(this.#timers.get(name));
+    this.#timers.set(name, setTimeout(() => this.#fire(name), this.#delayMs));
+  }
+
+  #fire(name: string): void {
+    this.#timers.delete(name);
+    const target = this.#pending.get(name);
+    if (!target || this.#closed) return;
+    if (!this.#idle() || this.#running.has(name)) {
+      this.#arm(name);
+      return;
+    }
+    this.#pending.delete(name);
+    const run: { target: BuildTarget; child?: Deno.ChildProcess } = { target };
+    this.#running.set(name, run);
+    this.#run(target, (child) => run.child = child)
+      .catch((err) =>
+        this.#log.debug("type check failed", { worker: name, error: err })
+      )
+      .finally(() => this.#running.delete(name));
   }
 
   /** Kills running checks. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#pending.clear();
     for (const child of this.#children) {
       try {
         child.kill("SIGKILL");
@@ -144,10 +192,15 @@ export class TypeChecker {
         // Already gone.
       }
     }
-    await Promise.allSettled([...this.#running.values()]);
+    while (this.#running.size > 0) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
-  async #run(target: BuildTarget): Promise<void> {
+  async #run(
+    target: BuildTarget,
+    onSpawn: (child: Deno.ChildProcess) => void,
+  ): Promise<void> {
     const started = performance.now();
     const args = [
       "check",
@@ -166,6 +219,7 @@ export class TypeChecker {
         env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
       }).spawn();
       this.#children.add(child);
+      onSpawn(child);
       const timer = setTimeout(() => {
         try {
           child.kill("SIGKILL");

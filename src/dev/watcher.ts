@@ -53,6 +53,8 @@ export interface DevWatcherOptions {
   debounceMs?: number;
   /** Called with a worker's name once its new build serves (dev: background type check). */
   onServed?: (name: string) => void;
+  /** Called on every relevant file event (dev: background work steps aside). */
+  onActivity?: () => void;
 }
 
 /** What one batch of file events did. */
@@ -113,6 +115,7 @@ export class DevWatcher {
   #live: LiveReload;
   #debounceMs: number;
   #onServed: ((name: string) => void) | undefined;
+  #onActivity: (() => void) | undefined;
   #handling = 0;
   #watcher: Deno.FsWatcher | undefined;
   #pending = new Set<string>();
@@ -137,8 +140,9 @@ export class DevWatcher {
     live: LiveReload,
     options: DevWatcherOptions = {},
   ) {
-    const { debounceMs = 50, onServed } = options;
+    const { debounceMs = 50, onServed, onActivity } = options;
     this.#onServed = onServed;
+    this.#onActivity = onActivity;
     this.#host = host;
     this.#live = live;
     this.#debounceMs = debounceMs;
@@ -156,6 +160,7 @@ export class DevWatcher {
           added++;
         }
         if (added === 0) continue;
+        this.#onActivity?.();
         this.#lastEventAt = performance.now();
         if (this.#timer === undefined) this.#firstEventAt = this.#lastEventAt;
         clearTimeout(this.#timer);
