@@ -15,6 +15,13 @@ import {
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
 import { proxyWebSocket } from "./_websocket.ts";
+import {
+  CLIENT_CLOSED,
+  clientFailure,
+  failure,
+  isClientFailure,
+  unavailable,
+} from "./_failures.ts";
 import { HeaderDeadline } from "./_deadline.ts";
 import {
   ConnectError,
@@ -26,8 +33,6 @@ import {
 import {
   type BodyLimits,
   BodyTooLargeError,
-  ClientBodyError,
-  ClientTimeoutError,
   prepareBody,
   type RequestBody,
 } from "./_request_writer.ts";
@@ -86,9 +91,6 @@ export type ProxyHandler =
      */
     closeWebSockets(): void;
   };
-
-/** Status for a request whose client left before the worker answered (nginx's 499). */
-const CLIENT_CLOSED = 499;
 
 function isWebSocketUpgrade(req: Request): boolean {
   const upgrade = req.headers.get("upgrade");
@@ -227,7 +229,7 @@ export function createProxy(
         limits,
       );
     } catch (err) {
-      return clientFailure(req, err, clientIp, upstream, requestId);
+      return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
     let head = requestHead(req.headers, {
       method: req.method,
@@ -307,9 +309,22 @@ export function createProxy(
           continue;
         }
         if (isClientFailure(err)) {
-          return clientFailure(req, err, clientIp, upstream, requestId);
+          return clientFailure(err, {
+            req,
+            logger,
+            upstream,
+            requestId,
+            clientIp,
+          });
         }
-        return failure(req, err, deadline, upstream, instance, requestId);
+        return failure(err, {
+          req,
+          logger,
+          upstream,
+          requestId,
+          deadline,
+          origin: instance.origin,
+        });
       }
       return respond(res, info, instance, requestId);
     }
@@ -348,104 +363,6 @@ export function createProxy(
     }
   }
 
-  function unavailable(
-    req: Request,
-    upstream: Upstream,
-    requestId: string,
-  ): Response {
-    return errorResponse(
-      req,
-      503,
-      `No healthy instance of worker "${upstream.name}"`,
-      {
-        requestId,
-        headers: { "retry-after": String(upstream.retryAfterSeconds()) },
-      },
-    );
-  }
-
-  /** 408, 413 or 499: the client's doing, logged at debug level only. */
-  function clientFailure(
-    req: Request,
-    err: unknown,
-    clientIp: string,
-    upstream: Upstream,
-    requestId: string,
-  ): Response {
-    const fields = {
-      client: clientIp,
-      worker: upstream.name,
-      request_id: requestId,
-    };
-    if (err instanceof ClientTimeoutError) {
-      logger.debug("client timed out", {
-        ...fields,
-        timeout_ms: err.timeoutMs,
-      });
-      return errorResponse(
-        req,
-        408,
-        `The request body stalled for ${err.timeoutMs} ms`,
-        { requestId, headers: { connection: "close" } },
-      );
-    }
-    if (err instanceof BodyTooLargeError) {
-      logger.debug("request body too large", { ...fields, limit: err.limit });
-      return errorResponse(
-        req,
-        413,
-        `The request body is larger than ${err.limit} bytes`,
-        { requestId, headers: { connection: "close" } },
-      );
-    }
-    if (!(err instanceof ClientBodyError)) throw err;
-    logger.debug("client closed request", fields);
-    return errorResponse(req, CLIENT_CLOSED, "Client closed request", {
-      requestId,
-    });
-  }
-
-  function failure(
-    req: Request,
-    err: unknown,
-    deadline: HeaderDeadline,
-    upstream: Upstream,
-    instance: UpstreamTarget,
-    requestId: string,
-  ): Response {
-    const worker = upstream.name;
-    const origin = instance.origin;
-    if (deadline.timedOut) {
-      logger.warn("worker timed out", {
-        worker,
-        origin,
-        timeout_ms: upstream.writeTimeoutMs,
-        request_id: requestId,
-      });
-      return errorResponse(
-        req,
-        504,
-        `Worker "${worker}" did not answer within ${upstream.writeTimeoutMs} ms`,
-        { requestId },
-      );
-    }
-    if (deadline.clientGone || req.signal.aborted) {
-      logger.debug("client closed request", { worker, request_id: requestId });
-      return errorResponse(req, CLIENT_CLOSED, "Client closed request", {
-        requestId,
-      });
-    }
-    logger.warn("worker unreachable", {
-      worker,
-      origin,
-      error: describeError(err),
-      request_id: requestId,
-    });
-    return errorResponse(req, 502, `Worker "${worker}" is unreachable`, {
-      requestId,
-    });
-  }
-
   function proxy(
     req: Request,
     info: Deno.ServeHandlerInfo<Deno.NetAddr>,
@@ -462,13 +379,13 @@ export function createProxy(
       if (length > maxBodyBytes) {
         // Refused before anything reaches a worker.
         return Promise.resolve(
-          clientFailure(
+          clientFailure(new BodyTooLargeError(maxBodyBytes), {
             req,
-            new BodyTooLargeError(maxBodyBytes),
-            normalizeIp(info.remoteAddr.hostname),
+            logger,
             upstream,
-            req.headers.get("x-request-id") ?? crypto.randomUUID(),
-          ),
+            requestId: req.headers.get("x-request-id") ?? crypto.randomUUID(),
+            clientIp: normalizeIp(info.remoteAddr.hostname),
+          }),
         );
       }
     }
@@ -487,11 +404,6 @@ export function createProxy(
       }
     },
   });
-}
-
-function isClientFailure(err: unknown): boolean {
-  return err instanceof ClientTimeoutError ||
-    err instanceof BodyTooLargeError || err instanceof ClientBodyError;
 }
 
 /**

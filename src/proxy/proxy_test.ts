@@ -613,3 +613,28 @@ Deno.test("proxy resends a GET on a new connection when the worker closed the id
   listener.close();
   assert.equal(connections, 2);
 });
+
+Deno.test("proxy waits for a healthy instance within the retry window, then answers 503", async (t) => {
+  await using backend = echoBackend("late");
+  const up = new TestUpstream("late", "/", undefined);
+  await using proxy = startProxy([up], { retryWindowMs: 400 });
+  await t.step(
+    "an instance that comes up in time serves the request",
+    async () => {
+      setTimeout(() => up.origin = origin(backend), 150);
+      const res = await fetch(proxy.url + "/x");
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).tag, "late");
+    },
+  );
+  await t.step("none in time: 503 after the window, not at once", async () => {
+    up.origin = undefined;
+    const started = performance.now();
+    const res = await fetch(proxy.url + "/x");
+    await res.body?.cancel();
+    const ms = performance.now() - started;
+    assert.equal(res.status, 503);
+    assert.ok(ms >= 350 && ms < 3000, `answered after ${Math.round(ms)} ms`);
+  });
+  assert.equal(up.inFlight, 0);
+});
