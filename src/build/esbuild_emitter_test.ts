@@ -74,6 +74,7 @@ Deno.test({
       assert.match(bundle, /sourceMappingURL=data:application\/json;base64,/);
       const out = await run(target.binPath, [], { cwd: target.dir });
       // Deno colours a trace's file names unless NO_COLOR is set.
+      // deno-lint-ignore no-control-regex
       out.stderr = out.stderr.replace(/\x1b\[[0-9;]*m/g, "");
       assert.equal(out.code, 1);
       assert.match(out.stdout, /^main 1 true/);
