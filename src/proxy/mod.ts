@@ -13,6 +13,11 @@
  *
  * @module
  */
-export { createProxy, type ProxyHandler, type ProxyOptions } from "./proxy.ts";
+export {
+  createProxy,
+  type ProxyHandler,
+  type ProxyLimits,
+  type ProxyOptions,
+} from "./proxy.ts";
 export { errorResponse, type ErrorResponseInit } from "./_errors.ts";
 export { HOP_BY_HOP } from "./_headers.ts";

@@ -73,6 +73,12 @@ export interface ProxyOptions {
   retryWindowMs?: number;
 }
 
+/** The options of {@linkcode createProxy} a config reload may change. */
+export type ProxyLimits = Pick<
+  ProxyOptions,
+  "requestBufferBytes" | "maxBodyBytes" | "readTimeoutMs" | "retryWindowMs"
+>;
+
 /**
  * The proxy's request handler, shaped like a `Deno.serve` handler, plus
  * `close()` for the idle worker connections of its transport.
@@ -85,6 +91,11 @@ export type ProxyHandler =
   & {
     /** Closes idle keep-alive connections to workers (call on shutdown). */
     close(): void;
+    /**
+     * Applies a reloaded config's body limits, read timeout and retry window
+     * to the requests that start from now on.
+     */
+    reconfigure(next: ProxyLimits): void;
     /**
      * Closes every proxied WebSocket with 1001 "going away" (and its worker
      * side with it), so a stopping server waits on none of them.
@@ -142,6 +153,9 @@ export function createProxy(
     logger = silentLogger,
     trustedProxies = ["127.0.0.1", "::1"],
     idleTimeoutMs = 30_000,
+  } = options;
+  // Reloadable (see `reconfigure`).
+  let {
     requestBufferBytes = 1024 * 1024,
     maxBodyBytes = 0,
     readTimeoutMs = 30_000,
@@ -395,6 +409,15 @@ export function createProxy(
   return Object.assign(proxy, {
     close(): void {
       transport.close();
+    },
+    reconfigure(next: ProxyLimits): void {
+      ({ requestBufferBytes, maxBodyBytes, readTimeoutMs, retryWindowMs } = {
+        requestBufferBytes,
+        maxBodyBytes,
+        readTimeoutMs,
+        retryWindowMs,
+        ...next,
+      });
     },
     closeWebSockets(): void {
       for (const socket of sockets) {

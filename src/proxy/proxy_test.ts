@@ -638,3 +638,23 @@ Deno.test("proxy waits for a healthy instance within the retry window, then answ
   });
   assert.equal(up.inFlight, 0);
 });
+
+Deno.test("proxy reconfigure() applies new body limits to the next requests", async () => {
+  await using backend = echoBackend("b");
+  const table = new RouteTable();
+  table.set([new TestUpstream("b", "/", origin(backend))]);
+  const proxy = createProxy(table);
+  await using server = serve(proxy);
+  const url = `http://127.0.0.1:${server.addr.port}/up`;
+  try {
+    const before = await fetch(url, { method: "POST", body: "x".repeat(20) });
+    await before.body?.cancel();
+    assert.equal(before.status, 200);
+    proxy.reconfigure({ maxBodyBytes: 10 });
+    const after = await fetch(url, { method: "POST", body: "x".repeat(20) });
+    assert.equal(after.status, 413);
+    assert.match((await after.json()).error, /larger than 10 bytes/);
+  } finally {
+    proxy.close();
+  }
+});

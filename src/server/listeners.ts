@@ -9,7 +9,12 @@ import {
 import type { DevHooks } from "../dev_contract.ts";
 import { AccessLog, type Logger } from "../log/mod.ts";
 import { meterRequests, type ServerMetrics } from "../metrics/mod.ts";
-import { createProxy, errorResponse, type ProxyHandler } from "../proxy/mod.ts";
+import {
+  createProxy,
+  errorResponse,
+  type ProxyHandler,
+  type ProxyLimits,
+} from "../proxy/mod.ts";
 import type { ReloadReport } from "../reload/mod.ts";
 import { routeMatches, type RouteTable } from "../routes/mod.ts";
 import type { StaticHandler } from "../static/mod.ts";
@@ -61,7 +66,7 @@ export interface Listeners {
   proxy: ProxyHandler;
   /** The static file handler and its cache in force, when `server.static.enabled`. */
   readonly static: StaticHandler | undefined;
-  /** Applies a reloaded config's `server.static.*` and `server.compression.*`. */
+  /** Applies a reloaded config's `server.static.*`, `server.compression.*` and the proxy's limits. */
   reconfigure(config: Config): void;
   /** The access log, when `server.access_log` is set. */
   access: AccessLog | undefined;
@@ -93,10 +98,7 @@ export function openListeners(options: ListenersOptions): Listeners {
   const proxy = createProxy(table, {
     logger: log,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
-    requestBufferBytes: config.server.request_buffer_bytes,
-    maxBodyBytes: config.server.max_body_bytes,
-    readTimeoutMs: config.server.read_timeout_seconds * 1000,
-    retryWindowMs: config.workers.default.retry_window_ms,
+    ...proxyLimits(config),
   });
   const served = servedFiles(config, root, log);
   const handler = createPublicHandler({
@@ -195,9 +197,22 @@ export function openListeners(options: ListenersOptions): Listeners {
     get static() {
       return served.static;
     },
-    reconfigure: (next) => served.reconfigure(next),
+    reconfigure: (next) => {
+      served.reconfigure(next);
+      proxy.reconfigure(proxyLimits(next));
+    },
     access,
     adminHandler,
+  };
+}
+
+/** The proxy settings a config reload applies in place. */
+function proxyLimits(config: Config): ProxyLimits {
+  return {
+    requestBufferBytes: config.server.request_buffer_bytes,
+    maxBodyBytes: config.server.max_body_bytes,
+    readTimeoutMs: config.server.read_timeout_seconds * 1000,
+    retryWindowMs: config.workers.default.retry_window_ms,
   };
 }
 
