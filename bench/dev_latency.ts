@@ -6,6 +6,8 @@
 import { parseArgs } from "node:util";
 import { startServer } from "../tests/_helpers.ts";
 import { exampleProject } from "../tests/_example.ts";
+import type { Page } from "playwright-core";
+import { type Chromium, launchChromium } from "../tests/_browser.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -16,7 +18,6 @@ const { values } = parseArgs({
   },
 });
 const edits = Number(values.edits);
-const CHROMIUM = "/usr/bin/chromium";
 
 const project = exampleProject(
   values.debounce === undefined
@@ -43,32 +44,16 @@ const server = await startServer(project, ["--mode", "dev"], {
   main: project.main,
 });
 
-// deno-lint-ignore no-explicit-any
-let browser: any;
-// deno-lint-ignore no-explicit-any
-let page: any;
+let browser: Chromium | undefined;
+let page: Page | undefined;
 if (!values["no-browser"]) {
   try {
-    Deno.statSync(CHROMIUM);
-    const { chromium } = await import("playwright-core");
-    const profile = Deno.makeTempDirSync({ prefix: "tq-bench-chromium-" });
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    page = browser.pages()[0] ?? await browser.newPage();
+    browser = await launchChromium();
+    page = browser.context.pages()[0] ?? await browser.context.newPage();
     await page.goto(`${server.base}/`);
   } catch (err) {
     console.log(`(no browser measurement: ${err})`);
+    await browser?.close();
     browser = undefined;
   }
 }

@@ -2,48 +2,18 @@
 // restart in its timeline within a second, and answers buttons with sentences.
 // Set TQ_SCREENSHOTS=DIR to save screenshots at 1280 px and phone width there.
 import assert from "node:assert/strict";
+import { CHROMIUM, hasChromium, launchChromium } from "./_browser.ts";
 import { join } from "node:path";
 import { makeProject, REPO, startServer } from "./_helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 if (!hasChromium) {
   console.log(
     `skip: ${CHROMIUM} is not installed; the dashboard browser test does not run`,
   );
 }
 
-async function launch() {
-  const { chromium } = await import("playwright-core");
-  const profile = Deno.makeTempDirSync({ prefix: "tq-chromium-" });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    viewport: { width: 1280, height: 800 },
-  });
-  return {
-    context,
-    close: async () => {
-      await context.close();
-      Deno.removeSync(profile, { recursive: true });
-    },
-  };
+function launch() {
+  return launchChromium({ width: 1280, height: 800 });
 }
 
 Deno.test({

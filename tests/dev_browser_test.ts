@@ -2,17 +2,10 @@
 // source-mapped error over the page, the fix reloads the page, and a type error only
 // shows a warning in a corner while the new build serves.
 import assert from "node:assert/strict";
+import { CHROMIUM, hasChromium, launchChromium } from "./_browser.ts";
 import { makeProject, startServer, waitFor } from "./_helpers.ts";
 import { writeSource } from "./_dev_events.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 if (!hasChromium) {
   console.log(
     `skip: ${CHROMIUM} is not installed; the dev overlay test does not run`,
@@ -49,22 +42,8 @@ Deno.test({
     });
     const main = writeSource(project, "p", "main.ts", pageWorker('"page v1"'));
     const server = await startServer(project, ["--mode", "dev"]);
-    const { chromium } = await import("playwright-core");
-    const profile = Deno.makeTempDirSync({ prefix: "tq-chromium-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium();
+    const context = browser.context;
     try {
       const page = context.pages()[0] ?? await context.newPage();
       await page.goto(`${server.base}/p`);
@@ -118,8 +97,7 @@ Deno.test({
         "a warning leaves the page usable",
       );
     } finally {
-      await context.close();
-      Deno.removeSync(profile, { recursive: true });
+      await browser.close();
       await server.stop();
       project.cleanup();
     }

@@ -2,17 +2,9 @@
 // from tqserver's cache compressed with br, and the browser decodes and applies them
 // (nosniff holds them to their Content-Type).
 import assert from "node:assert/strict";
+import { CHROMIUM, hasChromium, launchChromium } from "./_browser.ts";
 import { join } from "node:path";
 import { makeProject, startServer } from "./_helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 const CSS = "#probe { color: rgb(1, 2, 3); }\n" +
   "/* padding so the file is worth compressing */\n".repeat(60);
@@ -42,22 +34,8 @@ Deno.test({
     Deno.writeTextFileSync(join(pub, "app.css"), CSS);
     Deno.writeTextFileSync(join(pub, "app.js"), JS);
     const server = await startServer(project);
-    const { chromium } = await import("playwright-core");
-    const profile = Deno.makeTempDirSync({ prefix: "tq-chromium-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium();
+    const context = browser.context;
     try {
       const page = context.pages()[0] ?? await context.newPage();
       const encodings = new Map<string, string | undefined>();
@@ -79,8 +57,7 @@ Deno.test({
         assert.equal(encodings.get(`/static/index/${path}`), "br", path);
       }
     } finally {
-      await context.close();
-      Deno.removeSync(profile, { recursive: true });
+      await browser.close();
       await server.stop();
       project.cleanup();
     }
