@@ -16,6 +16,16 @@ import {
   loadEsbuild,
 } from "./esbuild_emitter.ts";
 import { ModuleGraphs } from "./module_graph.ts";
+import {
+  BIN_GITIGNORE,
+  type BuildProgress,
+  ignoreBuildOutput,
+  inLanes,
+  logBuildResult,
+  PerKeyQueue,
+} from "./_batch.ts";
+
+export { BIN_GITIGNORE, type BuildProgress };
 import type { BuildFormat, BuildResult, BuildTarget } from "./target.ts";
 
 export type { BuildFormat, BuildResult, BuildTarget, LaunchInfo };
@@ -77,21 +87,6 @@ export interface BuildCallOptions {
   progress?: BuildProgress;
 }
 
-/** Builds done so far out of `total`, shared by the builders of one start. */
-export interface BuildProgress {
-  done: number;
-  total: number;
-}
-
-/** The progress line of one build: `[2/5] api_users 180 ms`. */
-export function progressLine(
-  result: BuildResult,
-  progress: BuildProgress,
-): string {
-  return `[${++progress
-    .done}/${progress.total}] ${result.name} ${result.ms} ms`;
-}
-
 function defaultDeno(): string {
   const exec = Deno.execPath();
   return runsFromSource() ? exec : "deno";
@@ -147,7 +142,7 @@ export class Builder {
   #emitter: Emitter;
   #fast: Promise<EsbuildEmitter | undefined> | undefined;
   #fastEmitter: EsbuildEmitter | undefined;
-  #queues = new Map<string, Promise<unknown>>();
+  #queue = new PerKeyQueue();
 
   /** @throws {RangeError} On an unknown format, `parallel` below 1 or a permission that is not a flag. */
   constructor(options: BuilderOptions = {}) {
@@ -278,16 +273,10 @@ export class Builder {
     options: BuildCallOptions = {},
   ): Promise<BuildResult> {
     const { force = this.#force, signal } = options;
-    const before = this.#queues.get(target.name) ?? Promise.resolve();
-    const result = before.then(() => this.#build(target, force, signal));
-    const tail = result.catch(() => {});
-    this.#queues.set(target.name, tail);
-    tail.then(() => {
-      if (this.#queues.get(target.name) === tail) {
-        this.#queues.delete(target.name);
-      }
-    });
-    return result;
+    return this.#queue.run(
+      target.name,
+      () => this.#build(target, force, signal),
+    );
   }
 
   /** Builds `targets`, `parallel` at a time, with a progress line per worker and a summary. */
@@ -296,20 +285,12 @@ export class Builder {
     options: BuildCallOptions = {},
   ): Promise<BuildResult[]> {
     const started = performance.now();
-    const results: BuildResult[] = new Array(targets.length);
-    let next = 0;
     const progress = options.progress ?? { done: 0, total: targets.length };
-    const lane = async () => {
-      while (next < targets.length) {
-        const i = next++;
-        const result = await this.build(targets[i]!, options);
-        results[i] = result;
-        this.#progress(result, progressLine(result, progress));
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.#parallel, targets.length) }, lane),
-    );
+    const results = await inLanes(targets, this.#parallel, async (target) => {
+      const result = await this.build(target, options);
+      logBuildResult(this.#log, result, progress, this.#format);
+      return result;
+    });
     const count = (status: BuildResult["status"]) =>
       results.filter((r) => r.status === status).length;
     this.#log.info("build finished", {
@@ -320,30 +301,6 @@ export class Builder {
       ms: Math.round(performance.now() - started),
     });
     return results;
-  }
-
-  #progress(result: BuildResult, line: string): void {
-    const fields = { worker: result.name, ms: result.ms };
-    // The message is the progress line itself: `[2/5] api_users 180 ms`.
-    if (result.status === "built") {
-      this.#log.info(line, {
-        ...fields,
-        status: "built",
-        format: this.#format,
-      });
-    } else if (result.status === "fresh") {
-      this.#log.info(line, { ...fields, status: "up-to-date" });
-    } else {
-      this.#log.info(line, { ...fields, status: "failed" });
-      const e = result.error;
-      this.#log.error("worker build failed", {
-        ...fields,
-        file: e?.file,
-        line: e?.line,
-        column: e?.column,
-        error: e?.message,
-      });
-    }
   }
 
   async #build(
@@ -432,20 +389,3 @@ export class Builder {
 }
 
 /** What a built worker's `bin/.gitignore` says: everything in that bin/ is build output. */
-export const BIN_GITIGNORE =
-  "# Written by tqserver: this bin/ holds build output only.\n*\n";
-
-/**
- * Writes `bin/.gitignore` (ignore everything) into the bin/ folder of a worker
- * that tqserver builds, unless one exists. A prebuilt worker's bin/ never gets
- * one, so its own executable stays tracked.
- */
-async function ignoreBuildOutput(binDir: string): Promise<void> {
-  try {
-    await Deno.writeTextFile(join(binDir, ".gitignore"), BIN_GITIGNORE, {
-      createNew: true,
-    });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-  }
-}

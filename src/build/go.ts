@@ -3,11 +3,13 @@ import { tmpdir } from "node:os";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { BuildError } from "./_errors.ts";
 import { mtimeMs, removeQuietly } from "./_files.ts";
+import type { BuildCallOptions } from "./builder.ts";
 import {
-  BIN_GITIGNORE,
-  type BuildCallOptions,
-  progressLine,
-} from "./builder.ts";
+  ignoreBuildOutput,
+  inLanes,
+  logBuildResult,
+  PerKeyQueue,
+} from "./_batch.ts";
 import type { BuildResult, BuildTarget } from "./target.ts";
 
 /** What a finished `go` command printed and how it ended. */
@@ -147,7 +149,7 @@ export class GoBuilder {
   #log: Logger;
   #run: GoRunner;
   #onWrite: ((path: string) => void) | undefined;
-  #queues = new Map<string, Promise<unknown>>();
+  #queue = new PerKeyQueue();
   /** Binary path → `${mtime} ${ldflags}` of what this builder last checked or wrote. */
   #flags = new Map<string, string>();
 
@@ -207,16 +209,7 @@ export class GoBuilder {
     options: BuildCallOptions = {},
   ): Promise<BuildResult> {
     const { force = this.#force } = options;
-    const before = this.#queues.get(target.name) ?? Promise.resolve();
-    const result = before.then(() => this.#build(target, force));
-    const tail = result.catch(() => {});
-    this.#queues.set(target.name, tail);
-    tail.then(() => {
-      if (this.#queues.get(target.name) === tail) {
-        this.#queues.delete(target.name);
-      }
-    });
-    return result;
+    return this.#queue.run(target.name, () => this.#build(target, force));
   }
 
   /** Builds `targets`, `parallel` at a time, with a progress line per worker. */
@@ -224,41 +217,13 @@ export class GoBuilder {
     targets: BuildTarget[],
     options: BuildCallOptions = {},
   ): Promise<BuildResult[]> {
-    const results: BuildResult[] = new Array(targets.length);
-    let next = 0;
     const progress = options.progress ?? { done: 0, total: targets.length };
-    const lane = async () => {
-      while (next < targets.length) {
-        const i = next++;
-        const result = await this.build(targets[i]!, options);
-        results[i] = result;
-        this.#progress(result, progressLine(result, progress));
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.#parallel, targets.length) }, lane),
-    );
+    const results = await inLanes(targets, this.#parallel, async (target) => {
+      const result = await this.build(target, options);
+      logBuildResult(this.#log, result, progress, "go");
+      return result;
+    });
     return results;
-  }
-
-  #progress(result: BuildResult, line: string): void {
-    const fields = { worker: result.name, ms: result.ms };
-    // The message is the progress line itself: `[2/5] hello_go 900 ms`.
-    if (result.status === "built") {
-      this.#log.info(line, { ...fields, status: "built", format: "go" });
-    } else if (result.status === "fresh") {
-      this.#log.info(line, { ...fields, status: "up-to-date" });
-    } else {
-      this.#log.info(line, { ...fields, status: "failed" });
-      const e = result.error;
-      this.#log.error("worker build failed", {
-        ...fields,
-        file: e?.file,
-        line: e?.line,
-        column: e?.column,
-        error: e?.message,
-      });
-    }
   }
 
   async #build(target: BuildTarget, force: boolean): Promise<BuildResult> {
@@ -374,16 +339,5 @@ export class GoBuilder {
     }
     this.#flags.set(binPath, `${mtime} ${flags}`);
     return flags;
-  }
-}
-
-/** Writes the folder's `.gitignore` (everything is build output) unless one exists. */
-async function ignoreBuildOutput(binDir: string): Promise<void> {
-  try {
-    await Deno.writeTextFile(join(binDir, ".gitignore"), BIN_GITIGNORE, {
-      createNew: true,
-    });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
   }
 }
