@@ -18,7 +18,9 @@ export class OpenStreams {
    * once after a `retry` hint, so the browser reconnects (to the next server).
    */
   track(res: Response): Response {
-    if (!res.body || !isEventStream(res)) return res;
+    // Content-Type first: reading `res.body` turns a body of bytes into a
+    // stream, which costs every proxied answer Deno.serve's fast path.
+    if (!isEventStream(res) || !res.body) return res;
     if (this.#closed) {
       res.body.cancel().catch(() => {});
       return new Response(RECONNECT, {
