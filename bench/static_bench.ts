@@ -138,10 +138,13 @@ async function startTqserver(
   root: string,
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
+  // TQ_BENCH_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles it, as in proxy_bench.ts.
+  const flags = Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [];
   const child = new Deno.Command(deno, {
     args: [
       "run",
       "-A",
+      ...flags,
       join(repoRoot, "main.ts"),
       "--mode",
       "prod",
