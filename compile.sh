@@ -48,7 +48,11 @@ permissions=(
   --unstable-net # reusePort: a new server binds the same port during a self-upgrade
   --unstable-no-legacy-abort # request.signal aborts only when the client goes away (the proxy watches it)
 )
-args=("${permissions[@]}")
+# V8's young generation grows to 3 x 16 MiB under load and is never given back: capped at 8 MiB
+# semi-spaces the server's RSS after a wrk run drops by a third with no loss of throughput
+# (deno task bench: hello 0.22x direct either way).
+v8=(--v8-flags=--max-semi-space-size=8)
+args=("${permissions[@]}" "${v8[@]}")
 [[ -z "$target" ]] || args+=(--target "$target")
 
 out="server/bin/tqserver"

@@ -166,7 +166,11 @@ export async function startTqserver(): Promise<Peer> {
     Deno.env.get("TQ_BENCH_YAML") ?? "server:\n  admin:\n    enabled: false\n",
   );
   const port = freePort();
-  const flags = Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [];
+  // As shipped (compile.sh, deno task start), plus any flags of the caller's.
+  const flags = [
+    "--v8-flags=--max-semi-space-size=8",
+    ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
+  ];
   return spawnPeer(
     "tqserver",
     `http://127.0.0.1:${port}`,

@@ -139,7 +139,11 @@ async function startTqserver(
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
   // TQ_BENCH_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles it, as in proxy_bench.ts.
-  const flags = Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [];
+  // As shipped (compile.sh, deno task start), plus any flags of the caller's.
+  const flags = [
+    "--v8-flags=--max-semi-space-size=8",
+    ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
+  ];
   const child = new Deno.Command(deno, {
     args: [
       "run",
