@@ -411,13 +411,10 @@ export function createProxy(
       transport.close();
     },
     reconfigure(next: ProxyLimits): void {
-      ({ requestBufferBytes, maxBodyBytes, readTimeoutMs, retryWindowMs } = {
-        requestBufferBytes,
-        maxBodyBytes,
-        readTimeoutMs,
-        retryWindowMs,
-        ...next,
-      });
+      requestBufferBytes = next.requestBufferBytes ?? requestBufferBytes;
+      maxBodyBytes = next.maxBodyBytes ?? maxBodyBytes;
+      readTimeoutMs = next.readTimeoutMs ?? readTimeoutMs;
+      retryWindowMs = next.retryWindowMs ?? retryWindowMs;
     },
     closeWebSockets(): void {
       for (const socket of sockets) {
