@@ -49,6 +49,12 @@ export interface SuccessorOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * V8 flags a source-mode successor runs with: the same as `deno task start`
+ * (deno.json), so a self-upgrade does not lose the semi-space cap.
+ */
+export const SOURCE_V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
+
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
 export function selfCommand(
   args: string[],
@@ -57,7 +63,14 @@ export function selfCommand(
   if (!runsFromSource()) return { command: exec, args };
   return {
     command: exec,
-    args: ["run", "--allow-all", "--unstable-net", Deno.mainModule, ...args],
+    args: [
+      "run",
+      "--allow-all",
+      "--unstable-net",
+      SOURCE_V8_FLAGS,
+      Deno.mainModule,
+      ...args,
+    ],
   };
 }
 

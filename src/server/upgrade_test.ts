@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { silentLogger } from "../log/mod.ts";
-import { startSuccessor } from "./upgrade.ts";
+import { selfCommand, SOURCE_V8_FLAGS, startSuccessor } from "./upgrade.ts";
 
 function running(pid: number): boolean {
   try {
@@ -68,4 +68,19 @@ Deno.test("stopping during an upgrade kills the successor that is still starting
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a source-mode successor runs with the V8 flags of `deno task start`", () => {
+  const task = JSON.parse(
+    Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)),
+  ).tasks.start as string;
+  assert.ok(task.includes(SOURCE_V8_FLAGS), `deno task start is: ${task}`);
+  const { args } = selfCommand(["--mode", "prod"]);
+  const main = args.indexOf(Deno.mainModule);
+  assert.ok(main > 0, `no main module in ${args.join(" ")}`);
+  assert.ok(
+    args.slice(0, main).includes(SOURCE_V8_FLAGS),
+    `the V8 flags are not passed to deno before the module: ${args.join(" ")}`,
+  );
+  assert.deepEqual(args.slice(main + 1), ["--mode", "prod"]);
 });
