@@ -77,6 +77,8 @@ export async function main(args: string[]): Promise<number> {
       dryRun: values["dry-run"],
       reload: values.reload,
       rollback: values.rollback,
+      // The target runs this config (config/ is deployed with it), so its token.
+      adminToken: config.server.admin.token,
       logger,
     });
     return 0;

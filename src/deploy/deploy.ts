@@ -32,6 +32,8 @@ export interface DeployOptions {
   run?: RunFn;
   /** fetch for the admin API. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /** Bearer token for the target's admin API (`server.admin.token`). Default none. */
+  adminToken?: string;
 }
 
 /** What happened on one host. */
@@ -91,6 +93,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
     logger = silentLogger,
     run = defaultRun,
     fetch: fetchFn = fetch,
+    adminToken = "",
   } = options;
   const hosts = target.hosts.length > 0 ? target.hosts : [""];
   // Never wait for a password prompt or a host that does not answer.
@@ -212,6 +215,7 @@ export async function deploy(options: DeployOptions): Promise<HostReport[]> {
         fetch: fetchFn,
         logger,
         workers: report.workers,
+        token: adminToken,
       });
       report.reloaded = true;
     }
@@ -230,6 +234,7 @@ interface ReloadOptions {
   fetch: typeof fetch;
   logger: Logger;
   workers: string[];
+  token: string;
 }
 
 type AdminCall = (
@@ -245,28 +250,54 @@ type AdminCall = (
 function adminCall(
   host: string,
   adminUrl: string,
+  token: string,
   remote: (script: string) => Promise<string>,
   fetchFn: typeof fetch,
 ): AdminCall {
+  // The admin API takes POSTs only as JSON (no web page can forge one), and
+  // every call with the Bearer token when server.admin.token is set.
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    ...(token ? { Authorization: `Bearer ${token}` } : {}),
+  };
   if (!host) {
     return async (path, method) => {
       const res = await fetchFn(`${adminUrl}${path}`, {
         method,
-        // The admin API takes POSTs only as JSON: no web page can forge one.
-        headers: { "content-type": "application/json" },
+        headers,
         signal: AbortSignal.timeout(60_000),
       });
-      return { ok: res.ok, status: res.status, body: await res.json() };
+      const text = await res.text();
+      return { ok: res.ok, status: res.status, body: parseBody(text) };
     };
   }
   return async (path, method) => {
+    // The status code on a line of its own after the body: a 401 or 500 is
+    // an answer to report, not a success with an odd body.
     const out = await remote(
-      `curl -sS --max-time 60 -X ${method} -H 'Content-Type: application/json' ${
-        shellQuote(`${adminUrl}${path}`)
-      }`,
+      `curl -sS --max-time 60 -w '\\n%{http_code}' -X ${method} ${
+        Object.entries(headers).map(([k, v]) =>
+          `-H ${shellQuote(`${k}: ${v}`)}`
+        )
+          .join(" ")
+      } ${shellQuote(`${adminUrl}${path}`)}`,
     );
-    return { ok: true, status: 200, body: JSON.parse(out) };
+    const cut = out.trimEnd().lastIndexOf("\n");
+    const status = Number(out.trimEnd().slice(cut + 1)) || 0;
+    return {
+      ok: status >= 200 && status < 300,
+      status,
+      body: parseBody(cut < 0 ? "" : out.slice(0, cut)),
+    };
   };
+}
+
+function parseBody(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { error: text.trim().slice(0, 200) };
+  }
 }
 
 async function reloadHost(
@@ -274,10 +305,10 @@ async function reloadHost(
   target: DeployTarget,
   options: ReloadOptions,
 ): Promise<void> {
-  const { remote, fetch: fetchFn, logger, workers } = options;
+  const { remote, fetch: fetchFn, logger, workers, token } = options;
   const where = host || target.path;
   if (target.admin_url) {
-    const call = adminCall(host, target.admin_url, remote, fetchFn);
+    const call = adminCall(host, target.admin_url, token, remote, fetchFn);
     let res: Awaited<ReturnType<AdminCall>> | undefined;
     try {
       res = await call("/api/reload", "POST");
@@ -290,6 +321,7 @@ async function reloadHost(
     }
     if (res) {
       const body = res.body as {
+        error?: string;
         report?: {
           actions?: { worker: string; action: string; error?: string }[];
         };
@@ -302,7 +334,7 @@ async function reloadHost(
           `Reload on "${where}" failed: ${
             failed.map((a) => `${a.worker}: ${a.error ?? "failed"}`).join(
               "; ",
-            ) || `status ${res.status}`
+            ) || `status ${res.status}${body.error ? ` (${body.error})` : ""}`
           }`,
         );
       }
@@ -322,7 +354,14 @@ async function waitHealthy(
 ): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const { body } = await call("/api/status", "GET");
+    const { ok, status: code, body } = await call("/api/status", "GET");
+    if (!ok) {
+      throw new Error(
+        `Status of "${where}" answered ${code}: ${
+          (body as { error?: string }).error ?? "no reason given"
+        }`,
+      );
+    }
     const status = body as { workers: { name: string; status: string }[] };
     const bad = status.workers.filter((w) =>
       workers.includes(w.name) && w.status !== "healthy"

@@ -31,7 +31,7 @@ function recorder(reloadReport: unknown): { run: RunFn; calls: string[][] } {
     if (cmd[0] === "ssh" && last.includes("/api/reload")) {
       return Promise.resolve({
         code: 0,
-        output: JSON.stringify({ ok: true, report: reloadReport }),
+        output: JSON.stringify({ ok: true, report: reloadReport }) + "\n200",
       });
     }
     if (cmd[0] === "ssh" && last.includes("/api/status")) {
@@ -39,7 +39,7 @@ function recorder(reloadReport: unknown): { run: RunFn; calls: string[][] } {
         code: 0,
         output: JSON.stringify({
           workers: [{ name: "index", status: "healthy" }],
-        }),
+        }) + "\n200",
       });
     }
     return Promise.resolve({ code: 0, output: "" });
@@ -203,6 +203,105 @@ Deno.test("deploy() ships and rolls back the binary at its binaries.path, outsid
       run,
     });
     assert.match(calls[0]!.at(-1)!, /\/opt\/app\/build\/index\.exe\.prev/);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("deploy() --reload sends server.admin.token to a token-protected admin, and a 401 fails the deploy", async (t) => {
+  const { root, worker } = project();
+  const { run } = recorder({});
+  const seen: string[] = [];
+  // A real listener with the admin's rule: no Bearer token, no answer.
+  const admin = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (req) => {
+      const path = new URL(req.url).pathname;
+      seen.push(`${req.method} ${path}`);
+      if (req.headers.get("authorization") !== "Bearer s3cret") {
+        return Response.json({ error: "Missing or wrong Bearer token" }, {
+          status: 401,
+        });
+      }
+      return path === "/api/reload"
+        ? Response.json({ ok: true, report: { actions: [] } })
+        : Response.json({ workers: [{ name: "index", status: "healthy" }] });
+    },
+  );
+  const local = {
+    hosts: [],
+    path: join(root, "target"),
+    ssh_options: "",
+    admin_url: `http://127.0.0.1:${admin.addr.port}`,
+  };
+  try {
+    await t.step("with the token: reloaded, status checked", async () => {
+      const [report] = await deploy({
+        root,
+        name: "local",
+        target: local,
+        workers: [worker],
+        onlyWorkers: true,
+        reload: true,
+        adminToken: "s3cret",
+        run,
+      });
+      assert.equal(report!.reloaded, true);
+      assert.deepEqual(seen, ["POST /api/reload", "GET /api/status"]);
+    });
+    await t.step("without it: the 401 and its reason, no SIGHUP", async () => {
+      const { run, calls } = recorder({});
+      await assert.rejects(
+        deploy({
+          root,
+          name: "local",
+          target: local,
+          workers: [worker],
+          onlyWorkers: true,
+          reload: true,
+          run,
+        }),
+        /Reload on ".*" failed: status 401 \(Missing or wrong Bearer token\)/,
+      );
+      assert.ok(!calls.some((c) => c.at(-1)!.includes("killall")));
+    });
+  } finally {
+    await admin.shutdown();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("deploy() over ssh sends the token to curl and reports the admin's status code", async () => {
+  const { root, worker } = project();
+  const calls: string[][] = [];
+  const run: RunFn = (cmd) => {
+    calls.push(cmd);
+    if (cmd[0] === "ssh" && cmd.at(-1)!.includes("curl")) {
+      // What curl -w '\n%{http_code}' prints for a refused call.
+      return Promise.resolve({
+        code: 0,
+        output: '{"error":"Missing or wrong Bearer token"}\n401',
+      });
+    }
+    return Promise.resolve({ code: 0, output: "" });
+  };
+  try {
+    await assert.rejects(
+      deploy({
+        root,
+        name: "production",
+        target: { ...target, hosts: ["deploy@web1"] },
+        workers: [worker],
+        onlyWorkers: true,
+        reload: true,
+        adminToken: "it's",
+        run,
+      }),
+      /status 401 \(Missing or wrong Bearer token\)/,
+    );
+    const curl = calls.find((c) => c.at(-1)!.includes("curl"))!.at(-1)!;
+    assert.match(curl, /-H 'Authorization: Bearer it'"'"'s'/);
+    assert.match(curl, /-w '\\n%\{http_code\}'/);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
