@@ -115,11 +115,14 @@ Deno.test("a retiring instance finishes its in-flight request before it is stopp
     // supervisor's drain (wait for in-flight requests, then SIGTERM) saves the request.
     writeBinary(dir, "index", "v1", "export ABRUPT_STOP=1\n");
     await supervisor.add(spec);
+    // The request is counted (acquired) before the replace but only sent once the
+    // replace has switched, so the old instance is already retiring when it runs:
+    // without a drain, its SIGTERM (restart_delay_ms = 10) would cut it.
     const target = table.match("/")!.acquire()!;
-    const slow = fetch(target.origin + "/slow?ms=700").then((r) => r.text())
-      .finally(() => target.release());
     writeBinary(dir, "index", "v2");
     assert.equal(await supervisor.replace("index", "manual"), true);
+    const slow = fetch(target.origin + "/slow?ms=700").then((r) => r.text())
+      .finally(() => target.release());
     assert.equal(await slow, "slow v1");
   } finally {
     await supervisor.shutdown();
