@@ -164,9 +164,13 @@ Deno.test("a SIGTERM during startup cancels it, stops what was spawned and exits
   });
 });
 
-Deno.test("a busy admin port fails the start before any worker starts, naming the port", async () => {
+Deno.test("a busy admin port fails the start before any worker starts, naming the port, and leaves the PID file alone", async () => {
   const project = makeProject({ workers: {} });
   writeSlowWorker(project, "index", 0);
+  // The PID file of the server that holds the port (a second start by mistake).
+  const pidFile = join(project.root, "logs", "tqserver.pid");
+  Deno.mkdirSync(join(project.root, "logs"), { recursive: true });
+  Deno.writeTextFileSync(pidFile, "4242\n");
   const squatter = Deno.listen({
     hostname: "127.0.0.1",
     port: project.adminPort,
@@ -185,6 +189,11 @@ Deno.test("a busy admin port fails the start before any worker starts, naming th
       server.logs(),
     );
     assert.deepEqual(pids(project), [], "a worker was started");
+    assert.equal(
+      Deno.readTextFileSync(pidFile),
+      "4242\n",
+      "the failed start overwrote or removed the running server's PID file",
+    );
   } finally {
     squatter.close();
     project.cleanup();

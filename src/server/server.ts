@@ -307,11 +307,6 @@ export class TqServer {
     const pidFile = config.server.pid_file
       ? new PidFile(this.root, config.server.pid_file, this.log)
       : undefined;
-    // A successor takes the file over only once it serves (its start may fail).
-    if (pidFile && !successor) {
-      await pidFile.write();
-      this.#pidFile = pidFile;
-    }
     const specs = await this.discover();
     cancelled();
     this.#dev = this.#options.devHooks?.(this);
@@ -327,6 +322,13 @@ export class TqServer {
         await assertPortFree(admin.host, admin.port, "server.admin.port");
       }
       this.#listen();
+      // Only once both ports are ours: a second server started by mistake on
+      // this root fails above and leaves the running one's PID file alone.
+      // A successor takes the file over only once it serves (its start may fail).
+      if (pidFile) {
+        await pidFile.write();
+        this.#pidFile = pidFile;
+      }
     }
     cancelled();
     const built = mode === "dev" ? await this.build(specs, signal) : [];
