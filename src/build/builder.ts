@@ -207,6 +207,8 @@ export class Builder {
           permissions,
           minify,
           logger,
+          timeoutMs,
+          timeoutKey,
         });
         return this.#fastEmitter;
       });

@@ -14,6 +14,10 @@ export interface EsbuildEmitterOptions {
   minify?: boolean;
   /** Logger for timings. Default: silent. */
   logger?: Logger;
+  /** A bundle taking longer fails, and its context is dropped. Default 120000. */
+  timeoutMs?: number;
+  /** Names the timeout in messages. Default `"build.timeout_ms"`. */
+  timeoutKey?: string;
 }
 
 /** How a dev bundle is run: what a warm standby process must match to run it. */
@@ -63,14 +67,24 @@ export class EsbuildEmitter {
   #permissions: string[];
   #minify: boolean;
   #log: Logger;
+  #timeoutMs: number;
+  #timeoutKey: string;
   #contexts = new Map<string, Context>();
   #inputs = new Map<string, string[]>();
   #launch = new Map<string, LaunchInfo>();
   #sameExternals = new Map<string, boolean>();
 
   constructor(esbuildModule: Esbuild, options: EsbuildEmitterOptions) {
-    const { permissions, minify = false, logger = silentLogger } = options;
+    const {
+      permissions,
+      minify = false,
+      logger = silentLogger,
+      timeoutMs = 120_000,
+      timeoutKey = "build.timeout_ms",
+    } = options;
     this.#esbuild = esbuildModule;
+    this.#timeoutMs = timeoutMs;
+    this.#timeoutKey = timeoutKey;
     this.#permissions = [...permissions];
     this.#minify = minify;
     this.#log = logger;
@@ -127,10 +141,34 @@ export class EsbuildEmitter {
       this.#contexts.set(target.name, context);
     }
     let result: esbuild.BuildResult<{ write: false; metafile: true }>;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ctx = context.ctx;
     try {
-      result = await context.ctx.rebuild();
+      // esbuild runs in its own service process; a build stuck there (a file
+      // that never finishes reading, a plugin) is bounded like deno's builds.
+      const expired = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), this.#timeoutMs);
+      });
+      const outcome = await Promise.race([ctx.rebuild(), expired]);
+      if (outcome === "timeout") {
+        // The context may still be busy: drop it, the next build makes a new one.
+        this.#contexts.delete(target.name);
+        ctx.cancel().then(() => ctx.dispose()).catch((err) =>
+          this.#log.debug("esbuild context not disposed", {
+            worker: target.name,
+            error: err,
+          })
+        );
+        return {
+          message:
+            `esbuild bundling ${target.entry} ran longer than ${this.#timeoutMs} ms and was cancelled (${this.#timeoutKey})`,
+        };
+      }
+      result = outcome;
     } catch (err) {
       return esbuildError(err, cwd);
+    } finally {
+      clearTimeout(timer);
     }
     const files = result.outputFiles ?? [];
     const js = files.find((f) => !f.path.endsWith(".map"))?.text;

@@ -134,3 +134,49 @@ Deno.test("esbuildError() copes with errors that carry no location", () => {
     { message: "no input files" },
   );
 });
+
+Deno.test({
+  name:
+    "EsbuildEmitter fails a bundle that runs past timeoutMs, naming the entry and the key, and builds again after",
+  ignore: !esbuild || Deno.build.os === "windows",
+  fn: async () => {
+    const { target, project, cleanup } = await fixture({
+      "src/main.ts": 'import "./stuck.ts";\nconsole.log("main");\n',
+    });
+    // A FIFO nobody writes: esbuild's read of it never ends.
+    const fifo = join(target.dir, "src", "stuck.ts");
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mk.success, "mkfifo failed");
+    const emitter = new EsbuildEmitter(esbuild!, {
+      permissions: ["--allow-all"],
+      timeoutMs: 300,
+      timeoutKey: "deployment.dev.build.timeout_ms",
+    });
+    let writer: Deno.FsFile | undefined;
+    try {
+      const started = performance.now();
+      const err = await emitter.emit(target, `${target.binPath}.tmp`, project);
+      const ms = performance.now() - started;
+      assert.match(
+        err?.message ?? "",
+        /^esbuild bundling .*main\.ts ran longer than 300 ms and was cancelled \(deployment\.dev\.build\.timeout_ms\)$/,
+      );
+      assert.ok(ms >= 290 && ms < 10_000, `took ${ms} ms`);
+      // Unblock the stuck read, then a fixed source builds on a new context.
+      writer = await Deno.open(fifo, { write: true });
+      writer.close();
+      writer = undefined;
+      await Deno.remove(fifo);
+      await Deno.writeTextFile(fifo, "export {};\n");
+      assert.equal(
+        await emitter.emit(target, `${target.binPath}.tmp`, project),
+        undefined,
+      );
+      assert.match(await Deno.readTextFile(`${target.binPath}.js`), /"main"/);
+    } finally {
+      writer?.close();
+      await emitter.close();
+      await cleanup();
+    }
+  },
+});
