@@ -50,6 +50,9 @@ export function isClientFailure(err: unknown): boolean {
 
 /**
  * 408, 413 or 499 for a body error of the client, logged at debug level.
+ * No `Connection: close` is set: where the body is unfinished Deno.serve
+ * adds it itself (setting it too sends it twice), and a body that already
+ * arrived whole is drained by Deno.serve, so the connection stays framed.
  *
  * @throws The error itself when it is not a client body error.
  */
@@ -69,7 +72,7 @@ export function clientFailure(
       req,
       408,
       `The request body stalled for ${err.timeoutMs} ms`,
-      { requestId, headers: { connection: "close" } },
+      { requestId },
     );
   }
   if (err instanceof BodyTooLargeError) {
@@ -78,7 +81,7 @@ export function clientFailure(
       req,
       413,
       `The request body is larger than ${err.limit} bytes`,
-      { requestId, headers: { connection: "close" } },
+      { requestId },
     );
   }
   if (!(err instanceof ClientBodyError)) throw err;

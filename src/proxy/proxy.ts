@@ -227,7 +227,9 @@ export function createProxy(
         req,
         400,
         `A ${req.method} request with a body is not supported`,
-        { requestId, headers: { connection: "close" } },
+        // No Connection: close: Deno.serve drains a whole body and adds it
+        // itself for an unfinished one (setting it too sends it twice).
+        { requestId },
       );
     }
     const limits: BodyLimits = {

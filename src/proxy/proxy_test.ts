@@ -658,3 +658,75 @@ Deno.test("proxy reconfigure() applies new body limits to the next requests", as
     proxy.close();
   }
 });
+
+/**
+ * Sends `head` on a new connection and returns the raw text of the one
+ * Content-Length answer, without waiting for the close (Deno.serve keeps a
+ * socket open while the client holds an unfinished body). At most 5 s.
+ */
+async function oneAnswer(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), 5_000);
+  let raw = "";
+  try {
+    await conn.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(8192);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      raw += decoder.decode(buf.subarray(0, n), { stream: true });
+      const end = raw.indexOf("\r\n\r\n");
+      const length = /\r\ncontent-length: *(\d+)/i.exec(raw);
+      if (end >= 0 && length && raw.length - end - 4 >= Number(length[1])) {
+        break;
+      }
+    }
+  } catch {
+    // Closed by the timer: the assertions on what came fail.
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  return raw;
+}
+
+Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t) => {
+  await using backend = echoBackend("b");
+  await using proxy = startProxy(
+    [new TestUpstream("b", "/", origin(backend))],
+    { readTimeoutMs: 200, maxBodyBytes: 1000 },
+  );
+  const closes = (raw: string) =>
+    headLines(raw).filter((l) => l.startsWith("connection:"));
+  await t.step("a stalled upload: 408", async () => {
+    const raw = await oneAnswer(
+      proxy.port,
+      "POST /up HTTP/1.1\r\nHost: t.test\r\nContent-Length: 100\r\n\r\n0123456789",
+    );
+    assert.match(raw, /^HTTP\/1\.1 408 /);
+    assert.match(raw, /stalled for 200 ms/);
+    assert.deepEqual(closes(raw), ["connection: close"]);
+  });
+  await t.step("a Content-Length over max_body_bytes: 413", async () => {
+    const raw = await oneAnswer(
+      proxy.port,
+      "POST /up HTTP/1.1\r\nHost: t.test\r\nContent-Length: 5000000\r\n\r\n0123456789",
+    );
+    assert.match(raw, /^HTTP\/1\.1 413 /);
+    assert.match(raw, /larger than 1000 bytes/);
+    assert.deepEqual(closes(raw), ["connection: close"]);
+  });
+  await t.step("a GET with an unfinished body: 400", async () => {
+    const raw = await oneAnswer(
+      proxy.port,
+      "GET /up HTTP/1.1\r\nHost: t.test\r\nContent-Length: 40\r\n\r\n0123456789",
+    );
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.deepEqual(closes(raw), ["connection: close"]);
+  });
+});
