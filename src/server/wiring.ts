@@ -25,6 +25,21 @@ export function createBuilders(
   log: Logger,
 ): { builder: Builder; goBuilder: GoBuilder } {
   const build = config.deployment[mode].build;
+  const at = `deployment.${mode}.build`;
+  // Accepted keys this mode's builds cannot honour: said once at start.
+  if (mode === "dev" && build.check) {
+    log.warn("setting not enforced", {
+      key: `${at}.check`,
+      why:
+        "dev bundles with esbuild, which does not type-check: type errors are reported in the background after each build and never block a reload",
+    });
+  }
+  if (build.format === "bundle" && build.target) {
+    log.warn("setting not enforced", {
+      key: `${at}.target`,
+      why: `it is a deno compile target and ${at}.format is "bundle"`,
+    });
+  }
   const builder = new Builder({
     format: build.format,
     parallel: build.parallel_builds,
