@@ -259,12 +259,28 @@ Deno.test("stopping closes proxied WebSockets (1001) and event streams instead o
     const closed = new Promise<number>((resolve) =>
       ws.onclose = (e) => resolve(e.code)
     );
+    // A worker's own event stream, proxied: it never ends by itself.
+    const events = await fetch(`${server.base}/events`);
+    assert.equal(events.headers.get("content-type"), "text/event-stream");
+    const reader = events.body!.getReader();
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /data: v1/);
+    const ended = (async () => {
+      let rest = "";
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) return rest;
+        rest += new TextDecoder().decode(value);
+      }
+    })();
     const started = Date.now();
     // drain_timeout_ms is 30000 by default: only closing the socket ends this quickly.
     const status = await server.stop();
     const ms = Date.now() - started;
     assert.equal(status.code, 0);
     assert.equal(await closed, 1001);
+    // The server ended it cleanly (a reset would reject the read).
+    assert.equal(await ended, "");
     assert.ok(ms < 5000, `the stop took ${ms} ms`);
   } finally {
     await server.stop();

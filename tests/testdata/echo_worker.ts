@@ -3,6 +3,7 @@
 //   /health            200, X-TQ-Reload when RELOAD_SIGNAL is set; 500 when {base}/unhealthy-pid names this pid
 //   /ws                a WebSocket echoing "{tag}: {message}"
 //   /slow?ms=N         answers after N ms
+//   /events            an event stream that sends one event and never ends
 //   /crash             exits with code 3
 //   /gzip              a gzip-compressed text body
 //   /cookies           two Set-Cookie headers
@@ -60,6 +61,13 @@ const server = Deno.serve(
       const { socket, response } = Deno.upgradeWebSocket(req);
       socket.onmessage = (e) => socket.send(`${tag}: ${e.data}`);
       return response;
+    }
+    if (path.endsWith("/events")) {
+      const event = new TextEncoder().encode(`data: ${tag}\n\n`);
+      return new Response(
+        new ReadableStream({ start: (c) => c.enqueue(event) }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
     }
     if (path.endsWith("/slow")) {
       await new Promise((r) =>
