@@ -230,3 +230,43 @@ Deno.test("SIGHUP restarts exactly what changed", async (t) => {
     project.cleanup();
   }
 });
+
+Deno.test("a SIGHUP that replaces a worker also drops its cached public/ files", async () => {
+  const project = makeProject();
+  const config = join(project.root, "config", "server.yaml");
+  // A cached file would otherwise be served unchanged for ten minutes.
+  Deno.writeTextFileSync(
+    config,
+    Deno.readTextFileSync(config).replace(
+      "server:\n",
+      "server:\n  static:\n    revalidate_ms: 600000\n",
+    ),
+  );
+  const css = join(project.root, "workers", "index", "public", "app.css");
+  Deno.writeTextFileSync(css, "body{color:red}");
+  const server = await startServer(project);
+  try {
+    const url = `${server.base}/static/index/app.css`;
+    assert.equal(await (await fetch(url)).text(), "body{color:red}");
+    assert.equal(await (await fetch(url)).text(), "body{color:red}");
+    // One deploy changes the binary and public/ together.
+    const later = new Date(Date.now() + 2000);
+    Deno.writeTextFileSync(css, "body{color:blue}");
+    Deno.utimeSync(css, later, later);
+    writeEchoBinary(project.root, "index", { TAG: "v2" });
+    const res = await fetch(`${server.admin}/api/reload`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
+    const { report } = await res.json();
+    const changes = report.actions.map((
+      a: { change: string; action: string },
+    ) => `${a.change}:${a.action}`).sort();
+    assert.deepEqual(changes, ["binary:replaced", "public:none"]);
+    assert.equal(await tagOf(`${server.base}/`), "v2");
+    assert.equal(await (await fetch(url)).text(), "body{color:blue}");
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});

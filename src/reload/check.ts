@@ -164,6 +164,16 @@ export async function checkForChanges(
       return;
     }
     const rec = entry.mtimes;
+    // First: a replace below returns early, and the cache must drop the old files anyway.
+    if (now.public !== rec.public) {
+      host.invalidateStatic?.(spec.name);
+      report.actions.push({
+        worker: spec.name,
+        change: "public",
+        action: "none",
+      });
+      rec.public = now.public;
+    }
     const binaryChanged = now.binary !== rec.binary;
     if (binaryChanged || report.config === "applied") {
       const result = await supervisor.update(
@@ -191,15 +201,6 @@ export async function checkForChanges(
         action: result,
       });
       if (result !== "failed") rec.private = now.private;
-    }
-    if (now.public !== rec.public) {
-      host.invalidateStatic?.(spec.name);
-      report.actions.push({
-        worker: spec.name,
-        change: "public",
-        action: "none",
-      });
-      rec.public = now.public;
     }
   }));
 
