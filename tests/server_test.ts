@@ -190,7 +190,7 @@ Deno.test("tqserver routes, proxies and serves static files end to end", async (
     });
 
     await t.step(
-      "a killed worker comes back; meanwhile requests fail fast with 502/503",
+      "a killed worker comes back; meanwhile a GET waits for it or gets 503 with Retry-After, never 502",
       async () => {
         const before = (await server.status()).workers.find((w) =>
           w.name === "api"
