@@ -11,7 +11,7 @@ export interface AccessEntry {
   /** Worker that answered, `static`, or `-`. */
   worker: string;
   status: number;
-  /** Body bytes by Content-Length; 0 when not known up front (streamed). */
+  /** Body bytes: Content-Length, or counted as sent for a streamed body (0 for HEAD). */
   bytes: number;
   /** Milliseconds until the response headers. */
   ms: number;
@@ -112,6 +112,7 @@ export class AccessLog {
   readonly format: AccessLogFormat;
   #sink: FileSink;
   #onError: (err: unknown) => void;
+  #closed = false;
 
   constructor(pathTemplate: string, options: AccessLogOptions = {}) {
     const {
@@ -125,8 +126,10 @@ export class AccessLog {
     this.#onError = onError;
   }
 
-  /** Appends one entry. Never throws: a write error is reported once. */
+  /** Appends one entry; none after {@linkcode close}. Never throws: a write error is reported once. */
   write(entry: AccessEntry): void {
+    // A stream that ends after the server stopped would reopen the file.
+    if (this.#closed) return;
     try {
       this.#sink.write(formatAccess(entry, this.format));
     } catch (err) {
@@ -139,8 +142,9 @@ export class AccessLog {
     this.#sink.reopen();
   }
 
-  /** Closes the file. */
+  /** Closes the file for good. */
   close(): void {
+    this.#closed = true;
     this.#sink.close();
   }
 }

@@ -54,15 +54,14 @@ export function meterRequests(
     try {
       res = await handler(req, info);
       status = res.status;
-      return res;
     } finally {
       const seconds = (performance.now() - started) / 1000;
       done(status, seconds);
       if (worker === "static") metrics.staticResponse(status);
       // Headers are read only for the access log: touching them costs on the hot path.
       if (access) {
-        const bytes = Number(res?.headers.get("content-length") ?? 0) || 0;
-        access({
+        const length = res?.headers.get("content-length");
+        const entry: AccessEntry = {
           time: now(),
           requestId: res?.headers.get("x-request-id") ??
             req.headers.get("x-request-id") ?? "-",
@@ -71,12 +70,66 @@ export function meterRequests(
           path: pathAndQuery,
           worker,
           status,
-          bytes: req.method === "HEAD" ? 0 : bytes,
+          bytes: req.method === "HEAD" ? 0 : Number(length ?? 0) || 0,
           ms: Math.round(seconds * 100_000) / 100,
           referer: req.headers.get("referer") ?? "",
           userAgent: req.headers.get("user-agent") ?? "",
-        });
+        };
+        if (res && length === null && streamed(req, res, worker)) {
+          res = countedBody(res, (bytes) => {
+            entry.bytes = bytes;
+            entry.time = now();
+            access(entry);
+          });
+        } else {
+          access(entry);
+        }
       }
     }
+    return res;
   };
+}
+
+/**
+ * Whether an answer without Content-Length may carry a body of a length
+ * known only once sent. `/_tq/` answers are left alone: reading `res.body`
+ * turns a body of bytes into a stream (chunked, off Deno.serve's fast path).
+ */
+function streamed(req: Request, res: Response, worker: string): boolean {
+  return req.method !== "HEAD" && worker !== "_tq" && res.status !== 101 &&
+    res.status !== 204 && res.status !== 304;
+}
+
+/**
+ * The same answer, its body counted on the way out; `done` gets the bytes
+ * once it ended, failed or the client went away (nginx logs then, too).
+ */
+function countedBody(res: Response, done: (bytes: number) => void): Response {
+  const body = res.body;
+  if (!body) {
+    done(0);
+    return res;
+  }
+  let bytes = 0;
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    done(bytes);
+  };
+  const counted = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+      flush: end,
+      cancel: end,
+    }),
+  );
+  return new Response(counted, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
 }

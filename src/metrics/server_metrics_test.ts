@@ -73,7 +73,8 @@ Deno.test("every declared metric has a sample once its event happened (none decl
       access: (e) => entries.push(e),
     },
   );
-  await handler(new Request("http://h/a?q=1"), info);
+  // An answer without Content-Length is logged once its body was sent.
+  await (await handler(new Request("http://h/a?q=1"), info)).text();
   await handler(new Request("http://h/static/index/app.css"), info);
   metrics.observe(
     record("worker replaced", { worker: "index", reason: "binary-changed" }),
@@ -132,7 +133,7 @@ Deno.test("every declared metric has a sample once its event happened (none decl
   assert.deepEqual(
     entries.map((e) => [e.path, e.worker, e.status, e.bytes]),
     [
-      ["/a?q=1", "index", 503, 0],
+      ["/a?q=1", "index", 503, 1],
       ["/static/index/app.css", "static", 200, 4],
     ],
   );
@@ -193,4 +194,103 @@ Deno.test("meterRequests counts a request in flight until its headers exist, and
     }),
     2,
   );
+});
+
+Deno.test("meterRequests logs a streamed body's bytes as sent, once it ended or the client left", async (t) => {
+  const metrics = new ServerMetrics({
+    source: () => ({
+      version: "1",
+      mode: "prod",
+      started_at: new Date().toISOString(),
+      workers: [],
+    }),
+  });
+  const entries: AccessEntry[] = [];
+  let logged = () => {};
+  const chunk = new Uint8Array(1000);
+  const handler = meterRequests((req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/endless") {
+      // Writes until the client goes away (an SSE feed, a download cut short).
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull: async (c) => {
+            await new Promise((r) => setTimeout(r, 5));
+            c.enqueue(chunk);
+          },
+        }),
+      );
+    }
+    if (path === "/tq") return new Response("dev hook");
+    let n = 0;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull: (c) => n++ < 3 ? c.enqueue(chunk) : c.close(),
+      }),
+    );
+  }, {
+    metrics,
+    classify: (p) => p === "/tq" ? "_tq" : "index",
+    access: (e) => {
+      entries.push(e);
+      logged();
+    },
+  });
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    handler,
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("no access entry within 5 s")),
+        5000,
+      );
+      logged = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  try {
+    await t.step("chunked body: its bytes, once sent", async () => {
+      const wait = next();
+      const res = await fetch(`${base}/chunked`);
+      assert.equal(res.headers.get("content-length"), null);
+      assert.equal((await res.bytes()).byteLength, 3000);
+      await wait;
+      assert.deepEqual(entries.map((e) => [e.path, e.bytes]), [
+        ["/chunked", 3000],
+      ]);
+    });
+    await t.step("HEAD: 0, at once", async () => {
+      entries.length = 0;
+      await (await fetch(`${base}/chunked`, { method: "HEAD" })).body
+        ?.cancel();
+      assert.deepEqual(entries.map((e) => [e.method, e.bytes]), [
+        ["HEAD", 0],
+      ]);
+    });
+    await t.step("client leaves mid-stream: what was sent so far", async () => {
+      entries.length = 0;
+      const wait = next();
+      const res = await fetch(`${base}/endless`);
+      const reader = res.body!.getReader();
+      let got = 0;
+      while (got < 5000) got += (await reader.read()).value?.byteLength ?? 0;
+      await reader.cancel();
+      await wait;
+      const bytes = entries[0]!.bytes;
+      assert.ok(bytes >= got, `logged ${bytes} < received ${got}`);
+    });
+    await t.step("a /_tq/ answer keeps its fixed length", async () => {
+      entries.length = 0;
+      const res = await fetch(`${base}/tq`);
+      assert.equal(res.headers.get("content-length"), "8");
+      await res.text();
+      assert.equal(entries.length, 1);
+    });
+  } finally {
+    await server.shutdown();
+  }
 });
