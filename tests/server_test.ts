@@ -300,7 +300,7 @@ Deno.test("a bad config exits with code 2 naming the file, line and key", async 
 });
 
 Deno.test("bad usage exits with code 2 and --version/--help exit 0", async () => {
-  const run = async (...args: string[]) =>
+  const run = async (args: string[], env: Record<string, string> = {}) =>
     await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -310,17 +310,30 @@ Deno.test("bad usage exits with code 2 and --version/--help exit 0", async () =>
       ],
       stdout: "piped",
       stderr: "piped",
+      env,
     }).output();
-  const bad = await run("--mode", "staging");
+  const bad = await run(["--mode", "staging"]);
   assert.equal(bad.code, 2);
   assert.match(new TextDecoder().decode(bad.stderr), /--mode "staging"/);
-  const version = await run("--version");
+  // Found only once the config is read (the mode may come from it).
+  const project = makeProject({ workers: {} });
+  try {
+    const env = await run(["--root", project.root], {
+      DEPLOYMENT_MODE: "staging",
+    });
+    const err = new TextDecoder().decode(env.stderr);
+    assert.equal(env.code, 2, err);
+    assert.match(err, /Invalid DEPLOYMENT_MODE "staging"/);
+  } finally {
+    project.cleanup();
+  }
+  const version = await run(["--version"]);
   assert.equal(version.code, 0);
   assert.match(
     new TextDecoder().decode(version.stdout),
     /^tqserver \d+\.\d+\.\d+/,
   );
-  const help = await run("--help");
+  const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(new TextDecoder().decode(help.stdout), /--root DIR/);
 });

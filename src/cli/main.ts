@@ -91,7 +91,9 @@ export async function main(
       fail(`tqserver: bad config: ${err.message}`);
       return 2;
     }
-    if (err instanceof TypeError || err instanceof RangeError) {
+    // A bad value (`--mode`, `DEPLOYMENT_MODE`, a build setting) is a RangeError.
+    // A TypeError is a bug or a runtime failure (exit 1 below), not bad usage.
+    if (err instanceof RangeError) {
       fail(`tqserver: ${err.message}`);
       return 2;
     }
