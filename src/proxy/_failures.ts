@@ -50,9 +50,11 @@ export function isClientFailure(err: unknown): boolean {
 
 /**
  * 408, 413 or 499 for a body error of the client, logged at debug level.
- * No `Connection: close` is set: where the body is unfinished Deno.serve
- * adds it itself (setting it too sends it twice), and a body that already
- * arrived whole is drained by Deno.serve, so the connection stays framed.
+ *
+ * `Connection: close` is said once: Deno.serve adds it itself when the
+ * answer leaves while a read of the body is pending (the 408: the client
+ * stalled mid-read), and not when the body was cancelled (the 413: every
+ * path cancels it first), so only the 413 sets it.
  *
  * @throws The error itself when it is not a client body error.
  */
@@ -81,7 +83,7 @@ export function clientFailure(
       req,
       413,
       `The request body is larger than ${err.limit} bytes`,
-      { requestId },
+      { requestId, headers: { connection: "close" } },
     );
   }
   if (!(err instanceof ClientBodyError)) throw err;

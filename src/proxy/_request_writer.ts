@@ -90,6 +90,9 @@ export async function prepareBody(
   if (body === null) return { kind: "none" };
   const { maxBodyBytes, readTimeoutMs } = limits;
   if (maxBodyBytes > 0 && contentLength > maxBodyBytes) {
+    // Refused before anything reaches a worker; cancelled, as below, so
+    // the 413 is the one that says `Connection: close` (see _failures.ts).
+    body.cancel().catch(() => {});
     throw new BodyTooLargeError(maxBodyBytes);
   }
   if (contentLength >= 0 && contentLength <= SMALL_BODY_BYTES) {
@@ -182,6 +185,7 @@ export async function pumpBody(
     if (value.length === 0) continue; // An empty chunk would end a chunked body.
     total += value.length;
     if (limits.maxBodyBytes > 0 && total > limits.maxBodyBytes) {
+      body.reader.cancel().catch(() => {});
       throw new BodyTooLargeError(limits.maxBodyBytes);
     }
     await send(frame(value));

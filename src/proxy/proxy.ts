@@ -32,7 +32,6 @@ import {
 } from "./_transport.ts";
 import {
   type BodyLimits,
-  BodyTooLargeError,
   prepareBody,
   type RequestBody,
 } from "./_request_writer.ts";
@@ -389,21 +388,6 @@ export function createProxy(
       return Promise.resolve(
         errorResponse(req, 404, "No route for this path"),
       );
-    }
-    if (maxBodyBytes > 0) {
-      const length = Number(req.headers.get("content-length") ?? "0");
-      if (length > maxBodyBytes) {
-        // Refused before anything reaches a worker.
-        return Promise.resolve(
-          clientFailure(new BodyTooLargeError(maxBodyBytes), {
-            req,
-            logger,
-            upstream,
-            requestId: req.headers.get("x-request-id") ?? crypto.randomUUID(),
-            clientIp: normalizeIp(info.remoteAddr.hostname),
-          }),
-        );
-      }
     }
     return forward(req, info, upstream, target);
   }

@@ -699,7 +699,7 @@ Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t)
   await using backend = echoBackend("b");
   await using proxy = startProxy(
     [new TestUpstream("b", "/", origin(backend))],
-    { readTimeoutMs: 200, maxBodyBytes: 1000 },
+    { readTimeoutMs: 200, maxBodyBytes: 1000, requestBufferBytes: 500 },
   );
   const closes = (raw: string) =>
     headLines(raw).filter((l) => l.startsWith("connection:"));
@@ -721,6 +721,30 @@ Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t)
     assert.match(raw, /larger than 1000 bytes/);
     assert.deepEqual(closes(raw), ["connection: close"]);
   });
+  // Not terminated: the body is unfinished when the 413 leaves.
+  const chunk = (n: number, c: string) =>
+    `${n.toString(16)}\r\n${c.repeat(n)}\r\n`;
+  const chunked: [string, string][] = [
+    ["one chunk over the limit, refused before the worker", chunk(1200, "a")],
+    [
+      "past request_buffer_bytes, refused mid-stream",
+      chunk(768, "a") + chunk(800, "b"),
+    ],
+  ];
+  for (const [name, body] of chunked) {
+    await t.step(
+      `a chunked body over max_body_bytes, ${name}: 413`,
+      async () => {
+        const raw = await oneAnswer(
+          proxy.port,
+          "POST /up HTTP/1.1\r\nHost: t.test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            body,
+        );
+        assert.match(raw, /^HTTP\/1\.1 413 /);
+        assert.deepEqual(closes(raw), ["connection: close"]);
+      },
+    );
+  }
   await t.step("a GET with an unfinished body: 400", async () => {
     const raw = await oneAnswer(
       proxy.port,
@@ -729,4 +753,52 @@ Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t)
     assert.match(raw, /^HTTP\/1\.1 400 /);
     assert.deepEqual(closes(raw), ["connection: close"]);
   });
+});
+
+Deno.test("proxy answers a body over max_body_bytes 413 and the worker sees no request", async (t) => {
+  let seen = 0;
+  await using backend = serve(async (req) => {
+    seen++;
+    await req.body?.cancel();
+    return new Response("reached");
+  });
+  await using proxy = startProxy(
+    [new TestUpstream("b", "/", origin(backend))],
+    { maxBodyBytes: 1000, requestBufferBytes: 4096 },
+  );
+  await t.step("a Content-Length over the limit", async () => {
+    const res = await fetch(proxy.url + "/up", {
+      method: "POST",
+      body: "x".repeat(1001),
+    });
+    assert.equal(res.status, 413);
+    assert.match((await res.json()).error, /larger than 1000 bytes/);
+  });
+  for (const size of [1001, 10_000]) {
+    await t.step(`a chunked body of ${size} bytes`, async () => {
+      const bytes = new TextEncoder().encode("y".repeat(size));
+      const res = await fetch(proxy.url + "/up", {
+        method: "POST",
+        body: new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < bytes.length; at += 500) {
+              controller.enqueue(bytes.subarray(at, at + 500));
+            }
+            controller.close();
+          },
+        }),
+      });
+      assert.equal(res.status, 413);
+      assert.match((await res.json()).error, /larger than 1000 bytes/);
+    });
+  }
+  await t.step("a body at the limit passes", async () => {
+    const res = await fetch(proxy.url + "/up", {
+      method: "POST",
+      body: "x".repeat(1000),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "reached");
+  });
+  assert.equal(seen, 1, "only the body within the limit reached the worker");
 });
