@@ -47,7 +47,7 @@ import {
 } from "./upgrade.ts";
 import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
-import { createBuilders, createObservers } from "./wiring.ts";
+import { createBuilders, createObservers, warnUnhonoured } from "./wiring.ts";
 import { ADMIN_CLOSE_MS, withBindHost, within } from "./_util.ts";
 import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
 
@@ -113,6 +113,7 @@ export class TqServer {
     this.events = observed.events;
     this.metrics = observed.metrics;
     this.#serverLog = observed.serverLog;
+    warnUnhonoured(config, mode, log);
     const builders = createBuilders(this.root, config, mode, log);
     this.builder = builders.builder;
     this.goBuilder = builders.goBuilder;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { defaultConfig } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { createBuilders } from "./wiring.ts";
+import { warnUnhonoured } from "./wiring.ts";
 
 function warnings(): { log: Logger; keys: string[] } {
   const keys: string[] = [];
@@ -17,31 +17,33 @@ function warnings(): { log: Logger; keys: string[] } {
   return { log, keys };
 }
 
-Deno.test("createBuilders() warns about build keys the mode's builds cannot honour, and only those", async () => {
-  const root = await Deno.makeTempDir({ prefix: "tq-wiring-" });
-  try {
-    const config = defaultConfig();
-    for (const mode of ["dev", "prod"] as const) {
-      const { log, keys } = warnings();
-      const { builder } = createBuilders(root, config, mode, log);
-      await builder.close();
-      assert.deepEqual(keys, [], `${mode} defaults warned`);
-    }
-    config.deployment.dev.build.check = true;
-    config.deployment.dev.build.target = "x86_64-unknown-linux-gnu";
-    config.deployment.prod.build.check = true;
-    config.deployment.prod.build.target = "x86_64-unknown-linux-gnu";
-    const dev = warnings();
-    await createBuilders(root, config, "dev", dev.log).builder.close();
-    assert.deepEqual(dev.keys, [
-      "setting not enforced: deployment.dev.build.check",
-      "setting not enforced: deployment.dev.build.target",
-    ]);
-    // prod compiles with deno, which checks types and honours the target.
-    const prod = warnings();
-    await createBuilders(root, config, "prod", prod.log).builder.close();
-    assert.deepEqual(prod.keys, []);
-  } finally {
-    await Deno.remove(root, { recursive: true });
+Deno.test("warnUnhonoured() names the keys the mode cannot honour, and none of the defaults", () => {
+  const config = defaultConfig();
+  for (const mode of ["dev", "prod"] as const) {
+    const { log, keys } = warnings();
+    warnUnhonoured(config, mode, log);
+    assert.deepEqual(keys, [], `${mode} defaults warned`);
   }
+  for (const mode of ["dev", "prod"] as const) {
+    const s = config.deployment[mode];
+    s.build.check = true;
+    s.build.format = "bundle";
+    s.build.target = "x86_64-unknown-linux-gnu";
+    s.file_watcher.enabled = true;
+    s.resources.watch_resource_changes = true;
+  }
+  const dev = warnings();
+  warnUnhonoured(config, "dev", dev.log);
+  assert.deepEqual(dev.keys, [
+    "setting not enforced: deployment.dev.build.check",
+    "setting not enforced: deployment.dev.build.target",
+  ]);
+  // prod builds with deno, which checks types; it watches nothing.
+  const prod = warnings();
+  warnUnhonoured(config, "prod", prod.log);
+  assert.deepEqual(prod.keys, [
+    "setting not enforced: deployment.prod.build.target",
+    "setting not enforced: deployment.prod.file_watcher.enabled",
+    "setting not enforced: deployment.prod.resources.watch_resource_changes",
+  ]);
 });
