@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  alive,
   copyServer,
   ECHO_WORKER,
   freePort,
@@ -11,16 +12,6 @@ import {
   startServer,
   waitFor,
 } from "./_helpers.ts";
-
-/** True while `pid` runs (a zombie waiting to be reaped does not count). */
-function running(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 /** A worker that notes its pid in `{root}/pids`, waits `delay` s, then runs the echo worker. */
 function writeSlowWorker(project: Project, name: string, delay: number): void {
@@ -132,7 +123,7 @@ Deno.test("a SIGTERM during startup cancels it, stops what was spawned and exits
       assert.equal(status.signal, null);
       assert.ok(!server.logs().includes("tqserver ready"));
       for (const pid of pids(project)) {
-        await waitFor(() => !running(pid), 2000, `worker ${pid} to be gone`);
+        await waitFor(() => !alive(pid), 2000, `worker ${pid} to be gone`);
       }
     } finally {
       await server.stop();
@@ -155,7 +146,7 @@ Deno.test("a SIGTERM during startup cancels it, stops what was spawned and exits
         Date.now() - started < 5000,
         `exit took ${Date.now() - started} ms`,
       );
-      assert.ok(!running(pid), `the starting worker ${pid} still runs`);
+      assert.ok(!alive(pid), `the starting worker ${pid} still runs`);
       assert.match(server.logs(), /worker start cancelled/);
     } finally {
       await server.stop();
@@ -226,7 +217,7 @@ Deno.test("the PID file names the server, follows a self-upgrade and is removed 
       "the successor did not take the PID file over",
     );
     Deno.kill(Number(Deno.readTextFileSync(pidFile)), "SIGTERM");
-    await waitFor(() => !running(successor), 10000, "the successor to stop");
+    await waitFor(() => !alive(successor), 10000, "the successor to stop");
     await waitFor(
       () => {
         try {
@@ -240,7 +231,7 @@ Deno.test("the PID file names the server, follows a self-upgrade and is removed 
       "the PID file to be removed",
     );
   } finally {
-    if (successor && running(successor)) Deno.kill(successor, "SIGKILL");
+    if (successor && alive(successor)) Deno.kill(successor, "SIGKILL");
     await server.stop();
     project.cleanup();
     Deno.removeSync(source, { recursive: true });
@@ -284,37 +275,6 @@ Deno.test("stopping closes proxied WebSockets (1001) and event streams instead o
     assert.ok(ms < 5000, `the stop took ${ms} ms`);
   } finally {
     await server.stop();
-    project.cleanup();
-  }
-});
-
-Deno.test("a busy public port named by --port fails with the flag in the message", async () => {
-  const project = makeProject();
-  const port = freePort();
-  const squatter = Deno.listen({ hostname: "127.0.0.1", port });
-  try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(Deno.cwd(), "main.ts"),
-        "--root",
-        project.root,
-        "--port",
-        String(port),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 1, err);
-    assert.ok(
-      err.includes(`Port ${port} on "127.0.0.1" (--port) is already in use`),
-      err,
-    );
-  } finally {
-    squatter.close();
     project.cleanup();
   }
 });
@@ -387,7 +347,7 @@ Deno.test({
         10000,
         "the old process to stay in the foreground",
       );
-      assert.ok(running(first), "the terminal's job (the old process) ended");
+      assert.ok(alive(first), "the terminal's job (the old process) ended");
       // A second upgrade: the first successor stays in the foreground chain too.
       const middle = successor;
       const later = new Date(Date.now() + 2000);
@@ -398,26 +358,26 @@ Deno.test({
         30000,
         "the second successor to take the PID file",
       );
-      await waitFor(() => successor !== first, 1000);
+      assert.notEqual(successor, first, "the PID file went back to the first");
       assert.ok(
-        running(first),
+        alive(first),
         "the terminal's job ended after a second upgrade",
       );
-      assert.ok(running(middle), "the chain to the newest server broke");
+      assert.ok(alive(middle), "the chain to the newest server broke");
       // Ctrl+C reaches the terminal's foreground job: the first process.
       Deno.kill(first, "SIGINT");
       await waitFor(
-        () => !running(successor),
+        () => !alive(successor),
         15000,
         "the newest server to stop",
       );
       const status = await terminal.status;
       assert.equal(status.code, 0, output);
-      assert.ok(!running(first));
-      assert.ok(!running(middle));
+      assert.ok(!alive(first));
+      assert.ok(!alive(middle));
     } finally {
       for (const pid of [successor, readPid()]) {
-        if (pid && running(pid)) Deno.kill(pid, "SIGKILL");
+        if (pid && alive(pid)) Deno.kill(pid, "SIGKILL");
       }
       try {
         terminal.kill("SIGKILL");
@@ -446,14 +406,14 @@ Deno.test("a worker removed by SIGHUP shows as stopping in /api/status while it 
       recursive: true,
     });
     Deno.kill(server.process.pid, "SIGHUP");
-    const seen = await waitFor(
+    // Throws when it does not show within 1.2 s (the request takes 1.5 s).
+    await waitFor(
       async () =>
         (await server.status()).workers.find((w) => w.name === "other")
           ?.status === "stopping",
       1200,
       "other to show as stopping",
     );
-    assert.ok(seen);
     assert.equal(await slow, "slow v1", "the in-flight request was cut");
     await waitFor(
       async () =>

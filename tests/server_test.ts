@@ -453,7 +453,10 @@ Deno.test("a public port in use exits with code 1, says so, and leaves no worker
     assert.equal(out.code, 1);
     assert.match(
       new TextDecoder().decode(out.stderr),
-      new RegExp(`Port ${port} .* already in use`),
+      // The flag that set it, not server.port: the config was not at fault.
+      new RegExp(
+        `Port ${port} on "127\\.0\\.0\\.1" \\(--port\\) is already in use`,
+      ),
     );
     assert.doesNotMatch(new TextDecoder().decode(out.stderr), /worker started/);
   } finally {
