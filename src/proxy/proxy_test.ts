@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RouteTable, type Upstream } from "../routes/route_table.ts";
 import { createProxy, type ProxyOptions } from "./proxy.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
+import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
 
 /** An upstream pointing at one origin, counting what is in flight. */
 class TestUpstream implements Upstream {
@@ -696,10 +697,16 @@ async function oneAnswer(port: number, head: string): Promise<string> {
 }
 
 Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t) => {
+  const records: LogRecord[] = [];
   await using backend = echoBackend("b");
   await using proxy = startProxy(
     [new TestUpstream("b", "/", origin(backend))],
-    { readTimeoutMs: 200, maxBodyBytes: 1000, requestBufferBytes: 500 },
+    {
+      readTimeoutMs: 200,
+      maxBodyBytes: 1000,
+      requestBufferBytes: 500,
+      logger: observeLogger(silentLogger, (r) => records.push(r)),
+    },
   );
   const closes = (raw: string) =>
     headLines(raw).filter((l) => l.startsWith("connection:"));
@@ -711,6 +718,11 @@ Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t)
     assert.match(raw, /^HTTP\/1\.1 408 /);
     assert.match(raw, /stalled for 200 ms/);
     assert.deepEqual(closes(raw), ["connection: close"]);
+    // The log blames the client, at debug level (any client can cause it).
+    assert.deepEqual(
+      records.map((r) => [r.level, r.msg, r.fields.client]),
+      [["debug", "client timed out", "127.0.0.1"]],
+    );
   });
   await t.step("a Content-Length over max_body_bytes: 413", async () => {
     const raw = await oneAnswer(
