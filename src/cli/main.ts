@@ -1,7 +1,7 @@
 import { basename, dirname, resolve } from "node:path";
 import { ConfigError } from "../config/mod.ts";
 import { createDevHooks } from "../dev/mod.ts";
-import { StartCancelled, TqServer } from "../server/mod.ts";
+import { StartCancelled, TqServer, UPGRADE_PARENT_ENV } from "../server/mod.ts";
 import { VERSION } from "../version.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
 import { ProcessSignals } from "./signals.ts";
@@ -79,7 +79,7 @@ export async function main(
       port: cli.port,
       quiet: cli.quiet,
       devHooks: (s) => s.mode === "dev" ? createDevHooks(s) : undefined,
-      successor: Deno.env.get("TQ_UPGRADE_PARENT") !== undefined,
+      successor: Deno.env.get(UPGRADE_PARENT_ENV) !== undefined,
       signal: signals.stopping,
     });
   } catch (err) {

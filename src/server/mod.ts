@@ -6,3 +6,4 @@
  */
 export * from "./handler.ts";
 export * from "./server.ts";
+export { UPGRADE_PARENT_ENV } from "./upgrade.ts";

@@ -29,7 +29,6 @@ import {
 import { RouteTable } from "../routes/mod.ts";
 import { Supervisor } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
-import type { DevHooks } from "../dev_contract.ts";
 import {
   assertPortFree,
   type Listeners,
@@ -49,7 +48,11 @@ import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
 import { createBuilders, createObservers, warnUnhonoured } from "./wiring.ts";
 import { ADMIN_CLOSE_MS, withBindHost, within } from "./_util.ts";
-import { RESTART_EXIT_CODE, RUNNER_ENV } from "../dev_contract.ts";
+import {
+  type DevHooks,
+  RESTART_EXIT_CODE,
+  RUNNER_ENV,
+} from "../dev_contract.ts";
 
 /** The running server: public listener, admin listener, supervisor. */
 export class TqServer {
