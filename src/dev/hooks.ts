@@ -31,6 +31,7 @@ export function createDevHooks(
     live,
     logger: server.log,
     configPath: existsSync(deno) ? deno : undefined,
+    timeoutMs: server.config.deployment.dev.build.timeout_ms,
     idle: () => !watcher?.busy,
     noteError: (worker, error) =>
       server.supervisor.workers.get(worker)?.noteError(error),

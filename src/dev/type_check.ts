@@ -209,6 +209,7 @@ export class TypeChecker {
       target.entry,
     ];
     let output: Deno.CommandOutput;
+    let timedOut = false;
     try {
       const child = new Deno.Command(NICE ?? this.#deno, {
         args: NICE ? ["-n", "10", this.#deno, ...args] : args,
@@ -221,6 +222,7 @@ export class TypeChecker {
       this.#children.add(child);
       onSpawn(child);
       const timer = setTimeout(() => {
+        timedOut = true;
         try {
           child.kill("SIGKILL");
         } catch {
@@ -240,11 +242,32 @@ export class TypeChecker {
       });
       return;
     }
-    if (this.#closed || output.signal) return;
+    if (this.#closed) return;
     const ms = Math.round(performance.now() - started);
+    if (timedOut) {
+      this.#log.warn("type check timed out", {
+        worker: target.name,
+        cmd: `deno ${args.join(" ")}`,
+        ms,
+        key: "deployment.dev.build.timeout_ms",
+      });
+      return;
+    }
+    // Killed by interrupt(): it runs again once files are quiet.
+    if (output.signal) return;
     const decoder = new TextDecoder();
     const text = decoder.decode(output.stderr) + decoder.decode(output.stdout);
     const problem = output.success ? undefined : parseTypeErrors(text);
+    if (!problem && !output.success) {
+      // Not a type error (a module deno cannot resolve…): the build reports
+      // that; the earlier verdict stays.
+      this.#log.debug("type check failed without a type error", {
+        worker: target.name,
+        code: output.code,
+        output: text.trim().split("\n")[0] ?? "",
+      });
+      return;
+    }
     if (!problem) {
       this.#log.debug("type check passed", { worker: target.name, ms });
       this.#live.emit({ type: "ok", kind: "types", worker: target.name });
