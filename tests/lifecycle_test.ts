@@ -27,15 +27,15 @@ function writeSlowWorker(project: Project, name: string, delay: number): void {
   Deno.chmodSync(path, 0o755);
 }
 
-/** SIGHUP, SIGINT and SIGTERM caught by `pid` (per /proc/{pid}/status SigCgt). */
-function catchesStopAndHup(pid: number): boolean {
+/** SIGHUP, SIGINT, SIGUSR1 and SIGTERM caught by `pid` (per /proc/{pid}/status SigCgt). */
+function catchesSignals(pid: number): boolean {
   try {
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
     const mask = BigInt(
       "0x" + (status.match(/SigCgt:\s*([0-9a-f]+)/)?.[1] ?? "0"),
     );
     const bit = (signal: number) => (mask >> BigInt(signal - 1)) & 1n;
-    return bit(1) === 1n && bit(2) === 1n && bit(15) === 1n;
+    return bit(1) === 1n && bit(2) === 1n && bit(10) === 1n && bit(15) === 1n;
   } catch {
     return false;
   }
@@ -54,7 +54,7 @@ async function signalDuringStartup(
 ): Promise<number> {
   await new Promise((r) => setTimeout(r, 50 - (Date.now() - spawnedAt)));
   const deadline = Date.now() + 5000;
-  while (!catchesStopAndHup(server.process.pid)) {
+  while (!catchesSignals(server.process.pid)) {
     assert.ok(Date.now() < deadline, "the server never caught signals");
     await new Promise((r) => setTimeout(r, 2));
   }
@@ -101,6 +101,36 @@ Deno.test("a SIGHUP 50 ms after start is queued and runs once the server is read
     const reload = log.indexOf("reload requested");
     assert.ok(ready >= 0, "the server did not become ready");
     assert.ok(reload > ready, "the SIGHUP ran before the server was ready");
+    assert.equal((await server.stop()).code, 0);
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});
+
+Deno.test("a SIGUSR1 50 ms after start does not kill the server: the logs are reopened once it is ready", async () => {
+  const project = makeProject();
+  const spawnedAt = Date.now();
+  const server = await startServer(project, ["--mode", "prod"], {
+    waitReady: false,
+  });
+  try {
+    await signalDuringStartup(server, spawnedAt, "SIGUSR1");
+    const died = server.process.status.then((s) =>
+      `the server exited (code ${s.code}, signal ${s.signal})`
+    );
+    const outcome = await Promise.race([
+      server.waitForLog("log files reopened", 20000).then(() => "ok"),
+      died,
+    ]);
+    assert.equal(outcome, "ok", server.logs());
+    const log = server.logs();
+    const ready = log.indexOf("tqserver ready");
+    assert.ok(ready >= 0, "the server did not become ready");
+    assert.ok(
+      log.indexOf("log files reopened") > ready,
+      "the logs were reopened before the server was ready",
+    );
     assert.equal((await server.stop()).code, 0);
   } finally {
     await server.stop();

@@ -112,9 +112,9 @@ export async function main(
         server.log.error("reload failed", { error: err })
       );
     },
+    // logrotate's convention: reopen the log files it moved away.
+    reopen: () => server.reopenLogs(),
   });
-  // logrotate's convention: reopen the log files it moved away.
-  Deno.addSignalListener("SIGUSR1", () => server.reopenLogs());
   await server.finished;
   const successor = server.foregroundSuccessor;
   if (successor) return await keepForeground(server, successor, signals);
@@ -138,7 +138,11 @@ async function keepForeground(
       // It has exited: its status ends this process too.
     }
   };
-  signals.handle({ stop: forward, hup: () => forward("SIGHUP") });
+  signals.handle({
+    stop: forward,
+    hup: () => forward("SIGHUP"),
+    reopen: () => forward("SIGUSR1"),
+  });
   server.log.info("staying in the foreground for the new server", {
     successor_pid: successor.pid,
     why: "stdin is a terminal: Ctrl+C and signals to this pid reach it",

@@ -2,9 +2,9 @@
  * The process's signal handling from its first instant. `main.ts` installs
  * it before it loads anything else, so a signal that arrives while the server
  * starts never meets the default action (SIGHUP would kill the process,
- * SIGTERM would skip the cleanup): SIGHUPs are queued and run once the server
- * is ready; the first SIGTERM or SIGINT aborts {@linkcode ProcessSignals.stopping}
- * so the start can be cancelled.
+ * SIGTERM would skip the cleanup, SIGUSR1 would kill it too): SIGHUPs and
+ * SIGUSR1s are queued and run once the server is ready; the first SIGTERM or
+ * SIGINT aborts {@linkcode ProcessSignals.stopping} so the start can be cancelled.
  *
  * This module imports nothing, to load in no time.
  *
@@ -20,12 +20,15 @@ export interface SignalHandlers {
   hup(): void;
   /** A SIGTERM or SIGINT (one that arrived during startup is delivered at once). */
   stop(signal: StopSignal): void;
+  /** A SIGUSR1: reopen the log files (ones queued during startup arrive as one call). */
+  reopen?(): void;
 }
 
-/** SIGHUP, SIGTERM and SIGINT, caught from the start and queued until handlers are set. */
+/** SIGHUP, SIGTERM, SIGINT and SIGUSR1, caught from the start and queued until handlers are set. */
 export class ProcessSignals {
   #handlers: SignalHandlers | undefined;
   #hups = 0;
+  #reopens = 0;
   #stop: StopSignal | undefined;
   #abort = new AbortController();
   #listeners: [Deno.Signal, () => void][] = [];
@@ -36,6 +39,7 @@ export class ProcessSignals {
     signals.#listen("SIGHUP", () => signals.#hup());
     signals.#listen("SIGTERM", () => signals.#stopped("SIGTERM"));
     signals.#listen("SIGINT", () => signals.#stopped("SIGINT"));
+    signals.#listen("SIGUSR1", () => signals.#reopen());
     return signals;
   }
 
@@ -56,13 +60,20 @@ export class ProcessSignals {
 
   /**
    * Routes signals to `handlers` from now on, first delivering what was
-   * queued: a stop signal, else one SIGHUP for any number of queued ones.
+   * queued: a stop signal, else one SIGUSR1 and one SIGHUP for any number
+   * of queued ones.
    */
   handle(handlers: SignalHandlers): void {
     this.#handlers = handlers;
     if (this.#stop) {
       handlers.stop(this.#stop);
-    } else if (this.#hups > 0) {
+      return;
+    }
+    if (this.#reopens > 0) {
+      this.#reopens = 0;
+      handlers.reopen?.();
+    }
+    if (this.#hups > 0) {
       this.#hups = 0;
       handlers.hup();
     }
@@ -88,6 +99,11 @@ export class ProcessSignals {
   #hup(): void {
     if (this.#handlers) this.#handlers.hup();
     else this.#hups++;
+  }
+
+  #reopen(): void {
+    if (this.#handlers) this.#handlers.reopen?.();
+    else this.#reopens++;
   }
 
   #stopped(signal: StopSignal): void {
