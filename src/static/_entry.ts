@@ -370,6 +370,9 @@ function sameInfo(info: Deno.FileInfo | null, id: FileId): boolean {
 export function openChecked(
   file: NonNullable<Variant["file"]>,
 ): Deno.FsFile | null {
+  // Looked at before it is opened: a FIFO put in its place would block
+  // openSync, and with it the whole server, until a writer came.
+  if (!sameInfo(statOrNull(file.realPath), file.id)) return null;
   let handle: Deno.FsFile;
   try {
     handle = Deno.openSync(file.realPath, { read: true });

@@ -260,3 +260,49 @@ Deno.test("the cache stays within cache_max_bytes, evicting the least recently u
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a streamed file replaced by a FIFO inside the revalidation window is 404, and the server does not block", async () => {
+  // In a child process: a FIFO opened synchronously blocks the whole event
+  // loop, which no timer in this process could catch.
+  const testing = new URL("./_testing.ts", import.meta.url).href;
+  const script = `
+    import { join } from "node:path";
+    import { makeTree } from ${JSON.stringify(testing)};
+    const tree = await makeTree({ revalidateMs: 3_600_000, now: () => 0 });
+    const url = "http://x/static/index/big.bin";
+    const first = await tree.handler(new Request(url));
+    await first.body?.cancel();
+    const fifo = join(tree.pub, ".fifo");
+    if (!new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success) {
+      throw new Error("mkfifo failed");
+    }
+    Deno.renameSync(fifo, join(tree.pub, "big.bin"));
+    const res = await tree.handler(new Request(url));
+    await res.body?.cancel();
+    await Deno.remove(tree.dir, { recursive: true });
+    console.log("status " + res.status);
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      "-",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  assert.equal(
+    new TextDecoder().decode(out.stdout).trim(),
+    "status 404",
+    `the child blocked or failed: ${new TextDecoder().decode(out.stderr)}`,
+  );
+});
