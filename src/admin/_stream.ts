@@ -3,6 +3,9 @@ import type { AdminEvent, EventLog } from "./events.ts";
 
 const encoder = new TextEncoder();
 
+/** Bytes queued for one stream client before it is dropped. */
+const MAX_QUEUED_BYTES = 1 << 20;
+
 /** Options for {@linkcode StreamHub}. */
 export interface StreamHubOptions {
   events: EventLog;
@@ -49,7 +52,15 @@ export class StreamHub {
       start: (controller) => {
         let done = false;
         const send = (chunk: Uint8Array) => {
-          if (!done) controller.enqueue(chunk);
+          if (done) return;
+          // A client that stopped reading (a suspended tab, a full TCP
+          // window) is dropped rather than queueing snapshots without end;
+          // EventSource reconnects with Last-Event-ID and gets what it missed.
+          if ((controller.desiredSize ?? 0) < -MAX_QUEUED_BYTES) {
+            finish();
+            return;
+          }
+          controller.enqueue(chunk);
         };
         const onEvent = (e: AdminEvent) => send(frame("event", e, e.id));
         const unsubscribe = this.#events.subscribe(onEvent);
@@ -76,7 +87,7 @@ export class StreamHub {
         for (const e of this.#events.since(sinceId)) onEvent(e);
       },
       cancel: () => finish(),
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: 0 }));
     return new Response(body, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
