@@ -79,7 +79,7 @@ const UNENFORCED: Readonly<Record<string, string>> = {
   "server.idle_timeout_seconds":
     "Deno.serve gives no way to close idle keep-alive client connections",
   "server.read_timeout_seconds":
-    "only a stalled request body is answered 408: Deno.serve gives no way to time out a client before its request head is complete",
+    "only a stalled request body is answered 408 (its socket then stays open until the client closes it): Deno.serve gives no way to time out a client before its request head is complete",
 };
 
 /**
