@@ -355,3 +355,36 @@ Deno.test("acquireWithin() waits for the replacement of an instance that just di
     await t.cleanup();
   }
 });
+
+Deno.test("removing a worker whose start hangs in its health check does not wait for startup_timeout_ms", async () => {
+  const t = setup();
+  try {
+    writeScript(
+      t.dir,
+      "index",
+      `echo $$ > '${t.dir}/self.pid'\nexec sleep 60\n`,
+    );
+    t.spec.settings.startup_timeout_ms = 20_000;
+    const added = t.supervisor.add(t.spec);
+    assert.ok(
+      await until(() => {
+        try {
+          return Deno.statSync(join(t.dir, "self.pid")).size > 0;
+        } catch {
+          return false;
+        }
+      }, 5000),
+      "the instance never started",
+    );
+    const pid = Number(Deno.readTextFileSync(join(t.dir, "self.pid")));
+    const started = Date.now();
+    await t.supervisor.remove("index");
+    const ms = Date.now() - started;
+    assert.ok(ms < 5000, `the remove waited ${ms} ms for the start`);
+    assert.equal(await added, false);
+    assert.ok(!running(pid), `the starting instance ${pid} still runs`);
+    assert.deepEqual(t.supervisor.status(), []);
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -372,7 +372,8 @@ export class Supervisor {
       for (let i = 0; i < Math.max(1, settings.instances); i++) {
         fresh.push(this.#startInstance(entry));
       }
-      const signal = this.#closing.signal;
+      // The server stopping, or this worker being removed, ends a start at once.
+      const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
       await Promise.all(fresh.map((instance) =>
         instance.waitHealthy({
           path: settings.health_path,

@@ -145,6 +145,7 @@ export class WorkerEntry {
   #clock: Clock;
   #strict: boolean;
   #onMaxRequests: (entry: WorkerEntry) => void;
+  #stopping = new AbortController();
 
   constructor(spec: WorkerSpec, options: WorkerEntryOptions) {
     const { logger, onMaxRequests, clock = systemClock, strict = false } =
@@ -178,6 +179,11 @@ export class WorkerEntry {
       acquireWithin: (timeoutMs: number, signal?: AbortSignal) =>
         this.acquireWithin(timeoutMs, signal),
     });
+  }
+
+  /** Aborts when the worker enters `stopping`: a start under way gives up. */
+  get stopSignal(): AbortSignal {
+    return this.#stopping.signal;
   }
 
   /** The current lifecycle state; change it only with {@linkcode transition}. */
@@ -228,6 +234,7 @@ export class WorkerEntry {
     }
     this.#state = next;
     if ("error" in next) this.#lastError = next.error;
+    if (next.status === "stopping") this.#stopping.abort();
     if (prev === next.status) return;
     const fields: Record<string, unknown> = {
       worker: this.name,
