@@ -324,17 +324,24 @@ async function reloadHost(
         error?: string;
         report?: {
           actions?: { worker: string; action: string; error?: string }[];
+          config?: string;
+          config_error?: string;
         };
       };
       const failed = (body.report?.actions ?? []).filter((a) =>
         a.action === "failed"
-      );
+      ).map((a) => `${a.worker}: ${a.error ?? "failed"}`);
+      // The deployed config did not load: the server keeps running the old one.
+      if (body.report?.config === "rejected") {
+        failed.unshift(
+          `config rejected: ${body.report.config_error ?? "invalid"}`,
+        );
+      }
       if (!res.ok || failed.length) {
         throw new Error(
           `Reload on "${where}" failed: ${
-            failed.map((a) => `${a.worker}: ${a.error ?? "failed"}`).join(
-              "; ",
-            ) || `status ${res.status}${body.error ? ` (${body.error})` : ""}`
+            failed.join("; ") ||
+            `status ${res.status}${body.error ? ` (${body.error})` : ""}`
           }`,
         );
       }

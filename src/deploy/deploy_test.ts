@@ -306,3 +306,28 @@ Deno.test("deploy() over ssh sends the token to curl and reports the admin's sta
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("deploy() fails when the host rejected the deployed config (the old one keeps running)", async () => {
+  const { root, worker } = project();
+  const { run, calls } = recorder({
+    config: "rejected",
+    config_error: "config/server.yaml:3 server.port: expected a port",
+    actions: [],
+  });
+  try {
+    await assert.rejects(
+      deploy({
+        root,
+        name: "production",
+        target,
+        workers: [worker],
+        reload: true,
+        run,
+      }),
+      /Reload on "deploy@web1" failed: config rejected: config\/server\.yaml:3 server\.port: expected a port/,
+    );
+    assert.ok(!calls.some((c) => c.some((a) => a.includes("web2"))));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
