@@ -252,7 +252,7 @@ const REASONS: Record<ReloadAction["change"], string> = {
   private: "private-changed",
   public: "public-changed",
   config: "config-changed",
-  server: "server-changed",
+  server: "server-upgrade",
 };
 
 /**
