@@ -36,7 +36,8 @@ export class Conn {
   #out = new Uint8Array(WRITE_SIZE);
   start = 0;
   end = 0;
-  idleSince = 0;
+  /** While pooled: the time past which it is closed, not reused. */
+  idleUntil = 0;
   /** The read started while idle, consumed by the next {@linkcode fill}. */
   #pending: Promise<number | null> | undefined;
   /** Set when the idle read settled: the worker closed or sent stray bytes. */
@@ -165,7 +166,7 @@ export class Conn {
 export interface PoolOptions {
   /** Idle connections kept per origin. */
   maxIdlePerOrigin: number;
-  /** An idle connection older than this is closed, not reused. */
+  /** An idle connection older than this is closed, not reused (unless `put` says otherwise). */
   idleTimeoutMs: number;
 }
 
@@ -189,13 +190,16 @@ export class Pool {
     for (;;) {
       const conn = list.pop();
       if (conn === undefined) return undefined;
-      if (conn.usable && now - conn.idleSince < this.#timeoutMs) return conn;
+      if (conn.usable && now < conn.idleUntil) return conn;
       conn.close();
     }
   }
 
-  /** Returns a connection whose response has been read completely. */
-  put(origin: string, conn: Conn): void {
+  /**
+   * Returns a connection whose response has been read completely, to be
+   * reused within `idleMs` (default: the pool's `idleTimeoutMs`).
+   */
+  put(origin: string, conn: Conn, idleMs: number = this.#timeoutMs): void {
     const now = performance.now();
     if (now - this.#swept > this.#timeoutMs) this.#sweep(now);
     if (conn.start !== conn.end || !conn.usable) {
@@ -209,7 +213,7 @@ export class Pool {
       conn.close();
       return;
     }
-    conn.idleSince = now;
+    conn.idleUntil = now + idleMs;
     conn.fresh = false;
     list.push(conn);
     conn.watchIdle(this.#onDead);
@@ -228,7 +232,7 @@ export class Pool {
     this.#swept = now;
     for (const [origin, list] of this.#idle) {
       const keep = list.filter((conn) => {
-        if (conn.usable && now - conn.idleSince < this.#timeoutMs) return true;
+        if (conn.usable && now < conn.idleUntil) return true;
         conn.close();
         return false;
       });

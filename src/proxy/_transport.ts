@@ -56,6 +56,8 @@ export interface UpstreamRequest {
   body: RequestBody;
   limits: BodyLimits;
   deadline: HeaderDeadline;
+  /** How long the connection may then idle in the pool. Default: the transport's `idleTimeoutMs`. */
+  idleTimeoutMs?: number | undefined;
 }
 
 /** A worker's answer: its head and its body as bytes, a stream, or none. */
@@ -206,8 +208,9 @@ export class Transport {
     }
     const reusable = head.keepAlive && uploaded;
     const done = (complete: boolean) => {
-      if (complete && reusable && uploaded) this.#pool.put(req.origin, conn);
-      else conn.close();
+      if (complete && reusable) {
+        this.#pool.put(req.origin, conn, req.idleTimeoutMs);
+      } else conn.close();
     };
     const framing = bodyFraming(head, method);
     if (framing === "none") {

@@ -47,7 +47,8 @@ export interface ProxyOptions {
   trustedProxies?: string[];
   /**
    * How long an idle keep-alive connection to a worker is kept
-   * (`workers.default.idle_timeout_seconds`). Default 30000.
+   * (`workers.default.idle_timeout_seconds`), unless its upstream says
+   * otherwise. Default 30000.
    */
   idleTimeoutMs?: number;
   /**
@@ -306,6 +307,7 @@ export function createProxy(
           body,
           limits,
           deadline,
+          idleTimeoutMs: upstream.idleTimeoutMs,
         });
       } catch (err) {
         deadline.clear();

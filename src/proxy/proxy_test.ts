@@ -814,3 +814,30 @@ Deno.test("proxy answers a body over max_body_bytes 413 and the worker sees no r
   });
   assert.equal(seen, 1, "only the body within the limit reached the worker");
 });
+
+Deno.test("proxy keeps idle worker connections for the upstream's idleTimeoutMs (workers.paths idle_timeout_seconds)", async () => {
+  // Each distinct client port the backend sees is one proxy connection.
+  const ports: Record<string, Set<number>> = {
+    short: new Set(),
+    long: new Set(),
+  };
+  await using backend = serve((req, info) => {
+    ports[new URL(req.url).pathname.slice(1)]!.add(info.remoteAddr.port);
+    return new Response("ok");
+  });
+  const short = Object.assign(
+    new TestUpstream("short", "/short", origin(backend)),
+    { idleTimeoutMs: 100 },
+  );
+  const long = new TestUpstream("long", "/long", origin(backend));
+  await using proxy = startProxy([short, long], { idleTimeoutMs: 30_000 });
+  for (const name of ["short", "long"]) {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${proxy.url}/${name}`);
+      assert.equal(await res.text(), "ok");
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  }
+  assert.equal(ports.short!.size, 2, "idle past 100 ms: a new connection");
+  assert.equal(ports.long!.size, 1, "within 30 s: the same connection");
+});

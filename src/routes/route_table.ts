@@ -20,6 +20,12 @@ export interface Upstream {
    */
   readonly readTimeoutMs?: number;
   /**
+   * Milliseconds an idle keep-alive connection to this worker is kept
+   * (`workers.default` / `workers.paths` `idle_timeout_seconds`). Default:
+   * the proxy's `idleTimeoutMs`.
+   */
+  readonly idleTimeoutMs?: number;
+  /**
    * Milliseconds a request whose instance died may wait for a healthy one
    * (`workers.default.retry_window_ms`). Default: the proxy's `retryWindowMs`.
    */

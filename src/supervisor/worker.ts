@@ -171,6 +171,9 @@ export class WorkerEntry {
       get readTimeoutMs() {
         return entry.spec.settings.read_timeout_seconds * 1000;
       },
+      get idleTimeoutMs() {
+        return entry.spec.settings.idle_timeout_seconds * 1000;
+      },
       get retryWindowMs() {
         return entry.spec.settings.retry_window_ms;
       },
