@@ -58,6 +58,9 @@ function locate(
   return first;
 }
 
+/** Lines of a worker's stderr compared with its previous crash; longer output is never "the same crash". */
+const MAX_COMPARED_LINES = 500;
+
 /**
  * Shows a worker that dies like a build error (dev): the tail of its stderr —
  * already source-mapped by deno from the bundle's inline map — goes to the
@@ -106,7 +109,10 @@ export class CrashReporter {
     dir: string | undefined,
   ): SpawnedProcess {
     const tail: string[] = [];
+    // Kept to compare with the next crash, so bounded: a worker that logs
+    // to stderr for hours must not keep every line.
     const seen: string[] = [];
+    let overflowed = false;
     const previous = this.#last.get(name);
     let held: string[] = [];
     let diverged = !previous;
@@ -128,10 +134,11 @@ export class CrashReporter {
     const onLine = (line: string, controller: typeof out) => {
       tail.push(line.replace(ANSI, ""));
       if (tail.length > this.#tailLines) tail.shift();
-      seen.push(normalise(line));
+      if (seen.length < MAX_COMPARED_LINES) seen.push(normalise(line));
+      else overflowed = true;
       if (!diverged && previous) {
         const i = seen.length - 1;
-        if (previous.lines[i] === seen[i]) {
+        if (!overflowed && previous.lines[i] === seen[i]) {
           held.push(line);
           clearTimeout(timer);
           timer = setTimeout(release, this.#holdMs);
@@ -166,7 +173,7 @@ export class CrashReporter {
         return;
       }
       clearTimeout(timer);
-      const same = !diverged && previous !== undefined &&
+      const same = !diverged && !overflowed && previous !== undefined &&
         seen.length === previous.lines.length;
       if (same) {
         previous.count++;
