@@ -253,7 +253,7 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     const encoding = negotiateEncoding(req.headers.get("accept-encoding"));
     if (encoding === null) return withVary(res);
     if (head || res.body === null || length >= 0) {
-      return encoded(res, encoding, res.body === null ? null : res.body, head);
+      return encoded(res, encoding, res.body, head);
     }
     return peek(res.body, minBytes).then((peeked) => {
       if (peeked.done && peeked.size < minBytes) {
