@@ -183,6 +183,19 @@ export interface StatusJson {
   }[];
 }
 
+/** True when `promise` settled within `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true, () => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Starts `deno run main.ts` on a project and waits for "tqserver ready". */
 export async function startServer(
   project: Project,
@@ -270,7 +283,27 @@ export async function startServer(
       }, 10000);
       const status = await process.status;
       clearTimeout(timer);
-      await pumped;
+      // Bounded: a successor of a self-upgrade (a src/ edit during the run)
+      // inherits stdout and would keep this wait open for ever.
+      if (!(await within(pumped, 5000))) {
+        let successor = 0;
+        try {
+          successor = Number(
+            Deno.readTextFileSync(join(project.root, "logs", "tqserver.pid")),
+          );
+        } catch {
+          // No PID file: nothing known to stop.
+        }
+        if (successor > 0 && successor !== process.pid) {
+          Deno.kill(successor, "SIGTERM");
+          await within(pumped, 15000);
+        }
+        throw new Error(
+          `Server output stayed open after pid ${process.pid} exited (successor ${
+            successor || "unknown"
+          } sent SIGTERM)`,
+        );
+      }
       return status;
     },
   };
