@@ -463,30 +463,38 @@ export class TqServer {
     this.log.info("tqserver stopping", { reason });
     // A successor still starting would outlive this stop: it goes too.
     this.#upgradeAbort?.abort();
-    if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
-    this.#streams.closeAll();
-    this.#proxy?.closeWebSockets();
-    const drainMs = this.config.workers.default.drain_timeout_ms;
-    // Open dashboard streams would hold the admin listener's shutdown.
-    this.#adminHandler?.close();
-    const drained = await within(this.#public?.shutdown(), drainMs);
-    if (!drained) {
-      this.log.warn("drain timed out", {
-        port: this.port,
-        timeout_ms: drainMs,
-        key: "workers.default.drain_timeout_ms",
-      });
+    try {
+      if (reason !== "server-upgrade") await sdNotify("STOPPING=1", this.log);
+      this.#streams.closeAll();
+      this.#proxy?.closeWebSockets();
+      const drainMs = this.config.workers.default.drain_timeout_ms;
+      // Open dashboard streams would hold the admin listener's shutdown.
+      this.#adminHandler?.close();
+      const drained = await within(this.#public?.shutdown(), drainMs);
+      if (!drained) {
+        this.log.warn("drain timed out", {
+          port: this.port,
+          timeout_ms: drainMs,
+          key: "workers.default.drain_timeout_ms",
+        });
+      }
+      await this.supervisor.shutdown();
+      await within(this.#admin?.shutdown(), ADMIN_CLOSE_MS);
+      await this.#dev?.close?.();
+      await this.builder.close();
+      this.#proxy?.close();
+      this.log.info("tqserver stopped", { reason });
+    } catch (err) {
+      // `finished` must still resolve, or the process waits for ever: it
+      // exits 1, and any worker left exits on its stdin's EOF (SPEC §11).
+      this.exitCode = 1;
+      this.log.error("shutdown failed", { reason, error: err });
+    } finally {
+      this.#pidFile?.remove();
+      this.#access?.close();
+      this.#serverLog?.close();
+      this.#finish();
     }
-    await this.supervisor.shutdown();
-    await within(this.#admin?.shutdown(), ADMIN_CLOSE_MS);
-    await this.#dev?.close?.();
-    await this.builder.close();
-    this.#proxy?.close();
-    this.#pidFile?.remove();
-    this.log.info("tqserver stopped", { reason });
-    this.#access?.close();
-    this.#serverLog?.close();
-    this.#finish();
   }
 
   /** Reopens the log files and the access log (SIGUSR1, after logrotate moved them). */
