@@ -32,5 +32,8 @@ Deno.test({
     // A Python or shell worker is its bin/{name}: it must be committable.
     assert.equal(await ignored("workers/py_hello/bin/py_hello"), false);
     assert.equal(await ignored("workers/sh_tool/bin/sh_tool"), false);
+    // A worker's images are its content; browser-test screenshots are not.
+    assert.equal(await ignored("workers/index/public/img/logo.png"), false);
+    assert.equal(await ignored("screenshots/admin-1280.png"), true);
   },
 });
