@@ -99,7 +99,7 @@ export class TypeChecker {
   #timeoutMs: number;
   #running = new Map<
     string,
-    { target: BuildTarget; child?: Deno.ChildProcess }
+    { target: BuildTarget; child?: Deno.ChildProcess; done?: Promise<void> }
   >();
   #pending = new Map<string, BuildTarget>();
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -170,9 +170,13 @@ export class TypeChecker {
       return;
     }
     this.#pending.delete(name);
-    const run: { target: BuildTarget; child?: Deno.ChildProcess } = { target };
+    const run: {
+      target: BuildTarget;
+      child?: Deno.ChildProcess;
+      done?: Promise<void>;
+    } = { target };
     this.#running.set(name, run);
-    this.#run(target, (child) => run.child = child)
+    run.done = this.#run(target, (child) => run.child = child)
       .catch((err) =>
         this.#log.debug("type check failed", { worker: name, error: err })
       )
@@ -192,9 +196,8 @@ export class TypeChecker {
         // Already gone.
       }
     }
-    while (this.#running.size > 0) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // Each run ends once its killed child is reaped.
+    await Promise.all([...this.#running.values()].map((r) => r.done));
   }
 
   async #run(
