@@ -130,7 +130,13 @@ export class Transport {
     for (let attempt = 0;; attempt++) {
       let conn = this.#pool.take(req.origin);
       const reused = conn !== undefined;
-      conn ??= await connect(req.hostname, req.port);
+      if (conn === undefined) {
+        // Bounded by the deadline too: a worker whose accept queue is full
+        // leaves a connect waiting on SYN retries for minutes.
+        const aborter = new AbortController();
+        req.deadline.onAbort(() => aborter.abort());
+        conn = await connect(req.hostname, req.port, aborter.signal);
+      }
       const c = conn;
       req.deadline.onAbort(() => c.close());
       try {
@@ -268,9 +274,13 @@ export class Transport {
   }
 }
 
-async function connect(hostname: string, port: number): Promise<Conn> {
+async function connect(
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+): Promise<Conn> {
   try {
-    const tcp = await Deno.connect({ hostname, port });
+    const tcp = await Deno.connect({ hostname, port, signal });
     tcp.setNoDelay(true);
     return new Conn(tcp);
   } catch (err) {

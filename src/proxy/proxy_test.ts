@@ -841,3 +841,51 @@ Deno.test("proxy keeps idle worker connections for the upstream's idleTimeoutMs 
   assert.equal(ports.short!.size, 2, "idle past 100 ms: a new connection");
   assert.equal(ports.long!.size, 1, "within 30 s: the same connection");
 });
+
+Deno.test({
+  name:
+    "proxy answers 504 in time when the worker's accept queue is full (connect bounded by write_timeout)",
+  ignore: (() => {
+    try {
+      return !new Deno.Command("python3", { args: ["--version"] }).outputSync()
+        .success;
+    } catch {
+      return true;
+    }
+  })(),
+  async fn() {
+    // A listener with a backlog of 0 that never accepts: once one
+    // connection waits in its queue, a new connect hangs on SYN retries.
+    const py = new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import socket, sys\n" +
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)\n" +
+        "print(s.getsockname()[1], flush=True)\n" +
+        "sys.stdin.read()\n",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = py.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const fills: Deno.TcpConn[] = [];
+    try {
+      const port = Number((await lines.read()).value!.trim());
+      fills.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      const up = new TestUpstream("full", "/", `http://127.0.0.1:${port}`, 500);
+      await using proxy = startProxy([up]);
+      const started = performance.now();
+      const res = await fetch(proxy.url + "/x");
+      const ms = performance.now() - started;
+      assert.equal(res.status, 504);
+      assert.match((await res.json()).error, /did not answer within 500 ms/);
+      assert.ok(ms >= 450 && ms < 5_000, `answered after ${Math.round(ms)} ms`);
+      assert.equal(up.inFlight, 0);
+    } finally {
+      for (const c of fills) c.close();
+      await py.stdin.close();
+      await py.status;
+      await lines.cancel();
+    }
+  },
+});
