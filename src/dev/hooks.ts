@@ -25,6 +25,11 @@ export function createDevHooks(
     launchInfo: (binPath) => server.builder.launchInfo?.(binPath),
     logger: server.log,
     idle: () => !watcher?.busy,
+    // A removed worker's standby must not wait until the server stops.
+    wanted: (binPath) =>
+      [...server.supervisor.workers.values()].some((w) =>
+        w.spec.binPath === binPath
+      ),
   });
   const deno = join(server.root, "deno.json");
   const types = new TypeChecker({

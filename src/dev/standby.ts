@@ -16,6 +16,8 @@ export interface StandbyPoolOptions {
   denoPath?: string;
   /** False while files are changing: a standby then waits, so its start does not slow the next build. Default: always idle. */
   idle?: () => boolean;
+  /** False for a binary no worker runs any more (a removed worker): its standby is stopped at the next spawn. Default: always wanted. */
+  wanted?: (binPath: string) => boolean;
 }
 
 interface Standby {
@@ -70,6 +72,7 @@ export class StandbyPool {
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
   #closed = false;
   #idle: () => boolean;
+  #wanted: (binPath: string) => boolean;
 
   constructor(options: StandbyPoolOptions) {
     const {
@@ -78,7 +81,9 @@ export class StandbyPool {
       delayMs = 150,
       denoPath = Deno.execPath(),
       idle = () => true,
+      wanted = () => true,
     } = options;
+    this.#wanted = wanted;
     this.#idle = idle;
     this.#launchInfo = launchInfo;
     this.#log = logger;
@@ -93,6 +98,7 @@ export class StandbyPool {
 
   /** The supervisor's spawn function: a standby when one matches, else a new process. */
   spawn = (command: string, options: Deno.CommandOptions): SpawnedProcess => {
+    this.#prune(command);
     const info = this.#closed ? undefined : this.#launchInfo(command);
     if (!info || !canImport(info.args) || !runsFromSource()) {
       return plainSpawn(command, options);
@@ -119,6 +125,18 @@ export class StandbyPool {
     this.#schedule(command, options, info, key);
     return child;
   };
+
+  /** Stops the standbys (and planned ones) of binaries no worker runs any more. */
+  #prune(keep: string): void {
+    for (const command of [...this.#timers.keys(), ...this.#ready.keys()]) {
+      if (command === keep || this.#wanted(command)) continue;
+      clearTimeout(this.#timers.get(command));
+      this.#timers.delete(command);
+      const standby = this.#ready.get(command);
+      this.#ready.delete(command);
+      if (standby) this.#discard(standby);
+    }
+  }
 
   /** Stops every waiting standby. */
   async close(): Promise<void> {

@@ -110,3 +110,64 @@ Deno.test("StandbyPool hands a warm process the next start, with its port and en
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("StandbyPool stops the standby of a binary no worker runs any more at the next spawn", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tq-standby-" });
+  const bins = [join(dir, "a"), join(dir, "b")];
+  for (const bin of bins) {
+    await Deno.writeTextFile(`${bin}.js`, WORKER);
+    await Deno.writeTextFile(
+      bin,
+      `#!/bin/sh\nexec '${Deno.execPath()}' run --no-config --allow-all "$0.js"\n`,
+      { mode: 0o755 },
+    );
+    await Deno.chmod(bin, 0o755);
+  }
+  const running = new Set(bins);
+  const pool = new StandbyPool({
+    delayMs: 10,
+    wanted: (path) => running.has(path),
+    launchInfo: (path) => ({
+      args: ["deno", "run", "--no-config", "--allow-all"],
+      externals: [],
+      module: `${path}.js`,
+    }),
+  });
+  const children: Deno.ChildProcess[] = [];
+  const spawn = (bin: string) => {
+    const child = pool.spawn(bin, {
+      cwd: dir,
+      clearEnv: true,
+      env: { TQ_PORT: String(freePort()), TQ_WORKER_NAME: "w" },
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    });
+    children.push(child);
+    return child;
+  };
+  try {
+    spawn(bins[0]!);
+    const deadline = Date.now() + 10_000;
+    while (pool.size === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(pool.size, 1, "a's standby");
+    running.delete(bins[0]!); // worker a removed
+    spawn(bins[1]!);
+    assert.equal(pool.size, 0, "a's standby was kept after a was removed");
+  } finally {
+    await pool.close();
+    for (const child of children) {
+      killGroup(child.pid, "SIGKILL");
+      await child.status;
+      try {
+        child.stdin.close();
+      } catch {
+        // Closed.
+      }
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
