@@ -464,3 +464,24 @@ Deno.test("a public port in use exits with code 1, says so, and leaves no worker
     project.cleanup();
   }
 });
+
+Deno.test("resources.worker_max_memory_mb reaches a worker as DENO_V8_FLAGS, with a startup warning for a prebuilt one", async () => {
+  const project = makeProject({
+    workers: { index: {} },
+    deploymentYaml:
+      "deployment:\n  prod:\n    resources:\n      worker_max_memory_mb: 96\n",
+  });
+  const server = await startServer(project);
+  try {
+    assert.match(
+      server.logs(),
+      /WARN {2}worker warning .*deployment\.prod\.resources\.worker_max_memory_mb.* reaches worker .*index.* as DENO_V8_FLAGS, which only a Deno program reads/,
+    );
+    // The echo worker answers with its environment.
+    const echo = await (await fetch(`${server.base}/x`)).json();
+    assert.equal(echo.env.v8flags, "--max-old-space-size=96");
+  } finally {
+    await server.stop();
+    project.cleanup();
+  }
+});

@@ -215,17 +215,31 @@ export class TqServer {
   /** Discovers the workers under the current config, logging warnings the last discovery did not. */
   async discover(config: Config = this.config): Promise<WorkerSpec[]> {
     const seen = new Set<string>();
-    const specs = await discoverWorkers(this.root, config, {
-      warn: (problem) => {
-        seen.add(problem);
-        if (!this.#lastDiscoverWarnings.has(problem)) {
-          this.log.warn(
-            problem.startsWith("Skipped") ? "worker skipped" : "worker warning",
-            { problem },
+    const warn = (problem: string) => {
+      seen.add(problem);
+      if (!this.#lastDiscoverWarnings.has(problem)) {
+        this.log.warn(
+          problem.startsWith("Skipped") ? "worker skipped" : "worker warning",
+          { problem },
+        );
+      }
+    };
+    const specs = await discoverWorkers(this.root, config, { warn });
+    // The limit is DENO_V8_FLAGS, which only a Deno program reads.
+    const key = `deployment.${this.mode}.resources.worker_max_memory_mb`;
+    if (config.deployment[this.mode].resources.worker_max_memory_mb > 0) {
+      for (const spec of specs) {
+        if (spec.kind === "go") {
+          warn(
+            `"${key}" has no effect for worker "${spec.name}": it is a Go worker (set workers.default.go_mem_limit)`,
+          );
+        } else if (spec.kind === "binary") {
+          warn(
+            `"${key}" reaches worker "${spec.name}" as DENO_V8_FLAGS, which only a Deno program reads: a prebuilt worker in another language is not limited`,
           );
         }
-      },
-    });
+      }
+    }
     this.#lastDiscoverWarnings = seen;
     return specs;
   }

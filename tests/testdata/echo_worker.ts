@@ -133,6 +133,7 @@ const server = Deno.serve(
         mode: Deno.env.get("TQ_MODE"),
         base: Deno.env.get("TQ_WORKER_BASE"),
         extra: Deno.env.get("EXTRA"),
+        v8flags: Deno.env.get("DENO_V8_FLAGS"),
       },
     });
   },
