@@ -15,10 +15,14 @@ export function freePort(): number {
   return port;
 }
 
-/** A block of `count` consecutive ports that are free now. */
+/**
+ * A block of `count` consecutive ports that are free now, below Linux's
+ * ephemeral range (32768+): there an outgoing connection of a parallel test
+ * could take a pool port between the pool's probe and the worker's bind.
+ */
 export function freePortRange(count: number): number {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 20000 + Math.floor(Math.random() * 40000);
+    const start = 20000 + Math.floor(Math.random() * (12768 - count));
     let ok = true;
     for (let p = start; p < start + count; p++) {
       try {

@@ -167,7 +167,11 @@ Deno.test("SIGHUP restarts exactly what changed", async (t) => {
         // The next good deploy recovers.
         writeEchoBinary(project.root, "index", { TAG: "good" });
         const next = await hup();
-        assert.equal(next.actions[0].action, "replaced");
+        assert.equal(
+          next.actions[0].action,
+          "replaced",
+          JSON.stringify(next.actions),
+        );
         assert.equal(await tagOf(`${server.base}/`), "good");
         assert.equal(
           (await server.status()).workers.find((w) => w.name === "index")!

@@ -57,7 +57,7 @@ function setup(options: Partial<SupervisorOptions> = {}, route = "/") {
   const dir = join(root, "workers", "index");
   const binPath = writeEcho(dir, "v1");
   const config = defaultConfig();
-  const start = 30000 + Math.floor(Math.random() * 20000);
+  const start = 20000 + Math.floor(Math.random() * 12000);
   config.workers.port_range_start = start;
   config.workers.port_range_end = start + 50;
   config.workers.startup_delay_ms = 10;

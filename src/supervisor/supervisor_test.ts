@@ -29,7 +29,7 @@ function setup() {
   const dir = join(root, "workers", "index");
   const binPath = writeBinary(dir, "index", "v1");
   const config = defaultConfig();
-  const start = 30000 + Math.floor(Math.random() * 20000);
+  const start = 20000 + Math.floor(Math.random() * 12000);
   config.workers.port_range_start = start;
   config.workers.port_range_end = start + 50;
   config.workers.startup_delay_ms = 10;
@@ -172,7 +172,7 @@ Deno.test("an instance that served max_requests is replaced with reason max-requ
 Deno.test("workers get the contract environment, settings env and the memory limit", async () => {
   const { root, spec, table } = setup();
   const config = defaultConfig();
-  config.workers.port_range_start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_start = 20000 + Math.floor(Math.random() * 12000);
   config.workers.port_range_end = config.workers.port_range_start + 20;
   config.deployment.prod.resources.worker_max_memory_mb = 96;
   let seen: Record<string, string> = {};
@@ -210,7 +210,7 @@ Deno.test("workers get the contract environment, settings env and the memory lim
 Deno.test("a live instance that fails its health checks is replaced with reason health-failed", async () => {
   const { root, dir, spec, table } = setup();
   const config = defaultConfig();
-  config.workers.port_range_start = 30000 + Math.floor(Math.random() * 20000);
+  config.workers.port_range_start = 20000 + Math.floor(Math.random() * 12000);
   config.workers.port_range_end = config.workers.port_range_start + 20;
   config.workers.startup_delay_ms = 10;
   config.workers.restart_delay_ms = 10;
