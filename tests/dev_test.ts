@@ -9,6 +9,7 @@ import {
   waitFor,
   writeEchoBinary,
 } from "./_helpers.ts";
+import { subscribe } from "./_dev_events.ts";
 import { startLoad } from "./_load.ts";
 
 function workerSource(body: string, importShared: boolean): string {
@@ -46,40 +47,6 @@ function writeWorker(
     join(dir, "src", "main.ts"),
     workerSource(body, importShared),
   );
-}
-
-interface Events {
-  list: { type: string; data: Record<string, unknown> }[];
-  close(): void;
-}
-
-async function subscribe(server: RunningServer): Promise<Events> {
-  const ac = new AbortController();
-  const res = await fetch(`${server.base}/_tq/events`, { signal: ac.signal });
-  assert.equal(res.headers.get("content-type"), "text/event-stream");
-  const events: Events = { list: [], close: () => ac.abort() };
-  (async () => {
-    let buffer = "";
-    for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const type = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (type) {
-          events.list.push({ type, data: data ? JSON.parse(data) : {} });
-        }
-      }
-    }
-  })().catch(() => {});
-  await waitFor(
-    () => events.list.some((e) => e.type === "hello"),
-    5000,
-    "the hello event",
-  );
-  return events;
 }
 
 async function text(url: string): Promise<string> {

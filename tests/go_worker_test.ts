@@ -16,6 +16,7 @@ import {
   startServer,
   waitFor,
 } from "./_helpers.ts";
+import { subscribe } from "./_dev_events.ts";
 
 const HAS_GO = await (async () => {
   try {
@@ -122,35 +123,6 @@ function writeGoWorker(root: string, name: string, version: string): void {
 async function text(url: string): Promise<string> {
   const res = await fetch(url);
   return await res.text();
-}
-
-interface Events {
-  list: { type: string; data: Record<string, unknown> }[];
-  close(): void;
-}
-
-async function subscribe(server: RunningServer): Promise<Events> {
-  const ac = new AbortController();
-  const res = await fetch(`${server.base}/_tq/events`, { signal: ac.signal });
-  const events: Events = { list: [], close: () => ac.abort() };
-  (async () => {
-    let buffer = "";
-    for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const type = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (type) {
-          events.list.push({ type, data: data ? JSON.parse(data) : {} });
-        }
-      }
-    }
-  })().catch(() => {});
-  await waitFor(() => events.list.some((e) => e.type === "hello"), 5000);
-  return events;
 }
 
 async function start(project: Project, mode: string): Promise<RunningServer> {
