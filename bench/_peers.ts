@@ -77,7 +77,7 @@ async function waitServing(url: string, ms: number): Promise<boolean> {
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. */
-async function stopProcess(
+export async function stopProcess(
   child: Deno.ChildProcess,
   graceMs = 10_000,
 ): Promise<void> {

@@ -20,17 +20,13 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, hasCommand, rssMiB, stopProcess } from "./_peers.ts";
+import { hasWrk, runWrk, type WrkOptions } from "./_wrk.ts";
 
 const BARS = { small: 0.6, large: 0.8 } as const;
 const READY_TIMEOUT_MS = 60_000;
 const SMALL_BYTES = 4 * 1024;
 const LARGE_BYTES = 1024 * 1024;
-
-interface WrkResult {
-  rps: number;
-  non2xx: number;
-  socketErrors: number;
-}
 
 const encoder = new TextEncoder();
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -39,24 +35,6 @@ const deno = Deno.execPath();
 
 function say(line: string): void {
   Deno.stdout.writeSync(encoder.encode(line + "\n"));
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function has(command: string, args: string[]): Promise<boolean> {
-  try {
-    await new Deno.Command(command, { args, stdout: "null", stderr: "null" })
-      .output();
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** Polls `url` until it answers 200 with `length` bytes, for at most `ms`. */
@@ -77,32 +55,6 @@ async function waitServing(
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
-}
-
-/** SIGTERM, then SIGKILL when still there after `graceMs`. */
-async function stopProcess(
-  child: Deno.ChildProcess,
-  graceMs = 10_000,
-): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    // Already gone.
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    child.status.then(() => false),
-    new Promise<boolean>((r) => timer = setTimeout(() => r(true), graceMs)),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await child.status;
-  }
 }
 
 /** A project root: one worker `index` (the hello worker) and its public/ files. */
@@ -220,40 +172,9 @@ http {
   return { base, child };
 }
 
-function parseWrk(text: string): WrkResult {
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
-  if (!total) throw new Error(`Cannot read wrk output:\n${text}`);
-  const unit = { us: 1e-6, ms: 1e-3, s: 1, m: 60 }[total[3] as "s"];
-  const requests = Number(total[1]);
-  const seconds = Number(total[2]) * unit;
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
-  const sock =
-    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
-      .exec(text);
-  const socketErrors = sock
-    ? sock.slice(1).reduce((sum, n) => sum + Number(n), 0)
-    : 0;
-  return {
-    rps: Math.max(0, requests - non2xx) / seconds,
-    non2xx,
-    socketErrors,
-  };
-}
-
-async function runWrk(
-  url: string,
-  connections: number,
-  duration: number,
-): Promise<WrkResult> {
-  const out = await new Deno.Command("wrk", {
-    args: ["-t1", `-c${connections}`, `-d${duration}s`, "--timeout", "5s", url],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`wrk failed:\n${text}`);
-  return parseWrk(text);
+/** wrk -t1 at `connections` for `duration` s, as every figure of this bench. */
+function wrkOptions(connections: number, duration: number): WrkOptions {
+  return { threads: 1, connections, duration };
 }
 
 function median(values: number[]): number {
@@ -266,16 +187,6 @@ function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US");
 }
 
-async function rssMiB(pid: number): Promise<string> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-    return Number.isFinite(kb) ? `${(kb / 1024).toFixed(1)} MiB` : "unknown";
-  } catch {
-    return "unknown (no /proc)";
-  }
-}
-
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -286,7 +197,7 @@ async function main(): Promise<number> {
   });
   const rounds = Number(values.rounds);
   const duration = Number(values.duration);
-  if (!await has("wrk", ["-v"]) || !await has("nginx", ["-v"])) {
+  if (!await hasWrk() || !await hasCommand("nginx")) {
     say("static bench needs wrk and nginx on PATH:");
     say("  Debian/Ubuntu: sudo apt-get install -y wrk nginx");
     say("  macOS:         brew install wrk nginx");
@@ -332,11 +243,16 @@ async function main(): Promise<number> {
     let allMet = true;
     for (const c of cases) {
       // Warm every target (JIT, the cache, page cache) before measuring.
-      for (const t of targets) await runWrk(t.base + c.path, c.connections, 1);
+      for (const t of targets) {
+        await runWrk(t.base + c.path, wrkOptions(c.connections, 1));
+      }
       const seen = new Map<string, number[]>(targets.map((t) => [t.name, []]));
       for (let round = 1; round <= rounds; round++) {
         for (const t of targets) {
-          const r = await runWrk(t.base + c.path, c.connections, duration);
+          const r = await runWrk(
+            t.base + c.path,
+            wrkOptions(c.connections, duration),
+          );
           seen.get(t.name)!.push(r.rps);
           errors += r.non2xx + r.socketErrors;
           say(
@@ -367,7 +283,7 @@ async function main(): Promise<number> {
     say("");
     say("medians:");
     for (const line of ratios) say("  " + line);
-    say(`tqserver RSS after the run: ${await rssMiB(tq.child.pid)}`);
+    say(`tqserver RSS after the run: ${rssMiB(tq.child.pid).toFixed(1)} MiB`);
     say(
       errors
         ? `FLAG: ${errors} error answers/socket errors seen`
