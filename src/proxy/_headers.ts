@@ -57,36 +57,42 @@ export function normalizeIp(ip: string): string {
   return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 
+/** Who the request is forwarded for, shared by {@linkcode upstreamHeaders} and {@linkcode requestHead}. */
+export interface ForwardInit {
+  /** The Host to send: the client's, or an absolute-form target's authority. */
+  host: string;
+  clientIp: string;
+  /** True when the client is a trusted proxy whose forwarding fields are kept. */
+  trusted: boolean;
+  requestId: string;
+}
+
 /**
  * Builds the header list sent to a worker in one pass over the client's
- * headers: hop-by-hop fields (and those `Connection` names) dropped,
- * forwarding fields dropped unless `trusted`, `X-Forwarded-For` appended,
- * `X-Forwarded-Host`/`-Proto` set (kept when a trusted peer sent them), the
- * client's `Host` kept (even when `Connection` names it), `X-Request-Id`
- * set to `requestId`. Used for WebSocket upgrades; plain requests use
- * {@linkcode requestHead}.
+ * headers: `Host` set to `init.host` (even when `Connection` names it),
+ * hop-by-hop fields (and those `Connection` names) dropped, forwarding fields
+ * dropped unless `trusted`, `X-Forwarded-For` appended,
+ * `X-Forwarded-Host`/`-Proto` set (kept when a trusted peer sent them),
+ * `X-Request-Id` set to `requestId`. Used for WebSocket upgrades; plain
+ * requests use {@linkcode requestHead}, which writes the same fields as text.
  */
 export function upstreamHeaders(
   headers: Headers,
-  clientIp: string,
-  trusted: boolean,
-  requestId: string,
+  init: ForwardInit,
 ): HeaderPairs {
+  const { host, clientIp, trusted, requestId } = init;
   const connection = headers.get("connection");
   const named = connection === null ? undefined : connectionTokens(connection);
-  const out: HeaderPairs = [];
-  let host: string | null = null;
+  const out: HeaderPairs = [["host", host]];
   let priorFor: string | null = null;
   let hasHost = false;
   let hasProto = false;
   for (const pair of headers) {
     const name = pair[0];
-    if (name === "host") {
-      host = pair[1];
-      out.push(pair as [string, string]);
-      continue;
-    }
-    if (HOP_SET.has(name) || (named !== undefined && named.has(name))) continue;
+    if (
+      name === "host" || HOP_SET.has(name) ||
+      (named !== undefined && named.has(name))
+    ) continue;
     if (FORWARDING.has(name)) {
       if (!trusted) continue;
       if (name === "x-forwarded-for") {
@@ -107,22 +113,16 @@ export function upstreamHeaders(
     ],
     ["x-request-id", requestId],
   );
-  if (!hasHost && host !== null) out.push(["x-forwarded-host", host]);
+  if (!hasHost) out.push(["x-forwarded-host", host]);
   if (!hasProto) out.push(["x-forwarded-proto", "http"]);
   return out;
 }
 
 /** What {@linkcode requestHead} needs besides the client's headers. */
-export interface RequestHeadInit {
+export interface RequestHeadInit extends ForwardInit {
   method: string;
   /** Path and query as the client sent them. */
   target: string;
-  /** The Host to send: the client's, or an absolute-form target's authority. */
-  host: string;
-  clientIp: string;
-  /** True when the client is a trusted proxy whose forwarding fields are kept. */
-  trusted: boolean;
-  requestId: string;
 }
 
 /**

@@ -194,12 +194,12 @@ export function createProxy(
     if (isWebSocketUpgrade(req)) {
       const instance = upstream.acquire();
       if (instance === undefined) return unavailable(req, upstream, requestId);
-      const headers = upstreamHeaders(
-        req.headers,
+      const headers = upstreamHeaders(req.headers, {
+        host: hostFor(req),
         clientIp,
-        isTrusted,
+        trusted: isTrusted,
         requestId,
-      );
+      });
       return proxyWebSocket(req, instance.origin + target, headers, {
         release: () => instance.release(),
         timeoutMs: upstream.writeTimeoutMs,
