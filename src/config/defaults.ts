@@ -1,4 +1,8 @@
 import type { Config, Mode, ModeSettings, WorkerSettings } from "./types.ts";
+import {
+  DEFAULT_COMPRESSIBLE_TYPES,
+  DEFAULT_MIN_BYTES,
+} from "../compress/mod.ts";
 
 function folder(workersDir: string): string {
   return workersDir.replace(/\/+$/, "") || ".";
@@ -139,17 +143,8 @@ export function defaultConfig(): Config {
       },
       compression: {
         enabled: true,
-        min_bytes: 1024,
-        types: [
-          "text/*",
-          "application/javascript",
-          "application/json",
-          "application/*+json",
-          "application/xml",
-          "application/*+xml",
-          "image/svg+xml",
-          "application/wasm",
-        ],
+        min_bytes: DEFAULT_MIN_BYTES,
+        types: [...DEFAULT_COMPRESSIBLE_TYPES],
       },
       admin: { enabled: true, host: "127.0.0.1", port: 8081, token: "" },
     },
