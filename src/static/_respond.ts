@@ -5,6 +5,7 @@ import { evaluatePreconditions, ifRangeHolds } from "./_conditional.ts";
 import { type FileEntry, openChecked, type Variant } from "./_entry.ts";
 import { parseRange } from "./_range.ts";
 import { rangeStream } from "./_stream.ts";
+import { READ_WHOLE_MAX_BYTES, type ScratchBuffer } from "./_buffers.ts";
 
 const encoder = new TextEncoder();
 
@@ -31,8 +32,10 @@ export function textResponse(
 /**
  * Answers a GET or HEAD from an entry and its chosen variant: 412 or 304 by
  * the preconditions, 206/416 for a byte range of the identity bytes, else
- * 200 from memory or from the file. "stale" when the file on disk is no
- * longer the version the entry holds (the caller resolves it again).
+ * 200 from memory or from the file (read whole into `scratch` up to
+ * {@linkcode READ_WHOLE_MAX_BYTES}, streamed when larger). "stale" when the
+ * file on disk is no longer the version the entry holds (the caller
+ * resolves it again).
  */
 export function respond(
   req: Request,
@@ -41,6 +44,7 @@ export function respond(
   rangeHeader: string | null,
   head: boolean,
   counters: StaticCacheStats,
+  scratch: ScratchBuffer,
 ): Response | "stale" {
   const pre = evaluatePreconditions(
     req.headers,
@@ -114,6 +118,13 @@ export function respond(
       compressStream(file.readable, variant.encoding!),
       { headers: variant.headers },
     );
+  }
+  if (variant.size <= READ_WHOLE_MAX_BYTES) {
+    const bytes = scratch.readWhole(file, variant.size);
+    if (bytes === null) return "stale";
+    counters.servedBytes += variant.size;
+    // The Response takes a copy: the scratch buffer is free again at once.
+    return new Response(bytes, { headers: variant.headers });
   }
   counters.servedBytes += variant.size;
   // file.readable is backed by the file: Deno pumps it without JS per chunk,

@@ -20,6 +20,7 @@ import {
 } from "./_entry.ts";
 import { parseStaticPath, rawPathOf } from "./_path.ts";
 import { respond, textResponse } from "./_respond.ts";
+import { ScratchBuffer } from "./_buffers.ts";
 
 /** Options for {@linkcode createStaticHandler}. */
 export interface StaticHandlerOptions {
@@ -153,6 +154,7 @@ export function createStaticHandler(
   const compressible = createTypeMatcher(compressTypes);
   // Without a cache nothing is kept, bytes included: every file is streamed.
   const fileMaxBytes = cache.enabled ? cacheFileMaxBytes : -1;
+  const scratch = new ScratchBuffer();
 
   /** The cached entry for `key` when it is still valid (revalidated with one `stat` when due). */
   function cachedEntry(key: string): FileEntry | undefined {
@@ -319,7 +321,15 @@ export function createStaticHandler(
         entry = found;
       }
       const variant = await pickVariant(req, path.key, entry, rangeHeader);
-      const res = respond(req, entry, variant, rangeHeader, head, counters);
+      const res = respond(
+        req,
+        entry,
+        variant,
+        rangeHeader,
+        head,
+        counters,
+        scratch,
+      );
       if (res !== "stale") return res;
       cache.delete(path.key);
       entry = undefined;
@@ -341,7 +351,15 @@ export function createStaticHandler(
       const rangeHeader = req.headers.get("range");
       const variant = pickVariant(req, path.key, entry, rangeHeader);
       if (!(variant instanceof Promise)) {
-        const res = respond(req, entry, variant, rangeHeader, head, counters);
+        const res = respond(
+          req,
+          entry,
+          variant,
+          rangeHeader,
+          head,
+          counters,
+          scratch,
+        );
         if (res !== "stale") return res;
         cache.delete(path.key);
         return serveResolving(req, rawPath, path, head, undefined);
