@@ -6,9 +6,11 @@
  * here (1 MiB files at -c10): about 25% more requests/s than
  * `FsFile.readable`, whose 64 KiB reads each hop to a thread; a fresh
  * buffer per request is slower than both (allocating and collecting 1 MiB
- * backing stores).
+ * backing stores). The read blocks the event loop (for a file not in the
+ * page cache, for as long as the disk takes), so it is bounded like nginx's
+ * `sendfile_max_chunk` (2m): what one call may block for.
  */
-export const READ_WHOLE_MAX_BYTES = 4 * 1024 * 1024;
+export const READ_WHOLE_MAX_BYTES = 2 * 1024 * 1024;
 
 /**
  * One buffer reused for every whole-file read. `new Response(bytes)` copies
