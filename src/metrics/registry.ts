@@ -75,17 +75,19 @@ abstract class Metric<T> {
   abstract render(out: string[]): void;
 
   protected slot(labels: Labels): { labels: string[]; value: T } {
-    const values = this.labelNames.map((n) => {
-      const v = labels[n];
+    // Called per request: the key is built without arrays or closures.
+    const names = this.labelNames;
+    let key = "";
+    for (let i = 0; i < names.length; i++) {
+      const v = labels[names[i]!];
       if (v === undefined) {
-        throw new TypeError(`Missing label "${n}" of "${this.name}"`);
+        throw new TypeError(`Missing label "${names[i]}" of "${this.name}"`);
       }
-      return v;
-    });
-    const key = values.join("\u0000");
+      key = i === 0 ? v : key + "\u0000" + v;
+    }
     let slot = this.values.get(key);
     if (!slot) {
-      slot = { labels: values, value: this.initial() };
+      slot = { labels: names.map((n) => labels[n]!), value: this.initial() };
       this.values.set(key, slot);
     }
     return slot;
