@@ -265,3 +265,20 @@ http://127.0.0.1:${port} {
     },
   );
 }
+
+/** The floor (`bench/_relay.ts`): a bare Deno.serve relay with no HTTP rules, what a Deno proxy costs at least. */
+export function startRelay(upstream: string): Promise<Peer> {
+  const port = freePort();
+  return spawnPeer(
+    "deno-relay",
+    `http://127.0.0.1:${port}`,
+    deno,
+    ["run", "-A", join(benchDir, "_relay.ts")],
+    {
+      env: {
+        PORT: String(port),
+        UPSTREAM: upstream.replace("http://", ""),
+      },
+    },
+  );
+}

@@ -1,7 +1,9 @@
 /**
  * Proxy benchmark: the same worker (`bench/_hello.ts`) measured directly and
- * through tqserver (`main.ts --mode prod`), nginx (upstream `keepalive`) and
- * Caddy (`reverse_proxy`), with `wrk -t1 -c50`, rounds interleaved (every
+ * through tqserver (`main.ts --mode prod`), `deno-relay` (`bench/_relay.ts`:
+ * the least a Deno.serve relay can cost, the floor tqserver is held
+ * against), nginx (upstream `keepalive`) and Caddy (`reverse_proxy`), with
+ * `wrk -t1 -c50`, rounds interleaved (every
  * peer once per round, so all see the same machine load), medians reported:
  *
  * - `hello`: GET of a 14-byte body;
@@ -36,6 +38,7 @@ import {
   startCaddy,
   startDirect,
   startNginx,
+  startRelay,
   startTqserver,
 } from "./_peers.ts";
 
@@ -93,7 +96,10 @@ async function main(): Promise<number> {
       connections: { type: "string", default: "50" },
       threads: { type: "string", default: "1" },
       only: { type: "string", default: "hello,post4k,download" },
-      peers: { type: "string", default: "direct,tqserver,nginx,caddy" },
+      peers: {
+        type: "string",
+        default: "direct,tqserver,deno-relay,nginx,caddy",
+      },
     },
   });
   const rounds = Number(values.rounds);
@@ -123,6 +129,9 @@ async function main(): Promise<number> {
     const direct = await startDirect();
     peers.push(direct);
     if (peerNames.includes("tqserver")) peers.push(await startTqserver());
+    if (peerNames.includes("deno-relay")) {
+      peers.push(await startRelay(direct.base));
+    }
     if (peerNames.includes("nginx")) {
       if (await hasCommand("nginx")) peers.push(await startNginx(direct.base));
       else say("skipped nginx: not installed (apt-get install -y nginx)");
@@ -199,10 +208,15 @@ async function main(): Promise<number> {
         const bar = BARS[w.name];
         if (peer.name === "tqserver" && bar !== undefined) {
           const ratio = v / base;
+          const floor = value("deno-relay");
           verdicts.push(
             `${w.name}: tqserver ${ratio.toFixed(3)}x direct (bar ${bar}x: ${
               ratio >= bar && errors === 0 ? "met" : "NOT met"
-            })`,
+            })` + (Number.isNaN(floor)
+              ? ""
+              : `; deno-relay ${(floor / base).toFixed(3)}x direct, tqserver ${
+                (v / floor).toFixed(2)
+              }x deno-relay`),
           );
         }
       }
