@@ -4,7 +4,9 @@
  * folder (`sendfile on`, `open_file_cache` off, `worker_processes auto`: the
  * Debian defaults, which the bars compare with), interleaved so all see the
  * same machine load. nginx with `worker_processes 1` (one event loop, like
- * tqserver) is measured too, for context. Prints the ratios against the bars (small ≥ 0.6×,
+ * tqserver) is measured too, for context, and so is `deno-floor`
+ * (`bench/_static_floor.ts`: Deno.serve sending the same bytes from memory,
+ * the least Deno costs). Prints the ratios against the bars (small ≥ 0.6×,
  * 1 MiB ≥ 0.8×) and tqserver's RSS after the run. Non-2xx answers and socket
  * errors are counted and flagged; they never count as throughput.
  *
@@ -172,6 +174,29 @@ http {
   return { base, child };
 }
 
+/** The floor (`bench/_static_floor.ts`): Deno.serve sending the same bytes from memory. */
+async function startFloor(
+  root: string,
+): Promise<{ base: string; child: Deno.ChildProcess }> {
+  const port = freePort();
+  const child = new Deno.Command(deno, {
+    args: ["run", "-A", join(benchDir, "_static_floor.ts")],
+    env: {
+      PORT: String(port),
+      PUBLIC: join(root, "workers", "index", "public"),
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const base = `http://127.0.0.1:${port}/static/index`;
+  if (!await waitServing(`${base}/large.bin`, LARGE_BYTES, READY_TIMEOUT_MS)) {
+    await stopProcess(child);
+    throw new Error(`deno-floor did not serve on port ${port}`);
+  }
+  return { base, child };
+}
+
 /** wrk -t1 at `connections` for `duration` s, as every figure of this bench. */
 function wrkOptions(connections: number, duration: number): WrkOptions {
   return { threads: 1, connections, duration };
@@ -211,6 +236,7 @@ async function main(): Promise<number> {
     targets.push({ name: "nginx-1w", ...await startNginx(root, "1") });
     const tq: Target = { name: "tqserver", ...await startTqserver(root) };
     targets.push(tq);
+    targets.push({ name: "deno-floor", ...await startFloor(root) });
     const cases = [
       {
         kind: "small" as const,
@@ -257,7 +283,7 @@ async function main(): Promise<number> {
           errors += r.non2xx + r.socketErrors;
           say(
             `${c.label.padEnd(21)} ${String(round).padStart(5)}  ${
-              t.name.padEnd(9)
+              t.name.padEnd(10)
             } ${fmt(r.rps).padStart(12)} ${String(r.non2xx).padStart(8)} ${
               String(r.socketErrors).padStart(9)
             }${r.non2xx || r.socketErrors ? "  <-- errors" : ""}`,
@@ -267,6 +293,7 @@ async function main(): Promise<number> {
       const n = median(seen.get("nginx")!);
       const n1 = median(seen.get("nginx-1w")!);
       const t = median(seen.get("tqserver")!);
+      const floor = median(seen.get("deno-floor")!);
       const ratio = t / n;
       const bar = BARS[c.kind];
       allMet &&= ratio >= bar;
@@ -277,7 +304,9 @@ async function main(): Promise<number> {
           ratio.toFixed(2)
         }x (bar ${bar}x: ${ratio >= bar ? "met" : "NOT met"}), vs nginx-1w ${
           (t / n1).toFixed(2)
-        }x`,
+        }x; deno-floor ${fmt(floor)} = ${
+          (floor / n).toFixed(2)
+        }x nginx, tqserver ${(t / floor).toFixed(2)}x deno-floor`,
       );
     }
     say("");
