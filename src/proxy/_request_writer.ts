@@ -7,6 +7,7 @@
  * enforced here.
  */
 import type { Conn } from "./_conn.ts";
+import { within } from "./_timeouts.ts";
 
 /** The client sent nothing for the read timeout (answered 408). */
 export class ClientTimeoutError extends Error {
@@ -62,14 +63,10 @@ export function readWithin(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   ms: number,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ClientTimeoutError(ms)), ms);
-  });
   const read = reader.read().catch((err) => {
     throw new ClientBodyError("Client body ended early", { cause: err });
   });
-  return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
+  return within(read, ms, () => new ClientTimeoutError(ms));
 }
 
 /**
@@ -124,16 +121,10 @@ export async function prepareBody(
 
 /** `req.bytes()`, failing with {@linkcode ClientTimeoutError} after `ms`. */
 function bytesWithin(req: Request, ms: number): Promise<Uint8Array> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ClientTimeoutError(ms)), ms);
-  });
   const read = req.bytes().catch((err) => {
     throw new ClientBodyError("Client body ended early", { cause: err });
   });
-  // A read that loses the race settles later: keep it from being unhandled.
-  read.catch(() => {});
-  return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
+  return within(read, ms, () => new ClientTimeoutError(ms));
 }
 
 /** The framing header line for `body`, ending in CRLF, or "" for none. */
