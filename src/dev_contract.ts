@@ -18,6 +18,12 @@ export const RUNNER_ENV = "TQ_DEV_RUNNER";
 export interface DevHooks {
   /** Answers a request under `/_tq/`. */
   handle(req: Request, pathname: string): Response | Promise<Response>;
+  /**
+   * An answer given instead of proxying: the building page of a new worker
+   * still building or starting, at once rather than after the proxy has
+   * waited for its first healthy instance.
+   */
+  intercept?(pathname: string): Response | undefined;
   /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
   transform(res: Response, req: Request): Response;
   /** Reports builds the server ran itself (at startup), so browsers see their errors. */

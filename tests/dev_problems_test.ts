@@ -181,17 +181,25 @@ Deno.test("a new worker folder answers a live-reloading building page, then its 
       "main.ts",
       plainWorker(`"fresh1"`, "await new Promise((r) => setTimeout(r, 1500));"),
     );
+    const seen: string[] = [];
     const page = await waitFor(
       async () => {
         const res = await fetch(`${server.base}/fresh`);
         const text = await res.text();
+        const line = `${res.status} ${text.slice(0, 60).trim()}`;
+        if (seen.at(-1) !== line) seen.push(line);
         return res.headers.get("x-tq-building") === "fresh"
           ? { status: res.status, text }
           : undefined;
       },
       10_000,
       "the building page",
-    );
+    ).catch((err) => {
+      throw new Error(
+        `${err.message}; /fresh answered, in order:\n${seen.join("\n")}\n` +
+          server.logs().slice(before),
+      );
+    });
     assert.equal(page.status, 200);
     assert.match(page.text, /Building <code>fresh<\/code>/);
     assert.match(page.text, /\/_tq\/livereload\.js/);

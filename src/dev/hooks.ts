@@ -74,6 +74,7 @@ export function createDevHooks(
     live,
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
+    intercept: (pathname) => live.buildingResponse(pathname),
     transform: (res, req) => live.transform(res, req),
     spawn: crashes.wrap(standby.spawn),
     close: async () => {

@@ -77,8 +77,9 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     } else if (serveStatic && routeMatches(staticPrefix, pathname)) {
       res = await serveStatic(req);
     } else {
-      res = await proxy(req, info);
-      if (dev) res = dev.transform(res, req);
+      const early = dev?.intercept?.(pathname);
+      res = early ?? await proxy(req, info);
+      if (dev && !early) res = dev.transform(res, req);
       if (compress) res = await compress(req, res);
       if (streams) res = streams.track(res);
     }

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { createPublicHandler } from "./handler.ts";
+
+const info = {
+  remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+  completed: Promise.resolve(),
+} as Deno.ServeHandlerInfo<Deno.NetAddr>;
+
+function request(path: string): Request {
+  return new Request(`http://localhost${path}`, {
+    headers: { host: "localhost" },
+  });
+}
+
+Deno.test("dev intercept answers before the proxy (a new worker's building page does not wait for its start)", async () => {
+  let proxied = 0;
+  let transformed = 0;
+  const handler = createPublicHandler({
+    proxy: () => {
+      proxied++;
+      return Promise.resolve(new Response("from worker"));
+    },
+    notFound: () => new Response("nf", { status: 404 }),
+    dev: {
+      handle: () => new Response("tq"),
+      intercept: (pathname) =>
+        pathname.startsWith("/fresh") ? new Response("building") : undefined,
+      transform: (res) => {
+        transformed++;
+        return res;
+      },
+    },
+  });
+  assert.equal(
+    await (await handler(request("/fresh/x"), info)).text(),
+    "building",
+  );
+  assert.equal(proxied, 0, "the proxy is not asked");
+  assert.equal(transformed, 0, "the page is not rewritten again");
+  assert.equal(
+    await (await handler(request("/other"), info)).text(),
+    "from worker",
+  );
+  assert.equal(proxied, 1);
+  assert.equal(transformed, 1);
+});
