@@ -84,6 +84,13 @@ export class NoResponseError extends TypeError {
   }
 }
 
+/**
+ * The connection failed inside a response head, or inside a body read whole
+ * before answering: the client has seen none of it, so an idempotent
+ * request may go to another instance (nginx's `proxy_next_upstream error`).
+ */
+export class CutResponseError extends TypeError {}
+
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 export const IDEMPOTENT: ReadonlySet<string> = new Set([
   "GET",
@@ -231,7 +238,7 @@ export class Transport {
         }
       } catch (err) {
         done(false);
-        throw asTypeError(err);
+        throw new CutResponseError(asTypeError(err).message, { cause: err });
       }
       const bytes = conn.buf.slice(conn.start, conn.start + length);
       conn.start += length;
@@ -308,7 +315,7 @@ async function readHead(conn: Conn, reused: boolean): Promise<ResponseHead> {
         more = await conn.fill();
       } catch (err) {
         if (received) {
-          throw new TypeError("Connection to the worker failed", {
+          throw new CutResponseError("Connection to the worker failed", {
             cause: err,
           });
         }
@@ -321,7 +328,7 @@ async function readHead(conn: Conn, reused: boolean): Promise<ResponseHead> {
       }
       if (!more) {
         if (received) {
-          throw new TypeError(
+          throw new CutResponseError(
             "Connection to the worker closed inside its response headers",
           );
         }

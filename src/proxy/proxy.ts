@@ -25,6 +25,7 @@ import {
 import { HeaderDeadline } from "./_deadline.ts";
 import {
   ConnectError,
+  CutResponseError,
   IDEMPOTENT,
   NoResponseError,
   Transport,
@@ -131,8 +132,9 @@ interface Origin {
  * `Retry-After` (no healthy instance) and 504 (no response headers within
  * `upstream.writeTimeoutMs`; a body already streaming is never cut). A
  * request none of whose bytes reached a worker, or an idempotent one with
- * its body in hand, that fails because its instance died is tried again on a
- * healthy instance for up to the retry window.
+ * its body in hand, that fails because its instance died (also inside a
+ * response the client has seen nothing of) is tried again on a healthy
+ * instance for up to the retry window.
  *
  * @param table The route table the supervisor keeps up to date.
  * @param options Logger, trusted peers, body limits and timeouts.
@@ -262,6 +264,7 @@ export function createProxy(
     const canResend = body.kind !== "stream";
     const idempotent = IDEMPOTENT.has(req.method);
     let retryUntil = 0;
+    let cutBefore = false;
 
     /** Starts the retry window at the first failure; true while it lasts. */
     const mayRetry = () => {
@@ -314,7 +317,11 @@ export function createProxy(
         instance.release();
         const resendable = err instanceof ConnectError ||
           (err instanceof NoResponseError && canResend &&
-            (idempotent || !err.written));
+            (idempotent || !err.written)) ||
+          // Once: a worker that cuts every answer short gets its 502 at once.
+          (err instanceof CutResponseError && canResend && idempotent &&
+            !cutBefore);
+        if (err instanceof CutResponseError) cutBefore = true;
         if (resendable && !deadline.fired && mayRetry()) {
           logger.debug("worker request resent", {
             worker: upstream.name,

@@ -889,3 +889,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test("proxy resends a GET, once, whose response was cut short before the client saw any of it; a POST gets 502", async (t) => {
+  // "alternate": a head cut short and the close (a worker killed mid-answer),
+  // then a whole answer on the next connection; "cut": always cut short.
+  let mode: "alternate" | "cut" = "alternate";
+  let whole = false;
+  let requests = 0;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await conn.read(new Uint8Array(8192));
+        requests++;
+        const reply = whole
+          ? "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+          : "HTTP/1.1 200 OK\r\nContent-Le";
+        whole = mode === "alternate" && !whole;
+        await conn.write(new TextEncoder().encode(reply));
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const up = new TestUpstream("cut", "/", `http://127.0.0.1:${port}`);
+  await using proxy = startProxy([up]);
+  try {
+    await t.step(
+      "GET: the cut answer is resent and the client gets 200",
+      async () => {
+        const res = await fetch(proxy.url + "/");
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), "ok");
+        assert.equal(requests, 2);
+      },
+    );
+    await t.step("POST: not idempotent, 502", async () => {
+      whole = false;
+      const res = await fetch(proxy.url + "/", { method: "POST", body: "x" });
+      await res.body?.cancel();
+      assert.equal(res.status, 502);
+      assert.equal(requests, 3);
+    });
+    await t.step(
+      "a worker that cuts every answer: one resend, then 502",
+      async () => {
+        mode = "cut";
+        whole = false;
+        const before = requests;
+        const res = await fetch(proxy.url + "/");
+        await res.body?.cancel();
+        assert.equal(res.status, 502);
+        assert.equal(
+          requests - before,
+          2,
+          "tried twice, not for the whole window",
+        );
+      },
+    );
+  } finally {
+    listener.close();
+    await serving;
+  }
+  assert.equal(up.inFlight, 0);
+});
