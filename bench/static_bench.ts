@@ -88,7 +88,7 @@ async function makeRoot(): Promise<string> {
   return root;
 }
 
-async function startTqserver(
+function startTqserver(
   root: string,
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
@@ -117,10 +117,19 @@ async function startTqserver(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
+  return serving("tqserver", port, child);
+}
+
+/** Waits until `child` serves the 1 MiB file on `port`, or stops it and fails naming it. */
+async function serving(
+  name: string,
+  port: number,
+  child: Deno.ChildProcess,
+): Promise<{ base: string; child: Deno.ChildProcess }> {
   const base = `http://127.0.0.1:${port}/static/index`;
   if (!await waitServing(`${base}/large.bin`, LARGE_BYTES, READY_TIMEOUT_MS)) {
     await stopProcess(child);
-    throw new Error(`tqserver did not serve static files on port ${port}`);
+    throw new Error(`${name} did not serve static files on port ${port}`);
   }
   return { base, child };
 }
@@ -175,7 +184,7 @@ http {
 }
 
 /** The floor (`bench/_static_floor.ts`): Deno.serve sending the same bytes from memory. */
-async function startFloor(
+function startFloor(
   root: string,
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
@@ -189,12 +198,7 @@ async function startFloor(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  const base = `http://127.0.0.1:${port}/static/index`;
-  if (!await waitServing(`${base}/large.bin`, LARGE_BYTES, READY_TIMEOUT_MS)) {
-    await stopProcess(child);
-    throw new Error(`deno-floor did not serve on port ${port}`);
-  }
-  return { base, child };
+  return serving("deno-floor", port, child);
 }
 
 /** wrk -t1 at `connections` for `duration` s, as every figure of this bench. */

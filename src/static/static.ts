@@ -155,6 +155,13 @@ export function createStaticHandler(
   // Without a cache nothing is kept, bytes included: every file is streamed.
   const fileMaxBytes = cache.enabled ? cacheFileMaxBytes : -1;
   const scratch = new ScratchBuffer();
+  const answer = (
+    req: Request,
+    entry: FileEntry,
+    variant: Variant,
+    rangeHeader: string | null,
+    head: boolean,
+  ) => respond(req, entry, variant, rangeHeader, head, counters, scratch);
 
   /** The cached entry for `key` when it is still valid (revalidated with one `stat` when due). */
   function cachedEntry(key: string): FileEntry | undefined {
@@ -321,15 +328,7 @@ export function createStaticHandler(
         entry = found;
       }
       const variant = await pickVariant(req, path.key, entry, rangeHeader);
-      const res = respond(
-        req,
-        entry,
-        variant,
-        rangeHeader,
-        head,
-        counters,
-        scratch,
-      );
+      const res = answer(req, entry, variant, rangeHeader, head);
       if (res !== "stale") return res;
       cache.delete(path.key);
       entry = undefined;
@@ -351,15 +350,7 @@ export function createStaticHandler(
       const rangeHeader = req.headers.get("range");
       const variant = pickVariant(req, path.key, entry, rangeHeader);
       if (!(variant instanceof Promise)) {
-        const res = respond(
-          req,
-          entry,
-          variant,
-          rangeHeader,
-          head,
-          counters,
-          scratch,
-        );
+        const res = answer(req, entry, variant, rangeHeader, head);
         if (res !== "stale") return res;
         cache.delete(path.key);
         return serveResolving(req, rawPath, path, head, undefined);
