@@ -152,7 +152,7 @@ export function createStaticHandler(
   const prefix = urlPrefix.replace(/\/+$/, "");
   const cacheControl = `public, max-age=${maxAgeSeconds}`;
   const compressible = createTypeMatcher(compressTypes);
-  // Without a cache nothing is kept, bytes included: every file is streamed.
+  // Without a cache nothing is kept, bytes included: every file is read from disk.
   const fileMaxBytes = cache.enabled ? cacheFileMaxBytes : -1;
   const scratch = new ScratchBuffer();
   const answer = (
