@@ -80,6 +80,15 @@ export function upstreamHeaders(
   headers: Headers,
   init: ForwardInit,
 ): HeaderPairs {
+  return forwardedPairs(headers, init, false);
+}
+
+/** The rules of {@linkcode upstreamHeaders}; with `dropFraming`, also without the framing fields. */
+function forwardedPairs(
+  headers: Headers,
+  init: ForwardInit,
+  dropFraming: boolean,
+): HeaderPairs {
   const { host, clientIp, trusted, requestId } = init;
   const connection = headers.get("connection");
   const named = connection === null ? undefined : connectionTokens(connection);
@@ -91,6 +100,7 @@ export function upstreamHeaders(
     const name = pair[0];
     if (
       name === "host" || HOP_SET.has(name) ||
+      (dropFraming && FRAMING.has(name)) ||
       (named !== undefined && named.has(name))
     ) continue;
     if (FORWARDING.has(name)) {
@@ -126,44 +136,17 @@ export interface RequestHeadInit extends ForwardInit {
 }
 
 /**
- * The request line and header lines for a worker (each ending in CRLF),
- * built in one pass over the client's headers with the rules of
- * {@linkcode upstreamHeaders}, minus the framing fields the transport writes
- * from the body it sends. The client's `Accept-Encoding` is kept: the
- * transport never decodes, so a compressed answer passes through intact.
+ * The request line and header lines for a worker (each ending in CRLF): the
+ * fields of {@linkcode upstreamHeaders}, minus the framing fields the
+ * transport writes from the body it sends. The client's `Accept-Encoding` is
+ * kept: the transport never decodes, so a compressed answer passes through
+ * intact.
  */
 export function requestHead(headers: Headers, init: RequestHeadInit): string {
-  const { method, target, host, clientIp, trusted, requestId } = init;
-  const connection = headers.get("connection");
-  const named = connection === null ? undefined : connectionTokens(connection);
-  let head = `${method} ${target} HTTP/1.1\r\nhost: ${host}\r\n`;
-  let priorFor: string | null = null;
-  let hasHost = false;
-  let hasProto = false;
-  for (const pair of headers) {
-    const name = pair[0];
-    if (
-      name === "host" || HOP_SET.has(name) || FRAMING.has(name) ||
-      (named !== undefined && named.has(name))
-    ) continue;
-    if (FORWARDING.has(name)) {
-      if (!trusted) continue;
-      if (name === "x-forwarded-for") {
-        priorFor = pair[1];
-        continue;
-      }
-      if (name === "x-forwarded-host") hasHost = true;
-      else if (name === "x-forwarded-proto") hasProto = true;
-    } else if (name === "x-request-id") {
-      continue;
-    }
-    head += `${name}: ${pair[1]}\r\n`;
+  let head = `${init.method} ${init.target} HTTP/1.1\r\n`;
+  for (const [name, value] of forwardedPairs(headers, init, true)) {
+    head += `${name}: ${value}\r\n`;
   }
-  head += `x-forwarded-for: ${
-    priorFor === null ? clientIp : `${priorFor}, ${clientIp}`
-  }\r\nx-request-id: ${requestId}\r\n`;
-  if (!hasHost) head += `x-forwarded-host: ${host}\r\n`;
-  if (!hasProto) head += "x-forwarded-proto: http\r\n";
   return head;
 }
 
