@@ -166,30 +166,35 @@ export async function startTqserver(): Promise<Peer> {
     Deno.env.get("TQ_BENCH_YAML") ?? "server:\n  admin:\n    enabled: false\n",
   );
   const port = freePort();
-  // As shipped (compile.sh, deno task start), plus any flags of the caller's.
-  const flags = [
-    "--v8-flags=--max-semi-space-size=8",
-    ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
-  ];
   return spawnPeer(
     "tqserver",
     `http://127.0.0.1:${port}`,
     deno,
-    [
-      "run",
-      "-A",
-      ...flags,
-      join(repoRoot, "main.ts"),
-      "--mode",
-      "prod",
-      "--root",
-      root,
-      "--port",
-      String(port),
-      "--quiet",
-    ],
+    tqserverArgs(root, port),
     { cwd: root, cleanup: root },
   );
+}
+
+/**
+ * The `deno` arguments of tqserver in prod mode on `root` and `port`: the
+ * flags it ships with (compile.sh, `deno task start`) plus any of
+ * `TQ_BENCH_DENO_FLAGS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
+export function tqserverArgs(root: string, port: number): string[] {
+  return [
+    "run",
+    "-A",
+    "--v8-flags=--max-semi-space-size=8",
+    ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
+    join(repoRoot, "main.ts"),
+    "--mode",
+    "prod",
+    "--root",
+    root,
+    "--port",
+    String(port),
+    "--quiet",
+  ];
 }
 
 /** Debian's nginx, one worker process, upstream keepalive (its documented proxy setup). */

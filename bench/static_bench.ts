@@ -22,7 +22,13 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, hasCommand, rssMiB, stopProcess } from "./_peers.ts";
+import {
+  freePort,
+  hasCommand,
+  rssMiB,
+  stopProcess,
+  tqserverArgs,
+} from "./_peers.ts";
 import { hasWrk, runWrk, type WrkOptions } from "./_wrk.ts";
 
 const BARS = { small: 0.6, large: 0.8 } as const;
@@ -32,7 +38,6 @@ const LARGE_BYTES = 1024 * 1024;
 
 const encoder = new TextEncoder();
 const benchDir = dirname(fileURLToPath(import.meta.url));
-const repoRoot = join(benchDir, "..");
 const deno = Deno.execPath();
 
 function say(line: string): void {
@@ -92,26 +97,8 @@ function startTqserver(
   root: string,
 ): Promise<{ base: string; child: Deno.ChildProcess }> {
   const port = freePort();
-  // TQ_BENCH_DENO_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles it, as in proxy_bench.ts.
-  // As shipped (compile.sh, deno task start), plus any flags of the caller's.
-  const flags = [
-    "--v8-flags=--max-semi-space-size=8",
-    ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
-  ];
   const child = new Deno.Command(deno, {
-    args: [
-      "run",
-      "-A",
-      ...flags,
-      join(repoRoot, "main.ts"),
-      "--mode",
-      "prod",
-      "--root",
-      root,
-      "--port",
-      String(port),
-      "--quiet",
-    ],
+    args: tqserverArgs(root, port),
     cwd: root,
     stdin: "null",
     stdout: "null",
