@@ -10,7 +10,8 @@
  * - `post4k`: a 4 KiB POST (wrk `-s` script), the worker reads it whole;
  * - `download`: GET of a 10 MiB body (MiB/s);
  *
- * plus p99 latency and tqserver's RSS before and after the run. Non-2xx
+ * plus p99 latency, and the RSS of tqserver and of `deno-relay` (a bare
+ * Deno relay: the floor) idle and after each workload. Non-2xx
  * answers and socket errors never count as throughput and are flagged. A
  * peer whose binary is missing is skipped with a line saying so.
  *
@@ -148,7 +149,16 @@ async function main(): Promise<number> {
           peers.map((p) => p.name).join(", ")
         }`,
     );
+    const relay = peers.find((p) => p.name === "deno-relay");
     const rssIdle = tq ? rssMiB(tq.pid) : NaN;
+    // RSS after each workload, tqserver's next to the bare relay's (the floor).
+    const rssRows: string[] = [
+      `| after | tqserver MiB | deno-relay MiB |`,
+      `| --- | ---: | ---: |`,
+      `| start (idle) | ${fmt(rssIdle, 1)} | ${
+        fmt(relay ? rssMiB(relay.pid) : NaN, 1)
+      } |`,
+    ];
 
     const results = new Map<string, WrkResult[]>();
     for (const w of workloads) {
@@ -180,6 +190,11 @@ async function main(): Promise<number> {
           );
         }
       }
+      rssRows.push(
+        `| ${w.name} | ${fmt(tq ? rssMiB(tq.pid) : NaN, 1)} | ${
+          fmt(relay ? rssMiB(relay.pid) : NaN, 1)
+        } |`,
+      );
     }
     const rssAfter = tq ? rssMiB(tq.pid) : NaN;
 
@@ -223,6 +238,8 @@ async function main(): Promise<number> {
     }
     say();
     for (const v of verdicts) say(v);
+    say();
+    for (const row of rssRows) say(row);
     if (tq) {
       say(
         `tqserver RSS: ${fmt(rssIdle, 1)} MiB idle, ${
