@@ -208,14 +208,22 @@ export async function startServer(
     waitReady?: boolean;
     env?: Record<string, string>;
     main?: string;
+    /** `deno run` flags before the script, e.g. `--v8-flags=…`. */
+    denoFlags?: string[];
   } = {},
 ): Promise<RunningServer> {
-  const { waitReady = true, env = {}, main = join(REPO, "main.ts") } = options;
+  const {
+    waitReady = true,
+    env = {},
+    main = join(REPO, "main.ts"),
+    denoFlags = [],
+  } = options;
   const port = freePort();
   const process = new Deno.Command(DENO, {
     args: [
       "run",
       "-A",
+      ...denoFlags,
       main,
       "--root",
       project.root,

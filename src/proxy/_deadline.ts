@@ -1,16 +1,18 @@
+import { Slots } from "../slots.ts";
+
 /** How long a request may wait for headers before the client's signal is watched. */
 const WATCH_AFTER_MS = 200;
 /** Granularity of every deadline: one shared timer checks them all this often. */
 const TICK_MS = 25;
 
 /** Deadlines in force; one timer sweeps them (no timer per request). */
-const live = new Set<HeaderDeadline>();
+const live = new Slots<HeaderDeadline>();
 let sweeper: ReturnType<typeof setTimeout> | undefined;
 
 function sweep(): void {
   sweeper = undefined;
   const now = performance.now();
-  for (const deadline of live) deadline.check(now);
+  live.forEach((deadline) => deadline.check(now));
   if (live.size > 0) arm();
 }
 
@@ -30,7 +32,7 @@ function arm(): void {
  * `onAbort` action runs (the transport closes the worker connection).
  *
  * Deadlines are checked by one shared timer every {@linkcode TICK_MS}, so a
- * fast request costs a Set insert and delete instead of a timer. The
+ * fast request costs taking and emptying a slot instead of a timer. The
  * client's `req.signal` is only watched once a request has waited
  * {@linkcode WATCH_AFTER_MS}: a listener on every fast request costs
  * measurable time. A client that left earlier is still noticed, since
@@ -46,13 +48,14 @@ export class HeaderDeadline {
   #timedOut = false;
   #clientGone = false;
   #action: (() => void) | undefined;
+  readonly #slot: number;
 
   /** Starts the wait for `req`, which is answered 504 after `timeoutMs` without headers. */
   constructor(req: Request, timeoutMs: number) {
     this.#client = req;
     this.#timeoutMs = timeoutMs;
     this.#started = this.#since = performance.now();
-    live.add(this);
+    this.#slot = live.add(this);
     arm();
   }
 
@@ -90,7 +93,7 @@ export class HeaderDeadline {
 
   /** Stops the wait and the client watch (headers arrived, or the request failed). */
   clear(): void {
-    live.delete(this);
+    live.delete(this.#slot, this);
     this.#action = undefined;
     if (this.#watching) {
       this.#watching = false;

@@ -7,7 +7,7 @@
  * enforced here.
  */
 import type { Conn } from "./_conn.ts";
-import { within } from "./_timeouts.ts";
+import { within } from "../timeouts.ts";
 
 /** The client sent nothing for the read timeout (answered 408). */
 export class ClientTimeoutError extends Error {

@@ -7,7 +7,8 @@
 // Accept-Encoding allows it, like Express's compression()); /node/early413
 // (413 before reading the body); /node/crash (exits with code 3); anything
 // else: JSON with method, path, the Content-Length and Transfer-Encoding it
-// got, Host, and the body's length and sha-256.
+// got, Host, and the body's length and sha-256 — sent chunked, or with a
+// Content-Length under /node/sized/.
 import { createServer } from "node:http";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -46,8 +47,7 @@ const server = createServer((req, res) => {
     hash.update(chunk);
   });
   req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({
+    const json = JSON.stringify({
       worker: "node",
       pid: process.pid,
       method: req.method,
@@ -57,7 +57,16 @@ const server = createServer((req, res) => {
       host: req.headers.host ?? null,
       length,
       sha256: hash.digest("hex"),
-    }));
+    });
+    // /node/sized/…: with a Content-Length, as Express's res.send() answers;
+    // anything else chunked, as a plain res.writeHead() + res.end() does.
+    res.writeHead(200, {
+      "content-type": "application/json",
+      ...(path.startsWith("/node/sized/")
+        ? { "content-length": Buffer.byteLength(json) }
+        : {}),
+    });
+    res.end(json);
   });
 });
 if (process.env.IDLE_MS) server.keepAliveTimeout = Number(process.env.IDLE_MS);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pendingCount, TICK_MS, within } from "./_timeouts.ts";
+import { pendingCount, TICK_MS, within } from "./timeouts.ts";
 
 /** The shared timer is unref'd (a server's listener keeps the loop alive); a test holds it. */
 async function keepingAlive(fn: () => Promise<void>): Promise<void> {

@@ -1,9 +1,15 @@
 /**
- * Folder-private: timeouts of client body reads on one shared timer. A
- * `setTimeout` and `clearTimeout` per read cost about a fifth of the
- * throughput of small POSTs (bench/proxy_bench.ts `post4k`); these deadlines
- * are seconds long, so a sweep every {@linkcode TICK_MS} is exact enough.
+ * Timeouts of per-request waits on one shared timer: client body reads (the
+ * proxy) and the compressor's peek at an answer of unknown length. A
+ * `setTimeout` and `clearTimeout` per wait cost about a fifth of the
+ * throughput of small POSTs (bench/proxy_bench.ts `post4k`), and each timer
+ * sits in the runtime's long-lived timer table, which promotes the request's
+ * objects to the old generation (see {@linkcode Slots}). A sweep every
+ * {@linkcode TICK_MS} is exact enough for these waits.
+ *
+ * @module
  */
+import { Slots } from "./slots.ts";
 
 /** How often pending deadlines are checked: the most a timeout fires late. */
 export const TICK_MS = 25;
@@ -13,18 +19,18 @@ interface Pending {
   fire: () => void;
 }
 
-const pending = new Set<Pending>();
+const pending = new Slots<Pending>();
 let timer: ReturnType<typeof setTimeout> | undefined;
 
 function sweep(): void {
   timer = undefined;
   const now = performance.now();
-  for (const entry of pending) {
+  pending.forEach((entry, slot) => {
     if (now >= entry.at) {
-      pending.delete(entry);
+      pending.delete(slot, entry);
       entry.fire();
     }
-  }
+  });
   arm();
 }
 
@@ -49,13 +55,13 @@ export function within<T>(
       at: performance.now() + ms,
       fire: () => reject(onTimeout()),
     };
-    pending.add(entry);
+    const slot = pending.add(entry);
     arm();
     work.then((value) => {
-      pending.delete(entry);
+      pending.delete(slot, entry);
       resolve(value);
     }, (err) => {
-      pending.delete(entry);
+      pending.delete(slot, entry);
       reject(err);
     });
   });
