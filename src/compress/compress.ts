@@ -1,5 +1,6 @@
 import zlib from "node:zlib";
 import { Duplex } from "node:stream";
+import { within } from "../timeouts.ts";
 import {
   createTypeMatcher,
   type Encoding,
@@ -105,8 +106,15 @@ export type Compressor = (
   res: Response,
 ) => Response | Promise<Response>;
 
-/** How long an answer of unknown length may take to show it reaches `minBytes`. */
+/**
+ * How long an answer of unknown length may take to show it reaches
+ * `minBytes` (checked on the shared sweep of `timeouts.ts`: up to one
+ * `TICK_MS` more). No timer per answer: see `timeouts.ts`.
+ */
 const PEEK_MS = 20;
+/** What a peek past `PEEK_MS` rejects with (never shown). */
+const LATE = new Error("Peek window over");
+const late = () => LATE;
 
 type Peeked = {
   chunks: Uint8Array[];
@@ -133,25 +141,25 @@ async function peek(
     reader,
     pending: undefined,
   };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) =>
-    timer = setTimeout(() => resolve("late"), PEEK_MS)
-  );
-  try {
-    while (out.size < minBytes) {
-      out.pending ??= reader.read();
-      const r = await Promise.race([out.pending, late]);
-      if (r === "late") break;
-      out.pending = undefined;
-      if (r.done) {
-        out.done = true;
-        break;
-      }
-      out.chunks.push(r.value);
-      out.size += r.value.length;
+  const until = performance.now() + PEEK_MS;
+  while (out.size < minBytes) {
+    const left = until - performance.now();
+    if (left <= 0) break;
+    out.pending ??= reader.read();
+    let r: ReadableStreamReadResult<Uint8Array>;
+    try {
+      r = await within(out.pending, left, late);
+    } catch (err) {
+      if (err === LATE) break;
+      throw err;
     }
-  } finally {
-    clearTimeout(timer);
+    out.pending = undefined;
+    if (r.done) {
+      out.done = true;
+      break;
+    }
+    out.chunks.push(r.value);
+    out.size += r.value.length;
   }
   return out;
 }
