@@ -56,7 +56,11 @@ export function respond(
     return textResponse(412, "Precondition failed", {}, head);
   }
   if (pre === "not-modified") {
-    return new Response(null, { status: 304, headers: variant.notModified });
+    variant.notModifiedResponse ??= new Response(null, {
+      status: 304,
+      headers: variant.notModified,
+    });
+    return variant.notModifiedResponse.clone();
   }
   if (variant.encoding === null && rangeHeader !== null) {
     const size = entry.id.size;
@@ -107,9 +111,9 @@ export function respond(
     const body = variant.size < 0 ? emptyStream() : null;
     return new Response(body, { headers: variant.headers });
   }
-  if (variant.body !== undefined) {
-    counters.servedBytes += variant.body.length;
-    return new Response(variant.body, { headers: variant.headers });
+  if (variant.response !== undefined) {
+    counters.servedBytes += variant.size;
+    return variant.response.clone();
   }
   const file = openChecked(variant.file!);
   if (file === null) return "stale";

@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from "../log/mod.ts";
 import { StaticCache, type StaticCacheStats } from "./cache.ts";
 import {
   type FileEntry,
+  heldBytes,
   isClientPathError,
   makeVariant,
   resolveFile,
@@ -239,7 +240,7 @@ export function createStaticHandler(
           : null;
         if (variant) {
           entry.variants[encoding] = variant;
-          cache.grow(key, entry, bytes.length);
+          cache.grow(key, entry, heldBytes(variant));
         } else {
           entry.offered = entry.offered.filter((e) => e !== encoding);
         }

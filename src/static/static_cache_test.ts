@@ -233,10 +233,11 @@ Deno.test("the cache stays within cache_max_bytes, evicting the least recently u
     for (const name of ["a", "b", "c"]) {
       await Deno.writeFile(join(pub, `${name}.bin`), new Uint8Array(2000));
     }
-    // Each entry holds 2000 bytes plus ~1 KiB of overhead: two fit, three do not.
+    // Each entry holds its 2000 bytes twice (they and the Response cloned per
+    // request) plus ~1 KiB of overhead: two fit, three do not.
     const handler = createStaticHandler({
       workersDir: join(dir, "workers"),
-      cacheMaxBytes: 7000,
+      cacheMaxBytes: 12_000,
       revalidateMs: 3_600_000,
     });
     const fetchBytes = async (name: string) =>
@@ -305,4 +306,29 @@ Deno.test("a streamed file replaced by a FIFO inside the revalidation window is 
     "status 404",
     `the child blocked or failed: ${new TextDecoder().decode(out.stderr)}`,
   );
+});
+
+Deno.test("a cached file's answers are independent copies: a header set on one never reaches the next", async () => {
+  await withTree(async (tree) => {
+    const path = "/static/index/app.css";
+    const first = await tree.handler(get(path));
+    const etag = first.headers.get("etag")!;
+    first.headers.set("connection", "close");
+    assert.equal(await first.text(), CSS);
+    for (let i = 0; i < 3; i++) {
+      const res = await tree.handler(get(path));
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("connection"), null);
+      assert.equal(res.headers.get("content-length"), String(CSS.length));
+      assert.equal(await res.text(), CSS);
+    }
+    const unchanged = await tree.handler(get(path, { "if-none-match": etag }));
+    assert.equal(unchanged.status, 304);
+    unchanged.headers.set("connection", "close");
+    const again = await tree.handler(get(path, { "if-none-match": etag }));
+    assert.equal(again.status, 304);
+    assert.equal(again.headers.get("connection"), null);
+    assert.equal(again.headers.get("etag"), etag);
+    assert.ok(tree.handler.stats().hits >= 4, "served from the cache");
+  });
 });
