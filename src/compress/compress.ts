@@ -243,6 +243,10 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     if (status < 200 || NO_BODY_STATUS.has(status)) return res;
     const head = req.method === "HEAD";
     const h = res.headers;
+    // The length first: most small answers stop here, before any type test.
+    const lengthHeader = h.get("content-length");
+    const length = lengthHeader === null ? -1 : Number(lengthHeader);
+    if (length >= 0 && length < minBytes) return res;
     const type = h.get("content-type");
     if (!compressible(type) || /^\s*text\/event-stream/i.test(type ?? "")) {
       return res;
@@ -251,9 +255,6 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     if (/(^|,)\s*no-transform\s*(,|$)/i.test(h.get("cache-control") ?? "")) {
       return res;
     }
-    const lengthHeader = h.get("content-length");
-    const length = lengthHeader === null ? -1 : Number(lengthHeader);
-    if (length >= 0 && length < minBytes) return res;
     // Read `res.body` only now: the getter turns a byte body into a stream,
     // which costs Deno.serve its fast path (about a third of the CPU of a
     // small proxied request).
