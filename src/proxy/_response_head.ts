@@ -31,6 +31,8 @@ const latin1 = new TextDecoder("latin1");
 
 /** A field name is a token (RFC 9110 §5.6.2). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Bytes no field value may carry (LF already ends the line). */
+const INVALID_VALUE = /[\0\r]/;
 
 /**
  * Index just past the first CRLF CRLF in `buf[from..to]`, or -1. A bare LF
@@ -106,6 +108,14 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
     }
     const name = rawName.toLowerCase();
     const value = line.slice(colon + 1).trim();
+    if (INVALID_VALUE.test(value)) {
+      // RFC 9110 §5.5: a recipient rejects these; Fetch's Headers would throw.
+      throw new BadResponseError(
+        `Bad header value from the worker (a NUL or CR) in "${
+          rawName.slice(0, 80)
+        }"`,
+      );
+    }
     if (name === "content-length") {
       if (!/^[0-9]{1,15}$/.test(value)) {
         throw new BadResponseError(

@@ -953,3 +953,54 @@ Deno.test("proxy resends a GET, once, whose response was cut short before the cl
   }
   assert.equal(up.inFlight, 0);
 });
+
+Deno.test("proxy answers 502 for a worker header Fetch refuses (a NUL or CR in its value), and the next request is served", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(8192);
+        for (;;) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          const path = new TextDecoder().decode(buf.subarray(0, n)).split(
+            " ",
+          )[1];
+          const extra = path === "/nul"
+            ? "X-Bad: a\0b\r\n"
+            : path === "/cr"
+            ? "X-Bad: a\rb\r\n"
+            : "";
+          await conn.write(
+            new TextEncoder().encode(
+              `HTTP/1.1 200 OK\r\n${extra}Content-Length: 2\r\n\r\nok`,
+            ),
+          );
+        }
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const up = new TestUpstream("bad", "/", `http://127.0.0.1:${port}`);
+  const records: LogRecord[] = [];
+  await using proxy = startProxy([up], {
+    logger: observeLogger(silentLogger, (r) => records.push(r)),
+  });
+  try {
+    for (const path of ["/nul", "/cr"]) {
+      const res = await fetch(proxy.url + path);
+      const text = await res.text();
+      assert.equal(res.status, 502, `${path}: ${text}`);
+    }
+    const logged = JSON.stringify(records);
+    assert.equal(logged.match(/Bad header value/g)?.length, 2, logged);
+    const res = await fetch(proxy.url + "/fine");
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "ok");
+  } finally {
+    listener.close();
+    await serving;
+  }
+  assert.equal(up.inFlight, 0);
+});

@@ -80,6 +80,16 @@ Deno.test("parseResponseHead() rejects every malformed head with BadResponseErro
       /Bad Content-Length/,
     ],
     [
+      "NUL in a header value",
+      "HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n",
+      /Bad header value/,
+    ],
+    [
+      "CR inside a header value",
+      "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+      /Bad header value/,
+    ],
+    [
       "duplicate differing Content-Length",
       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
       /Conflicting Content-Length/,
