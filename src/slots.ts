@@ -5,7 +5,7 @@
  * Not a `Set`. Measured behind the proxy at 20k req/s: with the deadlines
  * in a long-lived Set, each scavenge promoted about 300 KB of in-flight
  * request state (its `Request`, headers, promises) to the old generation,
- * and the RSS after a minute of load was 20 MiB higher; with these slots it
+ * and the RSS after 20 s of load was 20–25 MiB higher; with these slots it
  * promotes about 1 KB (tests/proxy_gc_test.ts). The likely cause: a Set
  * whose entries come and go at request rate keeps rehashing, and each table
  * it drops, already in the old generation, still points at the entries it
