@@ -71,6 +71,85 @@ export function chunkedReader(conn: Conn): BodyReader {
   };
 }
 
+/**
+ * The whole of a chunked body when all of it is already in the connection's
+ * buffer (a small answer whose head, chunks and last chunk came in one
+ * read), decoded, with `conn.start` moved past it (trailers dropped, as by
+ * {@linkcode chunkedReader}). Null, consuming nothing, when any of it is
+ * still to come, it is over `maxBytes`, or it breaks the framing: then the
+ * body streams, and {@linkcode chunkedReader} reports what is wrong. Nothing
+ * is ever waited for, so a slow stream is never held back.
+ */
+export function bufferedChunked(
+  conn: Conn,
+  maxBytes: number,
+): Uint8Array<ArrayBuffer> | null {
+  const { buf, end } = conn;
+  const parts: number[] = [];
+  let total = 0;
+  let at = conn.start;
+  for (;;) {
+    const lf = lineEnd(buf, at, end);
+    if (lf < 0) return null;
+    let size = 0;
+    let digits = 0;
+    for (let i = at; i < lf; i++) {
+      const c = buf[i]!;
+      const digit = c >= 48 && c <= 57
+        ? c - 48
+        : c >= 97 && c <= 102
+        ? c - 87
+        : c >= 65 && c <= 70
+        ? c - 55
+        : -1;
+      if (digit < 0) break;
+      size = size * 16 + digit;
+      digits++;
+    }
+    // Anything but bare hex digits (an extension, spaces, a bad size): the
+    // streaming reader's rules decide.
+    if (digits === 0 || digits > 12 || at + digits !== crlfStart(buf, lf)) {
+      return null;
+    }
+    at = lf + 1;
+    if (size === 0) break;
+    total += size;
+    if (total > maxBytes) return null;
+    const dataEnd = at + size;
+    const next = lineEnd(buf, dataEnd, end);
+    // The data, then CRLF (or LF) right after it.
+    if (next < 0 || crlfStart(buf, next) !== dataEnd) return null;
+    parts.push(at, size);
+    at = next + 1;
+  }
+  // Trailer fields, up to the empty line.
+  for (;;) {
+    const lf = lineEnd(buf, at, end);
+    if (lf < 0 || lf - at > MAX_LINE) return null;
+    const empty = crlfStart(buf, lf) === at;
+    at = lf + 1;
+    if (empty) break;
+  }
+  const out = new Uint8Array(total);
+  for (let i = 0, o = 0; i < parts.length; i += 2) {
+    out.set(buf.subarray(parts[i]!, parts[i]! + parts[i + 1]!), o);
+    o += parts[i + 1]!;
+  }
+  conn.start = at;
+  return out;
+}
+
+/** Index of the next LF in `buf[from..to]`, or -1. */
+function lineEnd(buf: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (buf[i] === 10) return i;
+  return -1;
+}
+
+/** Where the line ending at the LF at `lf` has its CR (or the LF itself). */
+function crlfStart(buf: Uint8Array, lf: number): number {
+  return lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
+}
+
 /** Reads one LF-terminated line (without CRLF) from the connection. */
 async function readLine(conn: Conn): Promise<string> {
   let scanned = conn.start;

@@ -21,6 +21,7 @@ import {
 } from "./_response_head.ts";
 import {
   type BodyReader,
+  bufferedChunked,
   chunkedReader,
   closedInside,
   closeReader,
@@ -244,6 +245,16 @@ export class Transport {
       conn.start += length;
       done(true);
       return { head, body: bytes };
+    }
+    if (framing === "chunked") {
+      // Whole already (the usual small answer of a worker that does not send
+      // a length): sent with one, as bytes, like a buffered Content-Length body.
+      const whole = bufferedChunked(conn, this.#bufferBytes);
+      if (whole !== null) {
+        done(true);
+        head.headers.push(["content-length", String(whole.length)]);
+        return { head, body: whole };
+      }
     }
     const next: BodyReader = framing === "chunked"
       ? chunkedReader(conn)

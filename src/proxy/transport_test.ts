@@ -191,3 +191,59 @@ Deno.test("Transport drops a pooled connection the worker closed while idle", as
     await serving;
   }
 });
+
+Deno.test("Transport hands a chunked body that came whole over as bytes with its length, and streams one still coming", async (t) => {
+  const transport = new Transport();
+  try {
+    await t.step("whole in one read: bytes, Content-Length", async () => {
+      const worker = fixture(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+      );
+      const req = new Request("http://t.test/");
+      const deadline = new HeaderDeadline(req, 2000);
+      const res = await transport.send({
+        hostname: "127.0.0.1",
+        port: worker.port,
+        origin: `127.0.0.1:${worker.port}`,
+        method: "GET",
+        head: "GET / HTTP/1.1\r\nhost: t.test\r\n",
+        body: { kind: "none" },
+        limits: { bufferBytes: 1024, maxBodyBytes: 0, readTimeoutMs: 1000 },
+        deadline,
+      });
+      deadline.clear();
+      assert.ok(res.body instanceof Uint8Array, "bytes, not a stream");
+      assert.equal(new TextDecoder().decode(res.body), "abcde");
+      assert.deepEqual(
+        res.head.headers.filter(([name]) => name === "content-length"),
+        [["content-length", "5"]],
+      );
+      await worker.close();
+    });
+    await t.step("the last chunk 100 ms later: a stream, whole", async () => {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (listener.addr as Deno.NetAddr).port;
+      const serving = (async () => {
+        const conn = await listener.accept();
+        await conn.read(new Uint8Array(8192));
+        await conn.write(encoder.encode(
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        ));
+        await new Promise((r) => setTimeout(r, 100));
+        await conn.write(encoder.encode("2\r\nde\r\n0\r\n\r\n"));
+        conn.close();
+      })();
+      const { head, body } = await send(transport, port);
+      assert.equal(body, "abcde");
+      assert.equal(
+        head.headers.some(([name]) => name === "content-length"),
+        false,
+      );
+      listener.close();
+      await serving;
+    });
+  } finally {
+    transport.close();
+  }
+});
