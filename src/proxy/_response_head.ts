@@ -140,10 +140,16 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
     }
     headers.push([name, value]);
   }
+  let fields = headers;
   if (transferEncoding) {
     // Transfer-Encoding overrides a length (RFC 9112 §6.3 item 3); a response
-    // with both may be an attempt to smuggle, so its connection is not reused.
-    if (contentLength >= 0) keepAlive = false;
+    // with both may be an attempt to smuggle, so its connection is not reused,
+    // and the length is not passed on (a proxy must remove it, §6.3: the
+    // client would read a body of that length from bytes framed otherwise).
+    if (contentLength >= 0) {
+      keepAlive = false;
+      fields = headers.filter((field) => field[0] !== "content-length");
+    }
     contentLength = -1;
     // Not chunked last: the body runs until the connection closes (item 4).
     if (!chunked) keepAlive = false;
@@ -151,7 +157,7 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   return {
     status,
     statusText: statusLine.slice(13),
-    headers,
+    headers: fields,
     contentLength,
     chunked,
     keepAlive,

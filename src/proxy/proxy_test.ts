@@ -1004,3 +1004,56 @@ Deno.test("proxy answers 502 for a worker header Fetch refuses (a NUL or CR in i
   }
   assert.equal(up.inFlight, 0);
 });
+
+Deno.test("proxy never passes on a Content-Length that Transfer-Encoding overrides", async (t) => {
+  // "/whole": the chunked body comes with the head; "/later": its end 50 ms later.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(8192);
+        const n = await conn.read(buf);
+        const path = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(
+          " ",
+        )[1];
+        const head =
+          "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n";
+        const encoder = new TextEncoder();
+        if (path === "/whole") {
+          await conn.write(encoder.encode(head + "3\r\nabc\r\n0\r\n\r\n"));
+        } else {
+          await conn.write(encoder.encode(head + "3\r\nabc\r\n"));
+          await new Promise((r) => setTimeout(r, 50));
+          await conn.write(encoder.encode("0\r\n\r\n"));
+        }
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const up = new TestUpstream("both", "/", `http://127.0.0.1:${port}`);
+  await using proxy = startProxy([up]);
+  try {
+    for (const [path, length] of [["/whole", "3"], ["/later", null]]) {
+      await t.step(path!, async () => {
+        const raw = await rawRequest(
+          proxy.port,
+          `GET ${path} HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n`,
+        );
+        const lengths = headLines(raw).filter((l) =>
+          l.startsWith("content-length:")
+        );
+        assert.deepEqual(
+          lengths,
+          length === null ? [] : [`content-length: ${length}`],
+          raw,
+        );
+        assert.ok(raw.includes("abc"), raw);
+      });
+    }
+  } finally {
+    listener.close();
+    await serving;
+  }
+  assert.equal(up.inFlight, 0);
+});

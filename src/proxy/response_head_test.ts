@@ -113,13 +113,18 @@ Deno.test("parseResponseHead() accepts a duplicate equal Content-Length", () => 
   assert.equal(head.contentLength, 5);
 });
 
-Deno.test("parseResponseHead() Transfer-Encoding overrides a length and then the connection is not reused", () => {
+Deno.test("parseResponseHead() Transfer-Encoding overrides a length, which is dropped, and then the connection is not reused", () => {
   const both = parse(
     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
   );
   assert.equal(both.chunked, true);
   assert.equal(both.contentLength, -1);
   assert.equal(both.keepAlive, false);
+  assert.deepEqual(
+    both.headers,
+    [["transfer-encoding", "chunked"]],
+    "the overridden length is not passed on",
+  );
   assert.equal(bodyFraming(both, "GET"), "chunked");
   const gzipLast = parse(
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
