@@ -18,7 +18,7 @@ export interface ResponseHead {
   headers: [string, string][];
   /** The `Content-Length`, or -1 when absent or overridden by `Transfer-Encoding`. */
   contentLength: number;
-  /** True when the final transfer coding is `chunked`. */
+  /** True for `Transfer-Encoding: chunked` (the only transfer coding accepted). */
   chunked: boolean;
   /** True when the connection may carry another request after this response. */
   keepAlive: boolean;
@@ -55,7 +55,8 @@ export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
  *
  * @throws {BadResponseError} For a status line that is not `HTTP/1.x NNN`,
  *   a header line without a colon or with space before it, an obsolete line
- *   fold, a Content-Length that is not a number or disagrees with another one.
+ *   fold, a Content-Length that is not a number or disagrees with another
+ *   one, a Transfer-Encoding other than one `chunked`, a NUL or CR in a value.
  */
 export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   // Short heads: fromCharCode in JS beats a decoder call into the runtime.
@@ -130,9 +131,18 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
       }
       contentLength = n;
     } else if (name === "transfer-encoding") {
+      // Only `chunked`, once (as nginx): the proxy removes transfer codings,
+      // so a body also gzip-coded for transfer would reach the client as
+      // bytes nothing says how to decode.
+      if (transferEncoding || value.toLowerCase() !== "chunked") {
+        throw new BadResponseError(
+          `Unsupported Transfer-Encoding from the worker "${
+            value.slice(0, 40)
+          }" (only chunked)`,
+        );
+      }
       transferEncoding = true;
-      const codings = value.toLowerCase().split(",");
-      chunked = codings[codings.length - 1]!.trim() === "chunked";
+      chunked = true;
     } else if (name === "connection") {
       const v = value.toLowerCase();
       if (v.includes("close")) keepAlive = false;
@@ -151,8 +161,6 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
       fields = headers.filter((field) => field[0] !== "content-length");
     }
     contentLength = -1;
-    // Not chunked last: the body runs until the connection closes (item 4).
-    if (!chunked) keepAlive = false;
   }
   return {
     status,
