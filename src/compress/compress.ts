@@ -104,6 +104,7 @@ export interface CompressorOptions {
 export type Compressor = (
   req: Request,
   res: Response,
+  header?: (name: string) => string | null,
 ) => Response | Promise<Response>;
 
 /**
@@ -237,22 +238,24 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
   return function compress(
     req: Request,
     res: Response,
+    header = (name: string) => res.headers.get(name),
   ): Response | Promise<Response> {
     if (!enabled) return res;
     const status = res.status;
     if (status < 200 || NO_BODY_STATUS.has(status)) return res;
     const head = req.method === "HEAD";
-    const h = res.headers;
     // The length first: most small answers stop here, before any type test.
-    const lengthHeader = h.get("content-length");
+    const lengthHeader = header("content-length");
     const length = lengthHeader === null ? -1 : Number(lengthHeader);
     if (length >= 0 && length < minBytes) return res;
-    const type = h.get("content-type");
+    const type = header("content-type");
     if (!compressible(type) || /^\s*text\/event-stream/i.test(type ?? "")) {
       return res;
     }
-    if (h.has("content-encoding") || h.has("content-range")) return res;
-    if (/(^|,)\s*no-transform\s*(,|$)/i.test(h.get("cache-control") ?? "")) {
+    if (
+      header("content-encoding") !== null || header("content-range") !== null
+    ) return res;
+    if (/(^|,)\s*no-transform\s*(,|$)/i.test(header("cache-control") ?? "")) {
       return res;
     }
     // Read `res.body` only now: the getter turns a byte body into a stream,

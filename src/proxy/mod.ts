@@ -15,6 +15,7 @@
  */
 export {
   createProxy,
+  proxiedHeaders,
   type ProxyHandler,
   type ProxyLimits,
   type ProxyOptions,

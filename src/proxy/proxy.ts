@@ -109,6 +109,33 @@ function isWebSocketUpgrade(req: Request): boolean {
   return upgrade !== null && upgrade.toLowerCase() === "websocket";
 }
 
+const PAIRS = Symbol("proxied header pairs");
+type Proxied = Response & { [PAIRS]?: readonly [string, string][] };
+
+/**
+ * Reads the headers of an answer the proxy made straight from the pairs it
+ * was built from (names lower-case; repeated fields joined with ", ", as
+ * `Headers.get` does); undefined for any other Response. The stages after
+ * the proxy (compression, event-stream tracking) read through it: touching
+ * `res.headers` makes Deno.serve drop the answer's native headers, about 2 µs
+ * of CPU per request.
+ */
+export function proxiedHeaders(
+  res: Response,
+): ((name: string) => string | null) | undefined {
+  const pairs = (res as Proxied)[PAIRS];
+  if (pairs === undefined) return undefined;
+  return (name) => {
+    let value: string | null = null;
+    for (const pair of pairs) {
+      if (pair[0] === name) {
+        value = value === null ? pair[1] : value + ", " + pair[1];
+      }
+    }
+    return value;
+  };
+}
+
 /** Pause between two tries of a request that failed because its instance died. */
 const RETRY_PAUSE_MS = 25;
 
@@ -377,10 +404,13 @@ export function createProxy(
     // No statusText: Deno.serve sends the standard reason phrase whatever it
     // is given (clients ignore it, RFC 9112 §4), and checking the worker's
     // costs time on every answer.
-    return new Response(body, {
+    const headers = downstreamPairs(head.headers, requestId);
+    const answer: Proxied = new Response(body, {
       status: head.status,
-      headers: downstreamPairs(head.headers, requestId),
+      headers,
     });
+    answer[PAIRS] = headers;
+    return answer;
   }
 
   function proxy(

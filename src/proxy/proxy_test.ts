@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RouteTable, type Upstream } from "../routes/route_table.ts";
-import { createProxy, type ProxyOptions } from "./proxy.ts";
+import { createProxy, proxiedHeaders, type ProxyOptions } from "./proxy.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
 import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
 
@@ -1056,4 +1056,46 @@ Deno.test("proxy never passes on a Content-Length that Transfer-Encoding overrid
     await serving;
   }
   assert.equal(up.inFlight, 0);
+});
+
+Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get would, and nothing else's", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await conn.read(new Uint8Array(8192));
+        await conn.write(
+          new TextEncoder().encode(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\n" +
+              "Cache-Control: no-transform\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+          ),
+        );
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const up = new TestUpstream("h", "/", `http://127.0.0.1:${port}`);
+  const table = new RouteTable();
+  table.set([up]);
+  const proxy = createProxy(table);
+  try {
+    const info = {
+      remoteAddr: { hostname: "127.0.0.1", port: 1, transport: "tcp" },
+      completed: Promise.resolve(),
+    } as Deno.ServeHandlerInfo<Deno.NetAddr>;
+    const res = await proxy(new Request("http://t.test/"), info);
+    const header = proxiedHeaders(res);
+    assert.ok(header, "a reader for the proxy's own answer");
+    for (const name of ["content-type", "cache-control", "x-absent"]) {
+      assert.equal(header(name), res.headers.get(name), name);
+    }
+    assert.equal(header("cache-control"), "no-cache, no-transform");
+    assert.equal(await res.text(), "ok");
+    assert.equal(proxiedHeaders(new Response("x")), undefined);
+  } finally {
+    proxy.close();
+    listener.close();
+    await serving;
+  }
 });

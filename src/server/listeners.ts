@@ -106,7 +106,8 @@ export function openListeners(options: ListenersOptions): Listeners {
     serveStatic: served.static && ((req) => served.static!(req)),
     staticPrefix: staticCfg.url_prefix,
     dev,
-    compress: (req, res) => served.compress ? served.compress(req, res) : res,
+    compress: (req, res, header) =>
+      served.compress ? served.compress(req, res, header) : res,
     notFound: (req) => errorResponse(req, 404, "Not found"),
     closing,
     streams,

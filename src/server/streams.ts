@@ -16,11 +16,16 @@ export class OpenStreams {
    * Returns `res` unchanged unless it is an event stream; then returns one
    * that {@linkcode closeAll} can end. Once closing, an event stream ends at
    * once after a `retry` hint, so the browser reconnects (to the next server).
+   * `header` reads `res`'s headers (default `res.headers.get`; the proxy's
+   * reader spares its answers the cost of `res.headers`).
    */
-  track(res: Response): Response {
+  track(
+    res: Response,
+    header = (name: string) => res.headers.get(name),
+  ): Response {
     // Content-Type first: reading `res.body` turns a body of bytes into a
     // stream, which costs every proxied answer Deno.serve's fast path.
-    if (!isEventStream(res) || !res.body) return res;
+    if (!isEventStream(header("content-type")) || !res.body) return res;
     if (this.#closed) {
       res.body.cancel().catch(() => {});
       return new Response(RECONNECT, {
@@ -77,7 +82,6 @@ export class OpenStreams {
 
 const RECONNECT = new TextEncoder().encode("retry: 500\n\n");
 
-function isEventStream(res: Response): boolean {
-  const type = res.headers.get("content-type");
+function isEventStream(type: string | null): boolean {
   return type !== null && type.startsWith("text/event-stream");
 }
