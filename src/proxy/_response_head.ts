@@ -13,7 +13,6 @@ export type BodyFraming = "none" | "length" | "chunked" | "close";
 /** A parsed response head. */
 export interface ResponseHead {
   status: number;
-  statusText: string;
   /** Every field as sent, names lower-cased, in order (repeated `Set-Cookie` kept). */
   headers: [string, string][];
   /** The `Content-Length`, or -1 when absent or overridden by `Transfer-Encoding`. */
@@ -164,7 +163,6 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   }
   return {
     status,
-    statusText: statusLine.slice(13),
     headers: fields,
     contentLength,
     chunked,

@@ -97,6 +97,39 @@ function headLines(raw: string): string[] {
   );
 }
 
+/**
+ * A raw TCP worker (Deno.serve would not send what these tests need): for
+ * each request it reads, `reply(path, conn)` writes the answer, and may close
+ * the connection. `await using` stops it.
+ */
+function rawWorker(
+  reply: (path: string, conn: Deno.Conn) => Promise<void>,
+): { origin: string } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(8192);
+        for (;;) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          const head = new TextDecoder().decode(buf.subarray(0, n));
+          await reply(head.split(" ")[1] ?? "", conn);
+        }
+        conn.close();
+      })().catch(() => {}); // closed by `reply`, or by the proxy
+    }
+  })().catch(() => {});
+  const { port } = listener.addr as Deno.NetAddr;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+    },
+  };
+}
+
 /** A backend answering with what it received. */
 function echoBackend(tag: string) {
   return serve((req) => {
@@ -896,186 +929,131 @@ Deno.test("proxy resends a GET, once, whose response was cut short before the cl
   let mode: "alternate" | "cut" = "alternate";
   let whole = false;
   let requests = 0;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        await conn.read(new Uint8Array(8192));
-        requests++;
-        const reply = whole
-          ? "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-          : "HTTP/1.1 200 OK\r\nContent-Le";
-        whole = mode === "alternate" && !whole;
-        await conn.write(new TextEncoder().encode(reply));
-        conn.close();
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  const port = (listener.addr as Deno.NetAddr).port;
-  const up = new TestUpstream("cut", "/", `http://127.0.0.1:${port}`);
+  await using worker = rawWorker(async (_path, conn) => {
+    requests++;
+    const reply = whole
+      ? "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+      : "HTTP/1.1 200 OK\r\nContent-Le";
+    whole = mode === "alternate" && !whole;
+    await conn.write(new TextEncoder().encode(reply));
+    conn.close();
+  });
+  const up = new TestUpstream("cut", "/", worker.origin);
   await using proxy = startProxy([up]);
-  try {
-    await t.step(
-      "GET: the cut answer is resent and the client gets 200",
-      async () => {
-        const res = await fetch(proxy.url + "/");
-        assert.equal(res.status, 200);
-        assert.equal(await res.text(), "ok");
-        assert.equal(requests, 2);
-      },
-    );
-    await t.step("POST: not idempotent, 502", async () => {
+  await t.step(
+    "GET: the cut answer is resent and the client gets 200",
+    async () => {
+      const res = await fetch(proxy.url + "/");
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), "ok");
+      assert.equal(requests, 2);
+    },
+  );
+  await t.step("POST: not idempotent, 502", async () => {
+    whole = false;
+    const res = await fetch(proxy.url + "/", { method: "POST", body: "x" });
+    await res.body?.cancel();
+    assert.equal(res.status, 502);
+    assert.equal(requests, 3);
+  });
+  await t.step(
+    "a worker that cuts every answer: one resend, then 502",
+    async () => {
+      mode = "cut";
       whole = false;
-      const res = await fetch(proxy.url + "/", { method: "POST", body: "x" });
+      const before = requests;
+      const res = await fetch(proxy.url + "/");
       await res.body?.cancel();
       assert.equal(res.status, 502);
-      assert.equal(requests, 3);
-    });
-    await t.step(
-      "a worker that cuts every answer: one resend, then 502",
-      async () => {
-        mode = "cut";
-        whole = false;
-        const before = requests;
-        const res = await fetch(proxy.url + "/");
-        await res.body?.cancel();
-        assert.equal(res.status, 502);
-        assert.equal(
-          requests - before,
-          2,
-          "tried twice, not for the whole window",
-        );
-      },
-    );
-  } finally {
-    listener.close();
-    await serving;
-  }
+      assert.equal(
+        requests - before,
+        2,
+        "tried twice, not for the whole window",
+      );
+    },
+  );
   assert.equal(up.inFlight, 0);
 });
 
 Deno.test("proxy answers 502 for a worker header Fetch refuses (a NUL or CR in its value), and the next request is served", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buf = new Uint8Array(8192);
-        for (;;) {
-          const n = await conn.read(buf);
-          if (n === null) break;
-          const path = new TextDecoder().decode(buf.subarray(0, n)).split(
-            " ",
-          )[1];
-          const extra = path === "/nul"
-            ? "X-Bad: a\0b\r\n"
-            : path === "/cr"
-            ? "X-Bad: a\rb\r\n"
-            : "";
-          await conn.write(
-            new TextEncoder().encode(
-              `HTTP/1.1 200 OK\r\n${extra}Content-Length: 2\r\n\r\nok`,
-            ),
-          );
-        }
-        conn.close();
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  const port = (listener.addr as Deno.NetAddr).port;
-  const up = new TestUpstream("bad", "/", `http://127.0.0.1:${port}`);
+  await using worker = rawWorker(async (path, conn) => {
+    const extra = path === "/nul"
+      ? "X-Bad: a\0b\r\n"
+      : path === "/cr"
+      ? "X-Bad: a\rb\r\n"
+      : "";
+    await conn.write(
+      new TextEncoder().encode(
+        `HTTP/1.1 200 OK\r\n${extra}Content-Length: 2\r\n\r\nok`,
+      ),
+    );
+  });
+  const up = new TestUpstream("bad", "/", worker.origin);
   const records: LogRecord[] = [];
   await using proxy = startProxy([up], {
     logger: observeLogger(silentLogger, (r) => records.push(r)),
   });
-  try {
-    for (const path of ["/nul", "/cr"]) {
-      const res = await fetch(proxy.url + path);
-      const text = await res.text();
-      assert.equal(res.status, 502, `${path}: ${text}`);
-    }
-    const logged = JSON.stringify(records);
-    assert.equal(logged.match(/Bad header value/g)?.length, 2, logged);
-    const res = await fetch(proxy.url + "/fine");
-    assert.equal(res.status, 200);
-    assert.equal(await res.text(), "ok");
-  } finally {
-    listener.close();
-    await serving;
+  for (const path of ["/nul", "/cr"]) {
+    const res = await fetch(proxy.url + path);
+    const text = await res.text();
+    assert.equal(res.status, 502, `${path}: ${text}`);
   }
+  const logged = JSON.stringify(records);
+  assert.equal(logged.match(/Bad header value/g)?.length, 2, logged);
+  const res = await fetch(proxy.url + "/fine");
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "ok");
   assert.equal(up.inFlight, 0);
 });
 
 Deno.test("proxy never passes on a Content-Length that Transfer-Encoding overrides", async (t) => {
   // "/whole": the chunked body comes with the head; "/later": its end 50 ms later.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        const buf = new Uint8Array(8192);
-        const n = await conn.read(buf);
-        const path = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(
-          " ",
-        )[1];
-        const head =
-          "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n";
-        const encoder = new TextEncoder();
-        if (path === "/whole") {
-          await conn.write(encoder.encode(head + "3\r\nabc\r\n0\r\n\r\n"));
-        } else {
-          await conn.write(encoder.encode(head + "3\r\nabc\r\n"));
-          await new Promise((r) => setTimeout(r, 50));
-          await conn.write(encoder.encode("0\r\n\r\n"));
-        }
-        conn.close();
-      })().catch(() => {});
+  await using worker = rawWorker(async (path, conn) => {
+    const head =
+      "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const encoder = new TextEncoder();
+    if (path === "/whole") {
+      await conn.write(encoder.encode(head + "3\r\nabc\r\n0\r\n\r\n"));
+    } else {
+      await conn.write(encoder.encode(head + "3\r\nabc\r\n"));
+      await new Promise((r) => setTimeout(r, 50));
+      await conn.write(encoder.encode("0\r\n\r\n"));
     }
-  })().catch(() => {});
-  const port = (listener.addr as Deno.NetAddr).port;
-  const up = new TestUpstream("both", "/", `http://127.0.0.1:${port}`);
+    conn.close();
+  });
+  const up = new TestUpstream("both", "/", worker.origin);
   await using proxy = startProxy([up]);
-  try {
-    for (const [path, length] of [["/whole", "3"], ["/later", null]]) {
-      await t.step(path!, async () => {
-        const raw = await rawRequest(
-          proxy.port,
-          `GET ${path} HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n`,
-        );
-        const lengths = headLines(raw).filter((l) =>
-          l.startsWith("content-length:")
-        );
-        assert.deepEqual(
-          lengths,
-          length === null ? [] : [`content-length: ${length}`],
-          raw,
-        );
-        assert.ok(raw.includes("abc"), raw);
-      });
-    }
-  } finally {
-    listener.close();
-    await serving;
+  for (const [path, length] of [["/whole", "3"], ["/later", null]]) {
+    await t.step(path!, async () => {
+      const raw = await rawRequest(
+        proxy.port,
+        `GET ${path} HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n\r\n`,
+      );
+      const lengths = headLines(raw).filter((l) =>
+        l.startsWith("content-length:")
+      );
+      assert.deepEqual(
+        lengths,
+        length === null ? [] : [`content-length: ${length}`],
+        raw,
+      );
+      assert.ok(raw.includes("abc"), raw);
+    });
   }
   assert.equal(up.inFlight, 0);
 });
 
 Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get would, and nothing else's", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving = (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        await conn.read(new Uint8Array(8192));
-        await conn.write(
-          new TextEncoder().encode(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\n" +
-              "Cache-Control: no-transform\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-          ),
-        );
-        conn.close();
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-  const port = (listener.addr as Deno.NetAddr).port;
-  const up = new TestUpstream("h", "/", `http://127.0.0.1:${port}`);
+  await using worker = rawWorker(async (_path, conn) => {
+    await conn.write(
+      new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\n" +
+          "Cache-Control: no-transform\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+      ),
+    );
+    conn.close();
+  });
+  const up = new TestUpstream("h", "/", worker.origin);
   const table = new RouteTable();
   table.set([up]);
   const proxy = createProxy(table);
@@ -1095,7 +1073,5 @@ Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get woul
     assert.equal(proxiedHeaders(new Response("x")), undefined);
   } finally {
     proxy.close();
-    listener.close();
-    await serving;
   }
 });
