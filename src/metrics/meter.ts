@@ -16,17 +16,31 @@ export interface MeterOptions {
   access?: ((entry: AccessEntry) => void) | undefined;
   /** The clock of access entries. Default `() => new Date()`. */
   now?: () => Date;
+  /**
+   * Reads an answer's headers for the access log without touching
+   * `res.headers` (e.g. `proxiedHeaders`); undefined for an answer it does
+   * not know, whose `res.headers` is read.
+   */
+  headersOf?: (res: Response) => ((name: string) => string | null) | undefined;
+  /**
+   * The request id a request was forwarded with (e.g. `proxiedRequestId`),
+   * for the access log when the answer carries none.
+   */
+  requestIdOf?: (req: Request) => string | undefined;
 }
 
-function rawPath(url: string): { path: string; pathAndQuery: string } {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  if (start < 0) return { path: "/", pathAndQuery: "/" };
-  const pathAndQuery = url.slice(start);
-  const q = pathAndQuery.search(/[?#]/);
-  return {
-    path: q < 0 ? pathAndQuery : pathAndQuery.slice(0, q),
-    pathAndQuery,
-  };
+/** Where the path of an absolute URL starts, or -1 (no path: "/"). */
+function pathStart(url: string): number {
+  return url.indexOf("/", url.indexOf("://") + 3);
+}
+
+/** The raw path of `url` (no query or fragment). */
+function pathOf(url: string, start: number): string {
+  if (start < 0) return "/";
+  let end = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  if (end < 0 || (hash >= 0 && hash < end)) end = hash;
+  return end < 0 ? url.slice(start) : url.slice(start, end);
 }
 
 /**
@@ -43,12 +57,21 @@ export function meterRequests(
   handler: Handler,
   options: MeterOptions,
 ): Handler {
-  const { metrics, classify, access, now = () => new Date() } = options;
+  const {
+    metrics,
+    classify,
+    access,
+    now = () => new Date(),
+    headersOf = () => undefined,
+    requestIdOf = () => undefined,
+  } = options;
   return async (req, info) => {
     const started = performance.now();
-    const { path, pathAndQuery } = rawPath(req.url);
-    const worker = classify(path);
-    const done = metrics.requestStarted(worker);
+    const url = req.url;
+    const start = pathStart(url);
+    const worker = classify(pathOf(url, start));
+    const meter = metrics.requestMeter(worker);
+    meter.started();
     let status = 500;
     let res: Response | undefined;
     try {
@@ -56,18 +79,22 @@ export function meterRequests(
       status = res.status;
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      done(status, seconds);
+      meter.finished(status, seconds);
       if (worker === "static") metrics.staticResponse(status);
       // Headers are read only for the access log: touching them costs on the hot path.
       if (access) {
-        const length = res?.headers.get("content-length");
+        const answer = res;
+        const header = answer === undefined
+          ? undefined
+          : headersOf(answer) ?? ((name: string) => answer.headers.get(name));
+        const length = header?.("content-length");
         const entry: AccessEntry = {
           time: now(),
-          requestId: res?.headers.get("x-request-id") ??
+          requestId: header?.("x-request-id") ?? requestIdOf(req) ??
             req.headers.get("x-request-id") ?? "-",
           client: info.remoteAddr.hostname,
           method: req.method,
-          path: pathAndQuery,
+          path: start < 0 ? "/" : url.slice(start),
           worker,
           status,
           bytes: req.method === "HEAD" ? 0 : Number(length ?? 0) || 0,

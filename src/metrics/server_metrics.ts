@@ -1,7 +1,7 @@
 import type { LogRecord } from "../log/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
-import { LATENCY_BUCKETS, Registry } from "./registry.ts";
+import { type HistogramSample, LATENCY_BUCKETS, Registry } from "./registry.ts";
 import { RateSeries } from "./series.ts";
 
 /** What the server is, for the gauges read at each scrape. */
@@ -28,6 +28,48 @@ export interface ServerMetricsOptions {
 /** `2xx`, `4xx`, … for a status code. */
 export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
+}
+
+/** The request counters of one worker (see {@linkcode ServerMetrics.requestMeter}). */
+export class RequestMeter {
+  readonly #inFlight: { value: number };
+  readonly #requestsOf: (code: string) => { value: number };
+  /** `tqserver_http_requests_total` samples by status class (index 1–5), made on first use. */
+  readonly #requests: ({ value: number } | undefined)[] = [];
+  readonly #duration: HistogramSample;
+  readonly #series: RateSeries;
+  readonly #worker: string;
+
+  constructor(
+    inFlight: { value: number },
+    requestsOf: (code: string) => { value: number },
+    duration: HistogramSample,
+    series: RateSeries,
+    worker: string,
+  ) {
+    this.#inFlight = inFlight;
+    this.#requestsOf = requestsOf;
+    this.#duration = duration;
+    this.#series = series;
+    this.#worker = worker;
+  }
+
+  /** A request of this worker is in flight. */
+  started(): void {
+    this.#inFlight.value++;
+  }
+
+  /** That request got its response headers (`status`) after `seconds`. */
+  finished(status: number, seconds: number): void {
+    this.#inFlight.value--;
+    const cls = Math.floor(status / 100);
+    const sample = this.#requests[cls] ??= this.#requestsOf(
+      statusClass(status),
+    );
+    sample.value++;
+    this.#duration.observe(seconds);
+    this.#series.record(this.#worker, seconds * 1000);
+  }
 }
 
 /**
@@ -59,6 +101,7 @@ export class ServerMetrics {
   #reloadChecks;
   #reloadDuration;
   #staticResponses;
+  #meters = new Map<string, RequestMeter>();
 
   constructor(options: ServerMetricsOptions) {
     const { source, staticCounters, now = Date.now } = options;
@@ -198,14 +241,31 @@ export class ServerMetrics {
    * with the status and the seconds it took once the response headers exist.
    */
   requestStarted(worker: string): (status: number, seconds: number) => void {
-    const labels = { worker };
-    this.#inFlight.inc(labels, 1);
-    return (status, seconds) => {
-      this.#inFlight.inc(labels, -1);
-      this.#requests.inc({ worker, code: statusClass(status) });
-      this.#duration.observe(labels, seconds);
-      this.series.record(worker, seconds * 1000);
-    };
+    const meter = this.requestMeter(worker);
+    meter.started();
+    return (status, seconds) => meter.finished(status, seconds);
+  }
+
+  /**
+   * The request counters of `worker`, bound once (kept per worker name): the
+   * meter around the public handler counts every request through it without
+   * building label sets, keys or closures.
+   */
+  requestMeter(worker: string): RequestMeter {
+    let meter = this.#meters.get(worker);
+    if (meter === undefined) {
+      const labels = { worker };
+      const requests = this.#requests;
+      meter = new RequestMeter(
+        this.#inFlight.sample(labels),
+        (code) => requests.sample({ worker, code }),
+        this.#duration.sample(labels),
+        this.series,
+        worker,
+      );
+      this.#meters.set(worker, meter);
+    }
+    return meter;
   }
 
   /** Counts a static file answer by its status. */

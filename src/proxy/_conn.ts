@@ -54,14 +54,25 @@ export class Conn {
 
   /** Reads more bytes into the buffer; false on EOF. */
   async fill(): Promise<boolean> {
-    let pending = this.#pending;
+    return this.filled(await this.read());
+  }
+
+  /**
+   * The read behind {@linkcode fill}, for the hot path to await without a
+   * second async call: pass what it resolves to to {@linkcode filled}.
+   */
+  read(): Promise<number | null> {
+    const pending = this.#pending;
     if (pending !== undefined) {
       this.#pending = undefined;
-    } else {
-      this.#makeRoom();
-      pending = this.tcp.read(this.buf.subarray(this.end));
+      return pending;
     }
-    const n = await pending;
+    this.#makeRoom();
+    return this.tcp.read(this.buf.subarray(this.end));
+  }
+
+  /** Counts the bytes a {@linkcode read} put in the buffer; false on EOF. */
+  filled(n: number | null): boolean {
     if (n === null) return false;
     this.end += n;
     return true;
@@ -90,16 +101,30 @@ export class Conn {
     this.start = this.end = 0;
     const pending = this.tcp.read(this.buf);
     this.#pending = pending;
-    pending.then((n) => {
-      if (this.#pending !== pending) return; // Taken: the request reads it.
-      if (n !== null) this.end += n;
-      this.#dead = true;
-      onDead(this);
-    }, () => {
-      if (this.#pending !== pending) return;
-      this.#dead = true;
-      onDead(this);
-    });
+    this.#idleRead = pending;
+    this.#onDead = onDead;
+    // Handlers bound once per connection: nothing allocated per request but the reaction.
+    pending.then(this.#idleReadSettled, this.#idleReadFailed);
+  }
+
+  /** The idle read the settle handlers belong to (a later one may be pending). */
+  #idleRead: Promise<number | null> | undefined;
+  #onDead: ((conn: Conn) => void) | undefined;
+
+  #idleReadSettled = (n: number | null): void => {
+    if (this.#pending !== this.#idleRead) return; // Taken: the request reads it.
+    if (n !== null) this.end += n;
+    this.#died();
+  };
+
+  #idleReadFailed = (): void => {
+    if (this.#pending !== this.#idleRead) return;
+    this.#died();
+  };
+
+  #died(): void {
+    this.#dead = true;
+    this.#onDead?.(this);
   }
 
   #makeRoom(): void {
@@ -138,7 +163,9 @@ export class Conn {
         return;
       }
     }
-    await this.write(this.#out.subarray(0, end));
+    // One write nearly always takes it all: no second async call for that.
+    const n = await this.tcp.write(this.#out.subarray(0, end));
+    if (n < end) await this.write(this.#out.subarray(n, end));
   }
 
   /** Writes all of `bytes`. */

@@ -235,7 +235,7 @@ export class Transport {
     if (framing === "length" && length <= this.#bufferBytes) {
       try {
         while (conn.end - conn.start < length) {
-          if (!await conn.fill()) throw closedInside("the body");
+          if (!conn.filled(await conn.read())) throw closedInside("the body");
         }
       } catch (err) {
         done(false);
@@ -323,7 +323,7 @@ async function readHead(conn: Conn, reused: boolean): Promise<ResponseHead> {
       const rescan = Math.max(0, conn.end - conn.start - 2);
       let more: boolean;
       try {
-        more = await conn.fill();
+        more = conn.filled(await conn.read());
       } catch (err) {
         if (received) {
           throw new CutResponseError("Connection to the worker failed", {
