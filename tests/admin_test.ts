@@ -463,15 +463,21 @@ Deno.test("SIGUSR1 reopens a log file that was moved away; the access log has on
   const logs = join(project.root, "logs");
   try {
     const paths = ["/a", "/b?x=1", "/missing/deeper"];
+    const sizes: number[] = [];
     for (const p of paths) {
-      await (await fetch(`${server.base}${p}`, {
+      const res = await fetch(`${server.base}${p}`, {
         headers: { "user-agent": "tq-test" },
-      })).body?.cancel();
+      });
+      const body = await res.bytes();
+      // Logged with its length, not re-sent chunked to be counted.
+      assert.equal(res.headers.get("content-length"), String(body.length), p);
+      sizes.push(body.length);
     }
     const date = new Date().toISOString().slice(0, 10);
     const lines = Deno.readTextFileSync(join(logs, `access_${date}.log`))
       .trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => l.path), paths);
+    assert.deepEqual(lines.map((l) => l.bytes), sizes);
     for (const l of lines) {
       assert.equal(l.method, "GET");
       assert.equal(l.worker, "index");

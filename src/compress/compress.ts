@@ -265,7 +265,7 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
     const encoding = negotiateEncoding(req.headers.get("accept-encoding"));
     if (encoding === null) return withVary(res);
     if (head || res.body === null || length >= 0) {
-      return encoded(res, encoding, res.body, head);
+      return encoded(res, encoding, res.body, head, length < 0);
     }
     return peek(res.body, minBytes).then((peeked) => {
       if (peeked.done && peeked.size < minBytes) {
@@ -278,7 +278,7 @@ export function createCompressor(options: CompressorOptions = {}): Compressor {
           }),
         );
       }
-      return encoded(res, encoding, rejoin(peeked), false);
+      return encoded(res, encoding, rejoin(peeked), false, true);
     });
   };
 }
@@ -300,16 +300,16 @@ function withVary(res: Response): Response {
   }
 }
 
-/** The answer compressed with `encoding` (flushed chunk by chunk when its length is unknown). */
+/** The answer compressed with `encoding` (flushed chunk by chunk when `streaming`: its length is unknown). */
 function encoded(
   res: Response,
   encoding: Encoding,
   body: ReadableStream<Uint8Array> | null,
   head: boolean,
+  streaming: boolean,
 ): Response {
   const headers = new Headers(res.headers);
   appendVary(headers);
-  const streaming = !headers.has("content-length");
   headers.set("content-encoding", encoding);
   headers.delete("content-length");
   const etag = headers.get("etag");

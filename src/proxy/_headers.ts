@@ -153,11 +153,17 @@ export function requestHead(headers: Headers, init: RequestHeadInit): string {
 /**
  * The response header pairs for the client from a parsed worker head:
  * hop-by-hop fields (and those `Connection` names) dropped, every
- * `Set-Cookie` kept, `X-Request-Id` added when the worker sent none.
+ * `Set-Cookie` kept; nothing added (the `X-Request-Id` sent to the worker
+ * reaches the client only if the worker sends it back, as with nginx and
+ * Envoy). The worker's `Date` is left out: Deno.serve writes the proxy's own on every
+ * answer (nginx hides an upstream's `Date` too, `proxy_pass_header`), and
+ * each field passed on is checked and copied once more. With `dropLength` (a
+ * body of bytes in hand, whose length Deno.serve writes itself),
+ * `Content-Length` is left out too.
  */
 export function downstreamPairs(
   pairs: readonly [string, string][],
-  requestId: string,
+  dropLength = false,
 ): HeaderPairs {
   let named: Set<string> | undefined;
   for (const pair of pairs) {
@@ -167,14 +173,12 @@ export function downstreamPairs(
     }
   }
   const out: HeaderPairs = [];
-  let hasId = false;
   for (const pair of pairs) {
     const name = pair[0];
     if (HOP_SET.has(name) || (named !== undefined && named.has(name))) continue;
-    if (name === "x-request-id") hasId = true;
+    if (name === "date" || (dropLength && name === "content-length")) continue;
     out.push(pair as [string, string]);
   }
-  if (!hasId) out.push(["x-request-id", requestId]);
   return out;
 }
 

@@ -16,6 +16,7 @@
 export {
   createProxy,
   proxiedHeaders,
+  proxiedRequestId,
   type ProxyHandler,
   type ProxyLimits,
   type ProxyOptions,

@@ -12,6 +12,8 @@ import { meterRequests, type ServerMetrics } from "../metrics/mod.ts";
 import {
   createProxy,
   errorResponse,
+  proxiedHeaders,
+  proxiedRequestId,
   type ProxyHandler,
   type ProxyLimits,
 } from "../proxy/mod.ts";
@@ -134,6 +136,8 @@ export function openListeners(options: ListenersOptions): Listeners {
         ? "static"
         : table.match(path)?.name ?? "-",
     access: access ? (entry) => access.write(entry) : undefined,
+    headersOf: proxiedHeaders,
+    requestIdOf: proxiedRequestId,
     ...(now ? { now } : {}),
   });
   const server = bind(
