@@ -28,8 +28,6 @@ export class BadResponseError extends TypeError {}
 
 const latin1 = new TextDecoder("latin1");
 
-/** A field name is a token (RFC 9110 §5.6.2). */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Bytes no field value may carry (LF already ends the line). */
 const INVALID_VALUE = /[\0\r]/;
 
@@ -62,8 +60,11 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   const text = bytes.length <= 4096
     ? String.fromCharCode.apply(null, bytes as unknown as number[])
     : latin1.decode(bytes);
-  const lines = text.split("\n");
-  const statusLine = stripCr(lines[0] ?? "");
+  // Scanned by index, each line's bounds found in place: one string for a
+  // field's name and one for its value, no array of lines (a per-request cost).
+  let eol = text.indexOf("\n");
+  if (eol < 0) eol = text.length;
+  const statusLine = text.slice(0, lineEnd(text, 0, eol));
   if (
     !statusLine.startsWith("HTTP/1.") || statusLine.length < 12 ||
     statusLine.charCodeAt(8) !== 32 ||
@@ -86,33 +87,41 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
   let contentLength = -1;
   let chunked = false;
   let transferEncoding = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = stripCr(lines[i]!);
-    if (line === "") break;
-    const first = line.charCodeAt(0);
+  for (let at = eol + 1; at < text.length; at = eol + 1) {
+    eol = text.indexOf("\n", at);
+    if (eol < 0) eol = text.length;
+    const end = lineEnd(text, at, eol);
+    if (end === at) break;
+    const first = text.charCodeAt(at);
     if (first === 32 || first === 9) {
       throw new BadResponseError("Obsolete line folding in a worker's header");
     }
-    const colon = line.indexOf(":");
-    if (colon <= 0) {
+    const colon = text.indexOf(":", at);
+    if (colon <= at || colon >= end) {
       throw new BadResponseError(
-        `Bad header line from the worker "${line.slice(0, 80)}"`,
+        `Bad header line from the worker "${text.slice(at, end).slice(0, 80)}"`,
       );
     }
-    const rawName = line.slice(0, colon);
-    if (!TOKEN.test(rawName)) {
+    if (!isToken(text, at, colon)) {
       // Includes "Name : value": whitespace before the colon smuggles (RFC 9112 §5.1).
       throw new BadResponseError(
-        `Bad header name from the worker "${rawName.slice(0, 80)}"`,
+        `Bad header name from the worker "${
+          text.slice(at, Math.min(colon, at + 80))
+        }"`,
       );
     }
-    const name = rawName.toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    const name = text.slice(at, colon).toLowerCase();
+    // Optional whitespace around the value is spaces and tabs (RFC 9110 §5.6.3).
+    let from = colon + 1;
+    let to = end;
+    while (from < to && isOws(text.charCodeAt(from))) from++;
+    while (to > from && isOws(text.charCodeAt(to - 1))) to--;
+    const value = text.slice(from, to);
     if (INVALID_VALUE.test(value)) {
       // RFC 9110 §5.5: a recipient rejects these; Fetch's Headers would throw.
       throw new BadResponseError(
         `Bad header value from the worker (a NUL or CR) in "${
-          rawName.slice(0, 80)
+          text.slice(at, Math.min(colon, at + 80))
         }"`,
       );
     }
@@ -186,6 +195,27 @@ export function bodyFraming(head: ResponseHead, method: string): BodyFraming {
   return "close";
 }
 
-function stripCr(line: string): string {
-  return line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
+/** The end of the line `text[at..eol]` without its CR (a bare LF ends a line too). */
+function lineEnd(text: string, at: number, eol: number): number {
+  return eol > at && text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
+}
+
+/** Space or tab. */
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** `tchar`s (RFC 9110 §5.6.2), by char code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = TCHAR[c + 32] = 1;
+
+/** True when `text[from..to]` is a non-empty token (RFC 9110 §5.6.2). */
+function isToken(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] === 0) return false;
+  }
+  return to > from;
 }

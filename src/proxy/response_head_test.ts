@@ -104,6 +104,11 @@ Deno.test("parseResponseHead() rejects every malformed head with BadResponseErro
       /Bad header value/,
     ],
     [
+      "CR ending a header value (before its CRLF)",
+      "HTTP/1.1 200 OK\r\nX-A: a\r\r\n\r\n",
+      /Bad header value/,
+    ],
+    [
       "duplicate differing Content-Length",
       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
       /Conflicting Content-Length/,
@@ -118,6 +123,18 @@ Deno.test("parseResponseHead() rejects every malformed head with BadResponseErro
       );
     });
   }
+});
+
+Deno.test("parseResponseHead() trims spaces and tabs around a value, and accepts bare LF line ends", () => {
+  const head = parse(
+    "HTTP/1.1 200 OK\nX-A: \t a b \t\nX-Empty:\r\nContent-Length:7\n\n",
+  );
+  assert.deepEqual(head.headers, [
+    ["x-a", "a b"],
+    ["x-empty", ""],
+    ["content-length", "7"],
+  ]);
+  assert.equal(head.contentLength, 7);
 });
 
 Deno.test("parseResponseHead() accepts a duplicate equal Content-Length", () => {
