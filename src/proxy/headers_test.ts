@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { requestHead, upstreamHeaders } from "./_headers.ts";
+import { readRequestFields, requestHead, upstreamHeaders } from "./_headers.ts";
 
 const init = {
   host: "abs.example",
@@ -22,8 +22,8 @@ function clientHeaders(): Headers {
 // Regression: WebSocket upgrades kept the client's Host, not an absolute-form
 // target's authority (SPEC §7), while plain requests sent the right one.
 Deno.test("upstreamHeaders() and requestHead() forward the same fields, with init.host as Host", () => {
-  const pairs = upstreamHeaders(clientHeaders(), init);
-  const lines = requestHead(clientHeaders(), {
+  const pairs = upstreamHeaders(readRequestFields(clientHeaders()), init);
+  const lines = requestHead(readRequestFields(clientHeaders()), {
     ...init,
     method: "GET",
     target: "/x",

@@ -9,6 +9,8 @@ import {
   downstreamPairs,
   normalizeIp,
   pathAndQuery,
+  readRequestFields,
+  type RequestFields,
   requestHead,
   routingPath,
   upstreamHeaders,
@@ -104,8 +106,8 @@ export type ProxyHandler =
     closeWebSockets(): void;
   };
 
-function isWebSocketUpgrade(req: Request): boolean {
-  const upgrade = req.headers.get("upgrade");
+function isWebSocketUpgrade(fields: RequestFields): boolean {
+  const upgrade = fields.upgrade;
   return upgrade !== null && upgrade.toLowerCase() === "websocket";
 }
 
@@ -239,15 +241,16 @@ export function createProxy(
     upstream: Upstream,
     target: string,
   ): Promise<Response> {
-    const requestId = req.headers.get("x-request-id") ?? crypto.randomUUID();
+    const fields = readRequestFields(req.headers);
+    const requestId = fields.requestId ?? crypto.randomUUID();
     (req as Tagged)[REQUEST_ID] = requestId;
     const clientIp = normalizeIp(info.remoteAddr.hostname);
     const isTrusted = trusted.has(clientIp);
 
-    if (isWebSocketUpgrade(req)) {
+    if (isWebSocketUpgrade(fields)) {
       const instance = upstream.acquire();
       if (instance === undefined) return unavailable(req, upstream, requestId);
-      const headers = upstreamHeaders(req.headers, {
+      const headers = upstreamHeaders(fields, {
         host: hostFor(req),
         clientIp,
         trusted: isTrusted,
@@ -263,11 +266,11 @@ export function createProxy(
       });
     }
 
-    const lengthField = req.headers.get("content-length");
+    const lengthField = fields.contentLength;
     const contentLength = lengthField === null ? -1 : Number(lengthField);
     if (
       req.body === null &&
-      (contentLength > 0 || req.headers.has("transfer-encoding"))
+      (contentLength > 0 || fields.transferEncoding !== null)
     ) {
       // Deno.serve drops the body of a GET or HEAD: refuse it rather than
       // send a length without its bytes (which would desync the worker).
@@ -300,7 +303,7 @@ export function createProxy(
     } catch (err) {
       return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
-    let head = requestHead(req.headers, {
+    let head = requestHead(fields, {
       method: req.method,
       target,
       host: hostFor(req),
