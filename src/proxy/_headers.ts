@@ -214,11 +214,11 @@ export function requestHead(
  * hop-by-hop fields (and those `Connection` names) dropped, every
  * `Set-Cookie` kept; nothing added (the `X-Request-Id` sent to the worker
  * reaches the client only if the worker sends it back, as with nginx and
- * Envoy). The worker's `Date` is left out: Deno.serve writes the proxy's own on every
- * answer (nginx hides an upstream's `Date` too, `proxy_pass_header`), and
- * each field passed on is checked and copied once more. With `dropLength` (a
- * body of bytes in hand, whose length Deno.serve writes itself),
- * `Content-Length` is left out too.
+ * Envoy). The worker's `Date` is left out: Deno.serve writes the proxy's own
+ * on every answer (nginx hides an upstream's `Date` too, see its
+ * `proxy_pass_header`), and each field passed on is checked and copied once
+ * more. With `dropLength` (a body of bytes in hand, whose length Deno.serve
+ * writes itself), `Content-Length` is left out too.
  */
 export function downstreamPairs(
   pairs: readonly [string, string][],
