@@ -75,15 +75,16 @@ export class RequestMeter {
 /**
  * Every metric of `GET /metrics`, and the per-worker series the dashboard
  * draws. Counters are fed at the boundaries: the request meter around the
- * public handler ({@linkcode ServerMetrics.requestStarted}), and the log
+ * public handler ({@linkcode ServerMetrics.requestMeter}), and the log
  * records of the supervisor, builder and reload check
  * ({@linkcode ServerMetrics.observe}).
  *
  * @example
  * ```ts
  * const metrics = new ServerMetrics({ source: () => server.status() });
- * const done = metrics.requestStarted("index");
- * done(200, 0.012);
+ * const meter = metrics.requestMeter("index");
+ * meter.started();
+ * meter.finished(200, 0.012);
  * metrics.render();
  * ```
  */
@@ -234,16 +235,6 @@ export class ServerMetrics {
         stat.cacheBytes.set({}, c.bytes);
       }
     });
-  }
-
-  /**
-   * Counts a request as in flight for `worker`; call the returned function
-   * with the status and the seconds it took once the response headers exist.
-   */
-  requestStarted(worker: string): (status: number, seconds: number) => void {
-    const meter = this.requestMeter(worker);
-    meter.started();
-    return (status, seconds) => meter.finished(status, seconds);
   }
 
   /**

@@ -806,6 +806,14 @@ Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t)
     assert.match(raw, /^HTTP\/1\.1 400 /);
     assert.deepEqual(closes(raw), ["connection: close"]);
   });
+  await t.step("a GET with a chunked body: 400", async () => {
+    const raw = await oneAnswer(
+      proxy.port,
+      "GET /up HTTP/1.1\r\nHost: t.test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+        "5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+  });
 });
 
 Deno.test("proxy answers a body over max_body_bytes 413 and the worker sees no request", async (t) => {
