@@ -143,29 +143,34 @@ export class Conn {
     }
   }
 
-  /** Writes a request head (latin1) and a small body, in one write when they fit the write buffer. */
+  /**
+   * A request head (latin1) and a small body packed into the write buffer,
+   * for the caller to write itself (no nested async call on the hot path);
+   * undefined when they do not fit: then {@linkcode writeHead}. Valid until
+   * the next call.
+   */
+  packHead(
+    text: string,
+    body: Uint8Array | undefined,
+  ): Uint8Array<ArrayBuffer> | undefined {
+    const end = latin1Into(text, this.#out, 0);
+    if (end < 0) return undefined;
+    if (body === undefined || body.length === 0) {
+      return this.#out.subarray(0, end);
+    }
+    if (end + body.length > this.#out.length) return undefined;
+    this.#out.set(body, end);
+    return this.#out.subarray(0, end + body.length);
+  }
+
+  /** Writes a request head (latin1) and a body: in one write when {@linkcode packHead} fits them. */
   async writeHead(text: string, body: Uint8Array | undefined): Promise<void> {
-    let end = latin1Into(text, this.#out, 0);
-    if (end < 0) {
-      const bytes = new Uint8Array(text.length);
-      latin1Into(text, bytes, 0);
-      await this.write(bytes);
-      if (body !== undefined && body.length > 0) await this.write(body);
-      return;
-    }
-    if (body !== undefined && body.length > 0) {
-      if (end + body.length <= this.#out.length) {
-        this.#out.set(body, end);
-        end += body.length;
-      } else {
-        await this.write(this.#out.subarray(0, end));
-        await this.write(body);
-        return;
-      }
-    }
-    // One write nearly always takes it all: no second async call for that.
-    const n = await this.tcp.write(this.#out.subarray(0, end));
-    if (n < end) await this.write(this.#out.subarray(n, end));
+    const packed = this.packHead(text, body);
+    if (packed !== undefined) return await this.write(packed);
+    const bytes = new Uint8Array(text.length);
+    latin1Into(text, bytes, 0);
+    await this.write(bytes);
+    if (body !== undefined && body.length > 0) await this.write(body);
   }
 
   /** Writes all of `bytes`. */

@@ -65,6 +65,14 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   head: ResponseHead;
   body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
+  /**
+   * Set when `body` is a view into the connection's read buffer, lent rather
+   * than copied: the bytes stay valid until this is called, which returns
+   * the connection to the pool (its next answer overwrites them). Call it
+   * exactly once, as soon as the bytes are copied — `new Response(body)`
+   * copies a body of bytes (Fetch's "extract a body").
+   */
+  release?: () => void;
 }
 
 /** The worker could not be reached: nothing was sent (safe to send elsewhere). */
@@ -169,11 +177,16 @@ export class Transport {
     reused: boolean,
   ): Promise<UpstreamResponse> {
     const { body, deadline, method } = req;
+    // The head is written and read here, not in nested async calls: each
+    // costs the hot path a promise and a turn of the microtask queue.
+    const bytes = body.kind === "bytes" ? body.bytes : undefined;
     try {
-      await conn.writeHead(
-        headText,
-        body.kind === "bytes" ? body.bytes : undefined,
-      );
+      const packed = conn.packHead(headText, bytes);
+      if (packed === undefined) await conn.writeHead(headText, bytes);
+      else {
+        const n = await conn.tcp.write(packed);
+        if (n < packed.length) await conn.write(packed.subarray(n));
+      }
     } catch (err) {
       throw new NoResponseError(
         "Writing the request to the worker failed",
@@ -199,9 +212,24 @@ export class Transport {
         if (!(err instanceof UpstreamWriteError)) conn.close();
       });
     }
-    let head: ResponseHead;
+    let head: ResponseHead | undefined;
     try {
-      head = await readHead(conn, reused);
+      // The final head, 1xx interim answers (100 Continue, 103) skipped.
+      let received = false;
+      head = takeHead(conn, 0);
+      while (head === undefined) {
+        // The bytes already scanned hold no head end, but for its first two.
+        const skip = Math.max(0, conn.end - conn.start - 2);
+        let more: boolean;
+        try {
+          more = conn.filled(await conn.read());
+        } catch (err) {
+          throw headFailure(received, reused, err);
+        }
+        if (!more) throw headFailure(received, reused);
+        received = true;
+        head = takeHead(conn, skip);
+      }
     } catch (err) {
       if (
         uploadFailure !== undefined &&
@@ -241,10 +269,11 @@ export class Transport {
         done(false);
         throw new CutResponseError(asTypeError(err).message, { cause: err });
       }
-      const bytes = conn.buf.slice(conn.start, conn.start + length);
+      // Lent: the proxy's Response copies the bytes, so a copy here would
+      // be a second one (an ArrayBuffer allocated and freed per answer).
+      const bytes = conn.buf.subarray(conn.start, conn.start + length);
       conn.start += length;
-      done(true);
-      return { head, body: bytes };
+      return { head, body: bytes, release: () => done(true) };
     }
     if (framing === "chunked") {
       // Whole already (the usual small answer of a worker that does not send
@@ -309,58 +338,62 @@ async function connect(
   }
 }
 
-/** Reads the final response head, skipping 1xx interim answers (100 Continue, 103). */
-async function readHead(conn: Conn, reused: boolean): Promise<ResponseHead> {
-  let received = false;
+/**
+ * Takes a whole response head from the buffer, skipping 1xx interim answers
+ * (100 Continue, 103 Early Hints); undefined until the final one is whole.
+ * The first `skip` buffered bytes are known to hold no head end.
+ *
+ * @throws {BadResponseError} For a head over {@linkcode MAX_HEAD_BYTES} or a malformed one.
+ */
+function takeHead(conn: Conn, skip: number): ResponseHead | undefined {
   for (;;) {
-    let end = findHeadEnd(conn.buf, conn.start, conn.end);
-    while (end < 0) {
-      if (conn.end - conn.start > MAX_HEAD_BYTES) {
-        throw new BadResponseError(
-          `Response head from the worker is over ${MAX_HEAD_BYTES} bytes`,
-        );
-      }
-      const rescan = Math.max(0, conn.end - conn.start - 2);
-      let more: boolean;
-      try {
-        more = conn.filled(await conn.read());
-      } catch (err) {
-        if (received) {
-          throw new CutResponseError("Connection to the worker failed", {
-            cause: err,
-          });
-        }
-        throw new NoResponseError(
-          "Connection to the worker reset before its response",
-          true,
-          reused,
-          { cause: err },
-        );
-      }
-      if (!more) {
-        if (received) {
-          throw new CutResponseError(
-            "Connection to the worker closed inside its response headers",
-          );
-        }
-        throw new NoResponseError(
-          "Connection to the worker closed before its response",
-          true,
-          reused,
-        );
-      }
-      received = true;
-      end = findHeadEnd(conn.buf, conn.start + rescan, conn.end);
-    }
-    if (end - conn.start > MAX_HEAD_BYTES) {
+    const end = findHeadEnd(conn.buf, conn.start + skip, conn.end);
+    if (
+      (end < 0 ? conn.end : end) - conn.start > MAX_HEAD_BYTES
+    ) {
       throw new BadResponseError(
         `Response head from the worker is over ${MAX_HEAD_BYTES} bytes`,
       );
     }
+    if (end < 0) return undefined;
     const head = parseResponseHead(conn.buf.subarray(conn.start, end));
     conn.start = end;
     if (head.status >= 200 || head.status === 101) return head;
+    skip = 0;
   }
+}
+
+/**
+ * The error for a connection that failed (`cause`) or closed while a
+ * response head was awaited: a cut response once some of it came, else no
+ * response at all (which a reused connection may retry).
+ */
+function headFailure(
+  received: boolean,
+  reused: boolean,
+  cause?: unknown,
+): TypeError {
+  const options = cause === undefined ? undefined : { cause };
+  if (received) {
+    return new CutResponseError(
+      cause === undefined
+        ? "Connection to the worker closed inside its response headers"
+        : "Connection to the worker failed",
+      options,
+    );
+  }
+  return cause === undefined
+    ? new NoResponseError(
+      "Connection to the worker closed before its response",
+      true,
+      reused,
+    )
+    : new NoResponseError(
+      "Connection to the worker reset before its response",
+      true,
+      reused,
+      options,
+    );
 }
 
 function asTypeError(err: unknown): TypeError {

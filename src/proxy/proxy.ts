@@ -295,11 +295,10 @@ export function createProxy(
     };
     let body: RequestBody;
     try {
-      body = await prepareBody(
-        req,
-        req.body === null ? -1 : contentLength,
-        limits,
-      );
+      // No await for the usual body-less request: each is a turn of the microtask queue.
+      body = req.body === null
+        ? NO_BODY
+        : await prepareBody(req, contentLength, limits);
     } catch (err) {
       return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
@@ -435,10 +434,13 @@ export function createProxy(
     const length = body instanceof Uint8Array ? body.length : -1;
     const bytes = length >= 0;
     const headers = downstreamPairs(head.headers, bytes);
-    const answer: Proxied = new Response(body, {
-      status: head.status,
-      headers,
-    });
+    let answer: Proxied;
+    try {
+      answer = new Response(body, { status: head.status, headers });
+    } finally {
+      // The Response holds its own copy now: the connection may take the next request.
+      res.release?.();
+    }
     answer[PAIRS] = headers;
     if (bytes) answer[LENGTH] = length;
     return answer;
@@ -496,6 +498,8 @@ function hostFor(req: Request): string {
     ? host
     : authority;
 }
+
+const NO_BODY: RequestBody = { kind: "none" };
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -56,6 +56,7 @@ async function send(transport: Transport, port: number, method = "GET") {
         ? res.body
         : await new Response(res.body).bytes(),
     );
+    res.release?.();
     return { head: res.head, body };
   } finally {
     deadline.clear();
@@ -215,6 +216,7 @@ Deno.test("Transport hands a chunked body that came whole over as bytes with its
       deadline.clear();
       assert.ok(res.body instanceof Uint8Array, "bytes, not a stream");
       assert.equal(new TextDecoder().decode(res.body), "abcde");
+      assert.equal(res.release, undefined, "its own bytes, not lent");
       assert.deepEqual(
         res.head.headers.filter(([name]) => name === "content-length"),
         [["content-length", "5"]],
@@ -245,5 +247,61 @@ Deno.test("Transport hands a chunked body that came whole over as bytes with its
     });
   } finally {
     transport.close();
+  }
+});
+
+Deno.test("Transport lends a small body from the connection's buffer until release(): the connection is reused only then", async () => {
+  // Each answer names the path and the client port (the connection) it came on.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, info) =>
+      new Response(`${new URL(req.url).pathname} ${info.remoteAddr.port}`),
+  );
+  const port = server.addr.port;
+  const transport = new Transport();
+  const request = async (path: string) => {
+    const req = new Request(`http://t.test${path}`);
+    const deadline = new HeaderDeadline(req, 2000);
+    try {
+      return await transport.send({
+        hostname: "127.0.0.1",
+        port,
+        origin: `127.0.0.1:${port}`,
+        method: "GET",
+        head: `GET ${path} HTTP/1.1\r\nhost: t.test\r\n`,
+        body: { kind: "none" },
+        limits: { bufferBytes: 1024, maxBodyBytes: 0, readTimeoutMs: 1000 },
+        deadline,
+      });
+    } finally {
+      deadline.clear();
+    }
+  };
+  const text = (body: unknown) => new TextDecoder().decode(body as Uint8Array);
+  try {
+    const first = await request("/first");
+    assert.ok(first.release, "a lent body");
+    const [path, conn] = text(first.body).split(" ");
+    assert.equal(path, "/first");
+    // Not released: the next request may not overwrite those bytes.
+    const second = await request("/second");
+    const [, otherConn] = text(second.body).split(" ");
+    assert.notEqual(
+      otherConn,
+      conn,
+      "a second connection while the first is lent",
+    );
+    assert.equal(text(first.body), `/first ${conn}`, "the lent bytes intact");
+    first.release!();
+    second.release!();
+    const third = await request("/third");
+    assert.ok(
+      [conn, otherConn].includes(text(third.body).split(" ")[1]),
+      "a released connection is reused",
+    );
+    third.release!();
+  } finally {
+    transport.close();
+    await server.shutdown();
   }
 });
