@@ -28,9 +28,6 @@ export class BadResponseError extends TypeError {}
 
 const latin1 = new TextDecoder("latin1");
 
-/** Bytes no field value may carry (LF already ends the line). */
-const INVALID_VALUE = /[\0\r]/;
-
 /**
  * Index just past the first CRLF CRLF in `buf[from..to]`, or -1. A bare LF
  * line end is accepted too (RFC 9112 §2.2 lets a recipient do so).
@@ -74,9 +71,8 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
       `Bad status line from the worker "${statusLine.slice(0, 80)}"`,
     );
   }
-  const code = statusLine.slice(9, 12);
-  const status = /^[1-5][0-9][0-9]$/.test(code) ? Number(code) : NaN;
-  if (Number.isNaN(status)) {
+  const status = statusCode(statusLine);
+  if (status < 0) {
     throw new BadResponseError(
       `Bad status code from the worker "${statusLine.slice(0, 80)}"`,
     );
@@ -116,8 +112,7 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
     let to = end;
     while (from < to && isOws(text.charCodeAt(from))) from++;
     while (to > from && isOws(text.charCodeAt(to - 1))) to--;
-    const value = text.slice(from, to);
-    if (INVALID_VALUE.test(value)) {
+    if (hasNulOrCr(text, from, to)) {
       // RFC 9110 §5.5: a recipient rejects these; Fetch's Headers would throw.
       throw new BadResponseError(
         `Bad header value from the worker (a NUL or CR) in "${
@@ -125,8 +120,9 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead {
         }"`,
       );
     }
+    const value = text.slice(from, to);
     if (name === "content-length") {
-      if (!/^[0-9]{1,15}$/.test(value)) {
+      if (!isLength(value)) {
         throw new BadResponseError(
           `Bad Content-Length from the worker "${value.slice(0, 40)}"`,
         );
@@ -198,6 +194,34 @@ export function bodyFraming(head: ResponseHead, method: string): BodyFraming {
 /** The end of the line `text[at..eol]` without its CR (a bare LF ends a line too). */
 function lineEnd(text: string, at: number, eol: number): number {
   return eol > at && text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
+}
+
+/** The status code of `HTTP/1.x NNN …` (100–599), or -1. */
+function statusCode(statusLine: string): number {
+  const a = statusLine.charCodeAt(9) - 48;
+  const b = statusLine.charCodeAt(10) - 48;
+  const c = statusLine.charCodeAt(11) - 48;
+  if (a < 1 || a > 5 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
+  return a * 100 + b * 10 + c;
+}
+
+/** True when `text[from..to]` holds a NUL or a CR, which no field value may carry (LF already ends the line). */
+function hasNulOrCr(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0 || c === 13) return true;
+  }
+  return false;
+}
+
+/** True for 1 to 15 decimal digits: a Content-Length a Number holds exactly. */
+function isLength(value: string): boolean {
+  if (value.length === 0 || value.length > 15) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** Space or tab. */

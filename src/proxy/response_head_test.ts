@@ -46,6 +46,7 @@ Deno.test("parseResponseHead() rejects every malformed head with BadResponseErro
     ["short status line", "HTTP/1.1 20\r\n\r\n", /Bad status line/],
     ["status not three digits", "HTTP/1.1 2x0 OK\r\n\r\n", /Bad status code/],
     ["status out of range", "HTTP/1.1 600 Odd\r\n\r\n", /Bad status code/],
+    ["status under 100", "HTTP/1.1 099 Odd\r\n\r\n", /Bad status code/],
     ["text glued to the code", "HTTP/1.1 2000 OK\r\n\r\n", /Bad status line/],
     [
       "header without colon",
@@ -66,6 +67,16 @@ Deno.test("parseResponseHead() rejects every malformed head with BadResponseErro
     [
       "non-numeric Content-Length",
       "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n",
+      /Bad Content-Length/,
+    ],
+    [
+      "empty Content-Length",
+      "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+      /Bad Content-Length/,
+    ],
+    [
+      "Content-Length of 16 digits (past what a Number holds exactly)",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456\r\n\r\n",
       /Bad Content-Length/,
     ],
     [
