@@ -184,7 +184,7 @@ export function tqserverArgs(root: string, port: number): string[] {
   return [
     "run",
     "-A",
-    "--v8-flags=--max-semi-space-size=8",
+    "--v8-flags=--max-semi-space-size=4",
     ...Deno.env.get("TQ_BENCH_DENO_FLAGS")?.split(" ") ?? [],
     join(repoRoot, "main.ts"),
     "--mode",

@@ -39,7 +39,7 @@ async function promotedUnderLoad(path: string): Promise<number> {
   const project = makeProject({ workers: {} });
   writeScriptWorker(project.root, "node", ["node", NODE_WORKER]);
   const server = await startServer(project, ["--mode", "prod"], {
-    denoFlags: ["--v8-flags=--max-semi-space-size=8,--trace-gc-nvp"],
+    denoFlags: ["--v8-flags=--max-semi-space-size=4,--trace-gc-nvp"],
   });
   try {
     // Node answers in well under a scavenge interval: whatever a scavenge

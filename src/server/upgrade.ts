@@ -53,7 +53,7 @@ export interface SuccessorOptions {
  * V8 flags a source-mode successor runs with: the same as `deno task start`
  * (deno.json), so a self-upgrade does not lose the semi-space cap.
  */
-export const SOURCE_V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
+export const SOURCE_V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
 
 /** The command that runs this server again: the compiled binary, or `deno run` on the main module. */
 export function selfCommand(
