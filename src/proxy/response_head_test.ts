@@ -26,6 +26,25 @@ Deno.test("parseResponseHead() reads status, fields in order and framing", () =>
   assert.equal(bodyFraming(head, "HEAD"), "none");
 });
 
+Deno.test("parseResponseHead() keeps obs-text bytes 0x80-0xFF of a value as latin1 chars, in a short head and one over 4 KiB", () => {
+  for (const pad of [0, 6000]) {
+    const head = new Uint8Array([
+      ...bytes(`HTTP/1.1 200 OK\r\nX-Pad: ${"p".repeat(pad)}\r\nX-Bytes: a`),
+      0x80,
+      0x9f,
+      0xe9,
+      0xff,
+      ...bytes("\r\n\r\n"),
+    ]);
+    const value = parseResponseHead(head).headers[1]![1];
+    assert.deepEqual(
+      [...value].map((c) => c.charCodeAt(0)),
+      [0x61, 0x80, 0x9f, 0xe9, 0xff],
+      `head of ${head.length} bytes`,
+    );
+  }
+});
+
 Deno.test("parseResponseHead() keep-alive: HTTP/1.0 closes unless asked, Connection: close closes", () => {
   assert.equal(parse("HTTP/1.0 200 OK\r\n\r\n").keepAlive, false);
   assert.equal(
