@@ -7,6 +7,7 @@ import { type Logger, silentLogger } from "../log/logger.ts";
 import { describeError, errorResponse } from "./_errors.ts";
 import {
   downstreamPairs,
+  type HeaderPairs,
   normalizeIp,
   pathAndQuery,
   readRequestFields,
@@ -433,9 +434,10 @@ export function createProxy(
     // Content-Length is not passed on to be checked and copied once more.
     const length = body instanceof Uint8Array ? body.length : -1;
     const bytes = length >= 0;
-    const headers = downstreamPairs(head.headers, bytes);
+    let headers: HeaderPairs;
     let answer: Proxied;
     try {
+      headers = downstreamPairs(head.headers, bytes);
       answer = new Response(body, { status: head.status, headers });
     } finally {
       // The Response holds its own copy now: the connection may take the next request.
