@@ -255,11 +255,14 @@ Deno.test({
       );
 
       await t.step("HTTP/1.1 without Host is 400", async () => {
-        const answer = await exchange(
-          port,
-          "GET /py/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
-        );
-        assert.equal(answer.status, 400);
+        // A worker's path (the proxy's check), an unrouted one, a static file.
+        for (const path of ["/py/echo", "/nowhere", "/static/py/a.css"]) {
+          const answer = await exchange(
+            port,
+            `GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`,
+          );
+          assert.equal(answer.status, 400, path);
+        }
       });
     } finally {
       await server.stop();

@@ -64,6 +64,7 @@ export function normalizeIp(ip: string): string {
 export interface RequestFields {
   /** Every field in `Headers` order (names lower-case, repeated ones joined). */
   readonly pairs: readonly [string, string][];
+  readonly host: string | null;
   readonly contentLength: string | null;
   readonly transferEncoding: string | null;
   readonly requestId: string | null;
@@ -78,6 +79,7 @@ export interface RequestFields {
  */
 export function readRequestFields(headers: Headers): RequestFields {
   const pairs: [string, string][] = [];
+  let host: string | null = null;
   let contentLength: string | null = null;
   let transferEncoding: string | null = null;
   let requestId: string | null = null;
@@ -86,6 +88,9 @@ export function readRequestFields(headers: Headers): RequestFields {
   headers.forEach((value, name) => {
     pairs.push([name, value]);
     switch (name) {
+      case "host":
+        host = value;
+        break;
       case "content-length":
         contentLength = value;
         break;
@@ -105,6 +110,7 @@ export function readRequestFields(headers: Headers): RequestFields {
   });
   return {
     pairs,
+    host,
     contentLength,
     transferEncoding,
     requestId,

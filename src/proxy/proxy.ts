@@ -180,7 +180,8 @@ interface Origin {
  * `_transport.ts`). The instance is released exactly once, when the response
  * has been fully sent, has failed or was cancelled.
  *
- * Failures answer 404 (no route), 408 (client silent mid-body), 413 (body
+ * Failures answer 400 (no `Host`, RFC 9112 §3.2; or a GET/HEAD with a
+ * body), 404 (no route), 408 (client silent mid-body), 413 (body
  * over `maxBodyBytes`), 502 (worker unreachable or reset), 503 with
  * `Retry-After` (no healthy instance) and 504 (no response headers within
  * `upstream.writeTimeoutMs`; a body already streaming is never cut). A
@@ -239,20 +240,21 @@ export function createProxy(
   async function forward(
     req: Request,
     info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    fields: RequestFields,
     upstream: Upstream,
     target: string,
   ): Promise<Response> {
-    const fields = readRequestFields(req.headers);
     const requestId = fields.requestId ?? crypto.randomUUID();
     (req as Tagged)[REQUEST_ID] = requestId;
     const clientIp = normalizeIp(info.remoteAddr.hostname);
+    const host = hostFor(req.url, fields.host ?? "");
     const isTrusted = trusted.has(clientIp);
 
     if (isWebSocketUpgrade(fields)) {
       const instance = upstream.acquire();
       if (instance === undefined) return unavailable(req, upstream, requestId);
       const headers = upstreamHeaders(fields, {
-        host: hostFor(req),
+        host,
         clientIp,
         trusted: isTrusted,
         requestId,
@@ -306,7 +308,7 @@ export function createProxy(
     let head = requestHead(fields, {
       method: req.method,
       target,
-      host: hostFor(req),
+      host,
       clientIp,
       trusted: isTrusted,
       requestId,
@@ -452,6 +454,15 @@ export function createProxy(
     req: Request,
     info: Deno.ServeHandlerInfo<Deno.NetAddr>,
   ): Promise<Response> {
+    // Read once, here: the Host check, the forwarding rules and the framing all use them.
+    const fields = readRequestFields(req.headers);
+    if (fields.host === null) {
+      // RFC 9112 §3.2: a request without Host is answered 400. Deno.serve
+      // does not expose the HTTP version, so an HTTP/1.0 one is refused too.
+      return Promise.resolve(
+        errorResponse(req, 400, "The request has no Host header"),
+      );
+    }
     const target = pathAndQuery(req.url);
     const upstream = table.match(routingPath(target));
     if (upstream === undefined) {
@@ -459,7 +470,7 @@ export function createProxy(
         errorResponse(req, 404, "No route for this path"),
       );
     }
-    return forward(req, info, upstream, target);
+    return forward(req, info, fields, upstream, target);
   }
 
   return Object.assign(proxy, {
@@ -488,14 +499,11 @@ export function createProxy(
  * (RFC 9112 §3.2.2). Deno.serve builds `req.url` from that authority, or
  * from `Host` for the usual origin form.
  */
-function hostFor(req: Request): string {
-  const url = req.url;
+function hostFor(url: string, host: string): string {
   const start = url.indexOf("//") + 2;
   let end = url.indexOf("/", start);
   if (end < 0) end = url.length;
   const authority = url.slice(start, end);
-  const host = req.headers.get("host");
-  if (host === null) return authority;
   return host === authority || host.toLowerCase() === authority.toLowerCase()
     ? host
     : authority;

@@ -615,7 +615,12 @@ Deno.test("proxy releases at the end of the body when the server gives no comple
     const info = {
       remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
     } as unknown as Deno.ServeHandlerInfo<Deno.NetAddr>;
-    const res = await proxy(new Request("http://example.test/s"), info);
+    const res = await proxy(
+      new Request("http://example.test/s", {
+        headers: { host: "example.test" },
+      }),
+      info,
+    );
     assert.equal(up.inFlight, 1, "still in flight while the body is unread");
     assert.equal(await res.text(), "part one, part two");
     assert.equal(up.inFlight, 0);
@@ -1078,7 +1083,10 @@ Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get woul
       remoteAddr: { hostname: "127.0.0.1", port: 1, transport: "tcp" },
       completed: Promise.resolve(),
     } as Deno.ServeHandlerInfo<Deno.NetAddr>;
-    const res = await proxy(new Request("http://t.test/"), info);
+    const res = await proxy(
+      new Request("http://t.test/", { headers: { host: "t.test" } }),
+      info,
+    );
     const header = proxiedHeaders(res);
     assert.ok(header, "a reader for the proxy's own answer");
     for (const name of ["content-type", "cache-control", "x-absent"]) {
@@ -1098,5 +1106,34 @@ Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get woul
     assert.equal(proxiedHeaders(new Response("x")), undefined);
   } finally {
     proxy.close();
+  }
+});
+
+Deno.test("proxy answers a request without Host 400, routed or not, and the worker sees nothing", async () => {
+  let seen = 0;
+  const worker = serve(() => {
+    seen++;
+    return new Response("worker");
+  });
+  await using stack = startProxy([
+    new TestUpstream("api", "/api", origin(worker)),
+  ]);
+  try {
+    for (const path of ["/api/x", "/elsewhere"]) {
+      const raw = await rawRequest(
+        stack.port,
+        `GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(raw, /^HTTP\/1\.1 400 /, `${path}: ${raw}`);
+      assert.match(raw, /no Host header/, path);
+    }
+    const raw = await rawRequest(
+      stack.port,
+      "GET /api/x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert.match(raw, /^HTTP\/1\.1 200 /);
+    assert.equal(seen, 1, "only the request with a Host reached the worker");
+  } finally {
+    await worker.shutdown();
   }
 });
