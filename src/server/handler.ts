@@ -12,7 +12,7 @@ type Handler = (
 
 /** Options for {@linkcode createPublicHandler}. */
 export interface PublicHandlerOptions {
-  /** The reverse proxy to the workers. */
+  /** The reverse proxy to the workers; it answers a request without Host 400 itself. */
   proxy: Handler;
   /** Static file handler, when `server.static.enabled`. */
   serveStatic?: ((req: Request) => Response | Promise<Response>) | undefined;
