@@ -15,6 +15,8 @@
  * ```sh
  * deno task bench            # the proxy figures, then these
  * deno run -A bench/static_bench.ts --rounds 3 --duration 5
+ * # another server.yaml for tqserver, e.g. 1 MiB files cached too:
+ * TQ_BENCH_YAML=$'server:\n  admin:\n    enabled: false\n  static:\n    cache_file_max_bytes: 2097152\n' deno run -A bench/static_bench.ts
  * ```
  *
  * @module
@@ -88,7 +90,7 @@ async function makeRoot(): Promise<string> {
   await Deno.writeFile(join(worker, "public", "large.bin"), large);
   await Deno.writeTextFile(
     join(root, "config", "server.yaml"),
-    "server:\n  admin:\n    enabled: false\n",
+    Deno.env.get("TQ_BENCH_YAML") ?? "server:\n  admin:\n    enabled: false\n",
   );
   return root;
 }
