@@ -1,4 +1,5 @@
 import type { AccessEntry } from "../log/mod.ts";
+import { rawPathOf } from "../routes/mod.ts";
 import type { ServerMetrics } from "./server_metrics.ts";
 
 type Handler = (
@@ -29,18 +30,10 @@ export interface MeterOptions {
   requestIdOf?: (req: Request) => string | undefined;
 }
 
-/** Where the path of an absolute URL starts, or -1 (no path: "/"). */
-function pathStart(url: string): number {
-  return url.indexOf("/", url.indexOf("://") + 3);
-}
-
-/** The raw path of `url` (no query or fragment). */
-function pathOf(url: string, start: number): string {
-  if (start < 0) return "/";
-  let end = url.indexOf("?", start);
-  const hash = url.indexOf("#", start);
-  if (end < 0 || (hash >= 0 && hash < end)) end = hash;
-  return end < 0 ? url.slice(start) : url.slice(start, end);
+/** Path and query of an absolute URL, as the access log shows them. */
+function pathAndQueryOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  return start < 0 ? "/" : url.slice(start);
 }
 
 /**
@@ -67,9 +60,7 @@ export function meterRequests(
   } = options;
   return async (req, info) => {
     const started = performance.now();
-    const url = req.url;
-    const start = pathStart(url);
-    const worker = classify(pathOf(url, start));
+    const worker = classify(rawPathOf(req.url));
     const meter = metrics.requestMeter(worker);
     meter.started();
     let status = 500;
@@ -94,7 +85,7 @@ export function meterRequests(
             req.headers.get("x-request-id") ?? "-",
           client: info.remoteAddr.hostname,
           method: req.method,
-          path: start < 0 ? "/" : url.slice(start),
+          path: pathAndQueryOf(req.url),
           worker,
           status,
           bytes: req.method === "HEAD" ? 0 : Number(length ?? 0) || 0,
