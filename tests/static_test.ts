@@ -317,7 +317,7 @@ function minorFaults(pid: number): number {
 
 Deno.test({
   name:
-    "uncached 1 MiB answers reuse the heap: glibc's thresholds are raised at startup",
+    "uncached 1 MiB answers reuse the heap: the server raises glibc's thresholds at startup",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     const project = makeProject();
@@ -333,15 +333,22 @@ Deno.test({
         assert.equal(body.length, bytes.length);
       };
       // Past the warm-up, in which V8's own heap grows (faults either way).
-      for (let i = 0; i < 450; i++) await get();
-      const before = minorFaults(server.process.pid);
-      const n = 300;
-      for (let i = 0; i < n; i++) await get();
-      const perRequest = (minorFaults(server.process.pid) - before) / n;
-      // Measured here past the warm-up: 6-140 faults per answer with glibc's
-      // default thresholds (each batch of collected 1 MiB copies is unmapped
-      // or trimmed, then faulted in again), 0.5-1.2 with them raised.
-      assert.ok(perRequest < 3, `${perRequest} page faults per 1 MiB answer`);
+      for (let i = 0; i < 300; i++) await get();
+      // The quietest of four windows: a window can catch V8 growing its heap.
+      let fewest = Infinity;
+      for (let w = 0; w < 4; w++) {
+        const before = minorFaults(server.process.pid);
+        for (let i = 0; i < 100; i++) await get();
+        fewest = Math.min(
+          fewest,
+          (minorFaults(server.process.pid) - before) / 100,
+        );
+      }
+      // Measured here: 0.01-0.2 with the thresholds raised; 6-140 in most
+      // processes without (each batch of collected 1 MiB copies is unmapped or
+      // trimmed and faulted in again), though a process can be spared by what
+      // it freed before: src/runtime_test.ts checks the mechanism itself.
+      assert.ok(fewest < 3, `${fewest} page faults per 1 MiB answer`);
     } finally {
       await server.stop();
       project.cleanup();

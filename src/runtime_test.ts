@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+
+/**
+ * Runs, in a fresh `deno` process, rounds of 48 fresh 1 MiB buffers freed
+ * at once, and returns the process's minor page faults per MiB allocated
+ * (after a first round that faults either way).
+ */
+async function faultsPerMiB(raise: boolean): Promise<number> {
+  const runtime = new URL("./runtime.ts", import.meta.url).href;
+  const code = `
+    import { raiseMallocThresholds } from ${JSON.stringify(runtime)};
+    const faults = () => {
+      const stat = Deno.readTextFileSync("/proc/self/stat");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+    };
+    if (${raise}) raiseMallocThresholds();
+    const round = () => {
+      const bufs = Array.from({ length: 48 }, () => new Uint8Array(1 << 20).fill(1));
+      for (const b of bufs) b.buffer.transfer(0);
+    };
+    round();
+    const before = faults();
+    for (let i = 0; i < 10; i++) round();
+    console.log((faults() - before) / 480);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  assert.equal(out.code, 0);
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
+Deno.test({
+  name:
+    "raiseMallocThresholds: freed 1 MiB buffers are reused, not faulted in again",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const [raised, plain] = await Promise.all([
+      faultsPerMiB(true),
+      faultsPerMiB(false),
+    ]);
+    // The premise, with glibc's thresholds as a process starts: each round's
+    // 48 MiB is mapped or grown, faulted in page by page (256 per MiB), and
+    // returned to the kernel when freed. Measured here: 255.5.
+    assert.ok(plain > 128, `${plain} faults per MiB with glibc's defaults`);
+    // Raised: the heap keeps the freed 48 MiB (under the 62 MiB trim
+    // threshold) and the next round reuses it. Measured here: 0.14-0.17.
+    assert.ok(
+      raised < 8,
+      `${raised} faults per MiB with the thresholds raised`,
+    );
+  },
+});
