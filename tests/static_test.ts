@@ -344,7 +344,7 @@ Deno.test({
           (minorFaults(server.process.pid) - before) / 100,
         );
       }
-      // Measured here: 0.01-0.2 with the thresholds raised; 6-140 in most
+      // Measured here: 0.01-0.2 with the thresholds raised; 6-250 in most
       // processes without (each batch of collected 1 MiB copies is unmapped or
       // trimmed and faulted in again), though a process can be spared by what
       // it freed before: src/runtime_test.ts checks the mechanism itself.
