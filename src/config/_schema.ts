@@ -3,7 +3,14 @@
 
 /** What a config value must be. `check` returns what was expected when the value is wrong. */
 export type Field =
-  | { kind: "int"; min: number; max?: number; expected?: string }
+  | {
+    kind: "int";
+    min: number;
+    max?: number;
+    expected?: string;
+    /** The value of the word `auto`; without it `auto` is an error. */
+    auto?: () => number;
+  }
   | { kind: "number"; min: number }
   | { kind: "bool" }
   | {
@@ -97,7 +104,12 @@ const workerSettings: Field = {
     health_path: absPath,
     startup_timeout_ms: duration,
     drain_timeout_ms: duration,
-    instances: { kind: "int", min: 1 },
+    instances: {
+      kind: "int",
+      min: 1,
+      expected: `an integer >= 1 or "auto" (one per CPU)`,
+      auto: cpuCount,
+    },
     retry_window_ms: duration,
     go_max_procs: count,
     go_mem_limit: {
@@ -110,6 +122,11 @@ const workerSettings: Field = {
     log_file: { kind: "string" },
   },
 };
+
+/** The CPUs this process may run on: what `instances: auto` means. */
+export function cpuCount(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
+}
 
 const workersFolder: Field = nonEmpty;
 

@@ -155,6 +155,10 @@ function read(
         : field.min === 0
         ? "a number >= 0"
         : `a number >= ${field.min}`;
+      if (
+        field.kind === "int" && field.auto && node.type === "scalar" &&
+        node.value === "auto"
+      ) return field.auto();
       const n = toNumber(node);
       if (n === undefined) return fail(expected);
       if (field.kind === "int" && !Number.isInteger(n)) return fail(expected);

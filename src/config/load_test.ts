@@ -299,7 +299,7 @@ Deno.test("loadConfig() names file, line, key and expectation for a bad value", 
         "config/server.yaml":
           "workers:\n  paths:\n    /api:\n      instances: 0\n",
       },
-      `config/server.yaml:4: "workers.paths."/api".instances": expected an integer >= 1, got 0`,
+      `config/server.yaml:4: "workers.paths."/api".instances": expected an integer >= 1 or "auto" (one per CPU), got 0`,
     ],
     [
       "bad mode",
@@ -394,6 +394,26 @@ Deno.test("loadConfig() names file, line, key and expectation for a bad value", 
       assert.ok(err.line > 0);
     });
   }
+});
+
+Deno.test("instances: auto is one instance per CPU, in workers.default and workers.paths", async () => {
+  await withProject({
+    "config/server.yaml": "workers:\n  default:\n    instances: auto\n" +
+      "  paths:\n    /api:\n      instances: ${API_INSTANCES:-auto}\n" +
+      "    /one:\n      instances: 1\n",
+  }, async (root) => {
+    const { config, warnings } = await load(root);
+    assert.deepEqual(warnings, []);
+    const cpus = navigator.hardwareConcurrency;
+    assert.ok(cpus >= 1);
+    assert.equal(config.workers.default.instances, cpus);
+    assert.equal(settingsFor("/api/x", config).instances, cpus);
+    assert.equal(settingsFor("/one", config).instances, 1);
+  });
+  const err = await loadError({
+    "config/server.yaml": "workers:\n  default:\n    instances: all\n",
+  });
+  assert.match(err.message, /expected an integer >= 1 or "auto"/);
 });
 
 Deno.test("loadConfig() turns a YAML syntax error into a ConfigError with its line", async () => {
