@@ -114,19 +114,24 @@ function restartSentence(
   before: WorkerStatusJson | undefined,
   after: WorkerStatusJson | undefined,
 ): string {
+  // Those that serve: a replaced instance may still be listed, draining.
+  const serving = (w: WorkerStatusJson | undefined) =>
+    w?.instances.filter((i) =>
+      i.status !== "starting" && i.status !== "stopping"
+    ) ?? [];
   const pids = (w: WorkerStatusJson | undefined) =>
-    w?.instances.map((i) => i.pid).join(", ") || "none";
+    serving(w).map((i) => i.pid).join(", ") || "none";
   if (ok) {
     return `Restarted ${name} in ${ms} ms: pid ${pids(before)} → ${
       pids(after)
     }.`;
   }
-  const serving = (after?.instances.length ?? 0) > 0
+  const kept = serving(after).length > 0
     ? "The old instance keeps serving."
     : "It is not serving.";
   return `Restart of ${name} failed after ${ms} ms: ${
     after?.last_error ?? "unknown error"
-  }. ${serving}`;
+  }. ${kept}`;
 }
 
 /**

@@ -217,9 +217,13 @@ export class ServerMetrics {
       for (const g of [up, healthy, instances]) g.reset();
       for (const w of s.workers) {
         const labels = { worker: w.name };
-        up.set(labels, w.instances.length > 0 ? 1 : 0);
+        // Starting and draining instances are listed too; these count those that serve.
+        const serving = w.instances.filter((i) =>
+          i.status === "healthy" || i.status === "unhealthy"
+        ).length;
+        up.set(labels, serving > 0 ? 1 : 0);
         healthy.set(labels, w.status === "healthy" ? 1 : 0);
-        instances.set(labels, w.instances.length);
+        instances.set(labels, serving);
         // Present from the start, so rate() and absent() work before the first event.
         this.#restarts.inc({ ...labels, reason: "manual" }, 0);
         this.#crashes.inc(labels, 0);

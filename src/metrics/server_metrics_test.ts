@@ -24,6 +24,7 @@ const worker = (name: string): WorkerStatusJson => ({
   instances: [{
     pid: 1,
     port: 9000,
+    status: "healthy",
     started_at: "",
     in_flight: 0,
     requests: 0,

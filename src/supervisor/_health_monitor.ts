@@ -1,4 +1,5 @@
 import type { Logger } from "../log/mod.ts";
+import type { Instance } from "./instance.ts";
 import type { WorkerEntry } from "./worker.ts";
 
 /** Failed health probes in a row after which a live instance is replaced. */
@@ -11,13 +12,13 @@ export interface HealthMonitorOptions {
   /** Logger. */
   logger: Logger;
   /** Called once per {@linkcode HEALTH_FAILURES} failures in a row of one instance. */
-  onUnhealthy: (entry: WorkerEntry) => void;
+  onUnhealthy: (entry: WorkerEntry, instance: Instance) => void;
 }
 
 /**
  * Probes every live instance on its health path each interval. An instance
  * failing {@linkcode HEALTH_FAILURES} probes in a row marks its worker
- * `unhealthy` and asks for a replace; while it keeps failing it asks again
+ * `unhealthy` and asks for a replace of that instance; while it keeps failing it asks again
  * every {@linkcode HEALTH_FAILURES} probes.
  */
 export class HealthMonitor {
@@ -69,7 +70,7 @@ export class HealthMonitor {
             pid: instance.pid,
             error,
           });
-          onUnhealthy(entry);
+          onUnhealthy(entry, instance);
           return;
         }
       }));

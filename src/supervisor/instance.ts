@@ -135,6 +135,8 @@ export class Instance {
   inFlight = 0;
   /** Requests proxied to this instance in total. */
   requests = 0;
+  /** Set once a replace of this instance alone was asked for (it reached `max_requests`). */
+  recycling = false;
   /** Health probes failed in a row since the instance went live. */
   failedProbes = 0;
   /** Signal named by the `X-TQ-Reload` header of the last healthy probe, if any. */

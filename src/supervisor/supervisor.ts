@@ -6,6 +6,7 @@ import { PortPool } from "./port_pool.ts";
 import { HealthMonitor } from "./_health_monitor.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import {
+  type ReplaceScope,
   type RestartReason,
   WorkerEntry,
   type WorkerStatusJson,
@@ -15,6 +16,23 @@ import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
   return entry.state.status === "stopping";
+}
+
+/** Resolves when `signal` aborts (never, if it does not); `dispose` drops the listener. */
+function aborted(signal: AbortSignal): {
+  promise: Promise<void>;
+  dispose: () => void;
+} {
+  let onAbort = () => {};
+  const promise = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return {
+    promise,
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
 }
 
 /** Options for {@linkcode Supervisor}. */
@@ -98,7 +116,8 @@ export class Supervisor {
     this.#monitor = new HealthMonitor(this.#workers, {
       intervalMs: healthIntervalMs,
       logger: logger,
-      onUnhealthy: (entry) => this.#enqueue(entry, "health-failed"),
+      onUnhealthy: (entry, instance) =>
+        this.#enqueue(entry, "health-failed", new Set([instance])),
     });
     this.#spawn = spawn;
     this.#fetch = fetchFn;
@@ -153,8 +172,9 @@ export class Supervisor {
       logger: this.#log,
       clock: this.#clock,
       strict: this.#strict,
-      onMaxRequests: (w) => {
-        this.replace(w.name, "max-requests").catch((err) =>
+      onMaxRequests: (w, instance) => {
+        // That instance alone is recycled; the others keep serving.
+        this.#enqueue(w, "max-requests", new Set([instance])).catch((err) =>
           this.#log.error("replace failed", { worker: w.name, error: err })
         );
       },
@@ -170,6 +190,8 @@ export class Supervisor {
    * it (`config-changed`); `reason` forces a replace with that reason. A new
    * route is served only once an instance started with it is healthy; until
    * then (and for good, if that fails) the old instance keeps the old route.
+   * A change of `instances` alone starts or stops the difference and
+   * restarts nothing.
    */
   async update(
     spec: WorkerSpec,
@@ -177,23 +199,32 @@ export class Supervisor {
   ): Promise<"unchanged" | "replaced" | "failed"> {
     const entry = this.#workers.get(spec.name);
     if (!entry) throw new TypeError(`Unknown worker "${spec.name}"`);
-    const changed = JSON.stringify([
-      entry.spec.route,
-      entry.spec.settings,
-      entry.spec.kind,
-      entry.spec.binPath,
-    ]) !==
-      JSON.stringify([spec.route, spec.settings, spec.kind, spec.binPath]);
+    const key = (s: WorkerSpec) =>
+      JSON.stringify([
+        s.route,
+        { ...s.settings, instances: 0 },
+        s.kind,
+        s.binPath,
+      ]);
+    const changed = key(entry.spec) !== key(spec);
+    const rescaled = entry.spec.settings.instances !== spec.settings.instances;
     entry.spec = spec;
-    if (!changed && !reason) return "unchanged";
+    if (!changed && !reason) {
+      if (!rescaled) return "unchanged";
+      return await this.#enqueue(entry, "config-changed", new Set())
+        ? "replaced"
+        : "failed";
+    }
     return await this.replace(spec.name, reason ?? "config-changed")
       ? "replaced"
       : "failed";
   }
 
   /**
-   * Replaces a worker's instances (SPEC §5). Requests made while a replace runs
-   * coalesce into one more run after it.
+   * Replaces a worker's instances (SPEC §5): with one instance, start the new
+   * one, switch, drain the old one; with several, the same one instance at a
+   * time, so all but one serve throughout. Requests made while a replace
+   * runs coalesce into one more run after it.
    *
    * @returns true when new instances serve; false when the old ones were kept.
    * @throws {TypeError} When the worker is unknown.
@@ -258,6 +289,7 @@ export class Supervisor {
     entry.transition({ status: "stopping" });
     entry.cancelRetry();
     entry.queued = undefined;
+    entry.queuedScope = "all";
     entry.wakeWaiters();
     this.#table.delete(name);
     const done = (async () => {
@@ -291,23 +323,49 @@ export class Supervisor {
     await Promise.all([...this.#retiring]);
   }
 
+  /**
+   * Queues a replace of `scope` (default every instance) and runs the queue
+   * unless it runs already. A replace of every instance takes the reason of
+   * the last request; narrower requests add their instances to it.
+   */
   #enqueue(
     entry: WorkerEntry,
     reason: RestartReason | "start",
+    scope: ReplaceScope = "all",
   ): Promise<boolean> {
-    entry.queued = reason;
+    const queued = entry.queuedScope;
+    if (entry.queued === undefined || scope === "all") {
+      entry.queued = reason;
+      entry.queuedScope = scope === "all" ? "all" : new Set(scope);
+    } else if (queued !== "all") {
+      for (const instance of scope) queued.add(instance);
+      if (scope.size > 0) entry.queued = reason;
+    }
     if (!entry.running) {
       entry.running = (async () => {
         let ok = false;
         while (entry.queued !== undefined) {
           const next = entry.queued;
+          const nextScope = entry.queuedScope;
           entry.queued = undefined;
-          ok = await this.#replaceOnce(entry, next);
+          entry.queuedScope = "all";
+          ok = await this.#replaceOnce(entry, next, nextScope);
+          // An instance that died after the replace last looked is restarted alone.
+          if (ok && entry.queued === undefined && this.#short(entry)) {
+            entry.queued = "crashed";
+            entry.queuedScope = new Set();
+          }
         }
         return ok;
       })().finally(() => entry.running = undefined);
     }
     return entry.running;
+  }
+
+  /** True when some but not all of a worker's instances serve and no retry is armed. */
+  #short(entry: WorkerEntry): boolean {
+    return !this.#closed && !stopping(entry) && !entry.retryArmed &&
+      entry.active.length > 0 && entry.active.length < entry.target;
   }
 
   #workerEnv(entry: WorkerEntry, port: number): Record<string, string> {
@@ -341,6 +399,7 @@ export class Supervisor {
   async #replaceOnce(
     entry: WorkerEntry,
     reason: RestartReason | "start",
+    scope: ReplaceScope,
   ): Promise<boolean> {
     if (this.#closed || stopping(entry)) return false;
     entry.cancelRetry();
@@ -358,6 +417,94 @@ export class Supervisor {
       this.#log.error("worker cannot start", { ...fields, error });
       return false;
     }
+    // All at once: a first start, a worker with nothing serving, a new route
+    // (old and new instances cannot share a route), and one instance.
+    const whole = reason === "start" || entry.active.length === 0 ||
+      spec.route !== entry.route ||
+      (entry.target === 1 && (scope === "all" || scope.size > 0));
+    return whole
+      ? await this.#replaceAll(entry, reason)
+      : await this.#roll(entry, reason, scope);
+  }
+
+  /**
+   * Starts `count` instances and waits until each is healthy; on a failure
+   * every one of them is stopped (SIGKILL after the grace period) and its
+   * port freed, and the error is thrown.
+   */
+  async #startHealthy(
+    entry: WorkerEntry,
+    count: number,
+    signal: AbortSignal,
+  ): Promise<Instance[]> {
+    const { settings } = entry.spec;
+    const fresh: Instance[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const instance = this.#startInstance(entry);
+        fresh.push(instance);
+        entry.starting.add(instance);
+      }
+      await Promise.all(fresh.map((instance) =>
+        instance.waitHealthy({
+          path: settings.health_path,
+          delayMs: this.#config.workers.startup_delay_ms,
+          timeoutMs: settings.startup_timeout_ms,
+        }, signal)
+      ));
+      return fresh;
+    } catch (err) {
+      // Its whole group goes, SIGKILL after the grace period; then its port is free.
+      await Promise.all(fresh.map(async (instance) => {
+        await instance.stop(this.#config.workers.shutdown_grace_period_ms);
+        this.#pool.release(instance.port);
+      }));
+      throw err;
+    } finally {
+      for (const instance of fresh) entry.starting.delete(instance);
+    }
+  }
+
+  /**
+   * What a failed start leaves: nothing when the server stops or the worker
+   * goes; else a log line and, with fewer instances serving than configured,
+   * a retry after the crash backoff. Returns false.
+   */
+  #startFailed(
+    entry: WorkerEntry,
+    fields: Record<string, unknown>,
+    err: unknown,
+  ): false {
+    const cancelled = this.#closing.signal.aborted;
+    const error = cancelled
+      ? "Start cancelled: the server is stopping"
+      : errorMessage(err);
+    if (cancelled || stopping(entry)) {
+      this.#log.info("worker start cancelled", fields);
+      return false;
+    }
+    this.#log.error("worker start failed", {
+      ...fields,
+      error,
+      kept_old: entry.active.length > 0,
+    });
+    if (entry.active.length === 0) {
+      entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
+    } else if (entry.active.length < entry.target) {
+      entry.scheduleRetry(
+        error,
+        () => this.#enqueue(entry, "crashed", new Set()),
+      );
+    } else entry.noteError(error);
+    return false;
+  }
+
+  /** Starts every instance of the worker, then switches them all in at once. */
+  async #replaceAll(
+    entry: WorkerEntry,
+    reason: RestartReason | "start",
+  ): Promise<boolean> {
+    const fields = { worker: entry.name, reason };
     if (
       entry.active.length === 0 && entry.state.status !== "crashed" &&
       entry.state.status !== "starting"
@@ -366,44 +513,13 @@ export class Supervisor {
     }
     if (reason !== "start") this.#log.info("worker restarting", fields);
     const started = Date.now();
-    const fresh: Instance[] = [];
-    const { settings } = spec;
+    // The server stopping, or this worker being removed, ends a start at once.
+    const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
+    let fresh: Instance[];
     try {
-      for (let i = 0; i < Math.max(1, settings.instances); i++) {
-        fresh.push(this.#startInstance(entry));
-      }
-      // The server stopping, or this worker being removed, ends a start at once.
-      const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
-      await Promise.all(fresh.map((instance) =>
-        instance.waitHealthy({
-          path: settings.health_path,
-          delayMs: this.#config.workers.startup_delay_ms,
-          timeoutMs: settings.startup_timeout_ms,
-        }, signal)
-      ));
+      fresh = await this.#startHealthy(entry, entry.target, signal);
     } catch (err) {
-      const cancelled = this.#closing.signal.aborted;
-      const error = cancelled
-        ? "Start cancelled: the server is stopping"
-        : errorMessage(err);
-      // Its whole group goes, SIGKILL after the grace period; then its port is free.
-      await Promise.all(fresh.map(async (instance) => {
-        await instance.stop(this.#config.workers.shutdown_grace_period_ms);
-        this.#pool.release(instance.port);
-      }));
-      if (cancelled || stopping(entry)) {
-        this.#log.info("worker start cancelled", fields);
-        return false;
-      }
-      this.#log.error("worker start failed", {
-        ...fields,
-        error,
-        kept_old: entry.active.length > 0,
-      });
-      if (entry.active.length === 0) {
-        entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
-      } else entry.noteError(error);
-      return false;
+      return this.#startFailed(entry, fields, err);
     }
     if (this.#closed || stopping(entry)) {
       await Promise.all(
@@ -432,6 +548,115 @@ export class Supervisor {
     return true;
   }
 
+  /**
+   * The rolling replace of a worker with several instances (SPEC §5): for
+   * each instance in `scope`, start one new instance, wait for its health,
+   * switch it in where the old one was, then drain and stop the old one
+   * before the next, so all but one serve throughout and at most one more
+   * process runs than configured. Missing instances (a crash, a higher
+   * `instances`) are started first, all at once; extra ones are drained
+   * last. A failure keeps the instances not yet replaced serving.
+   */
+  async #roll(
+    entry: WorkerEntry,
+    reason: RestartReason | "start",
+    scope: ReplaceScope,
+  ): Promise<boolean> {
+    const fields = { worker: entry.name, reason };
+    const victims = scope === "all" ? [...entry.active] : [...scope];
+    // Those that crashed or were replaced meanwhile are done with.
+    const pending = () => victims.filter((i) => entry.active.includes(i));
+    const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
+    const started = Date.now();
+    const { restart_delay_ms } = this.#config.workers;
+    if (pending().length > 0) {
+      this.#log.info("worker restarting", {
+        ...fields,
+        instances: pending().length,
+      });
+    }
+    const fresh: number[] = [];
+    const old: number[] = [];
+    // Instances that die as fast as they start end the roll in the crash backoff.
+    let budget = 2 * entry.target + victims.length;
+    for (;;) {
+      if (this.#closed || stopping(entry)) return false;
+      const next = pending()[0];
+      const missing = entry.target - entry.active.length;
+      if (next === undefined && missing <= 0) break;
+      const count = missing > 0 ? missing : 1;
+      if ((budget -= count) < 0) {
+        const error =
+          `Instances exited as fast as they started (${fresh.length} started)`;
+        this.#log.error("worker start failed", { ...fields, error });
+        entry.scheduleRetry(
+          error,
+          () => this.#enqueue(entry, "crashed", new Set()),
+        );
+        return false;
+      }
+      let batch: Instance[];
+      try {
+        batch = await this.#startHealthy(entry, count, signal);
+      } catch (err) {
+        return this.#startFailed(entry, fields, err);
+      }
+      if (this.#closed || stopping(entry)) {
+        await Promise.all(
+          batch.map((instance) => this.#retire(entry, instance, 0)),
+        );
+        return false;
+      }
+      const victim = missing > 0 ? undefined : next;
+      for (const instance of batch) {
+        entry.swapIn(instance, victim);
+        this.#watchExit(entry, instance);
+        fresh.push(instance.pid);
+      }
+      if (!victim) continue;
+      old.push(victim.pid);
+      this.#log.info("worker instance replaced", {
+        ...fields,
+        pid: batch[0]!.pid,
+        port: batch[0]!.port,
+        old_pid: victim.pid,
+      });
+      const retired = this.#retire(entry, victim, restart_delay_ms);
+      if (pending().length > 0 || entry.active.length < entry.target) {
+        // Step 4 ends before the next step 1.
+        const stop = aborted(signal);
+        await Promise.race([retired, stop.promise]);
+        stop.dispose();
+      }
+    }
+    // Fewer instances asked for: the last ones drain and stop.
+    while (entry.active.length > entry.target) {
+      const extra = entry.active.at(-1)!;
+      entry.active = entry.active.slice(0, -1);
+      old.push(extra.pid);
+      this.#retire(entry, extra, restart_delay_ms);
+    }
+    if (fresh.length === 0 && old.length === 0) {
+      entry.settle();
+      return true;
+    }
+    const restarted = victims.length > 0 || reason === "crashed";
+    if (restarted && reason !== "start") {
+      entry.restarts++;
+      entry.lastRestartReason = reason;
+    }
+    entry.settle();
+    this.#log.info(restarted ? "worker replaced" : "worker scaled", {
+      ...fields,
+      pid: entry.active.map((i) => i.pid).join(","),
+      port: entry.active.map((i) => i.port).join(","),
+      old_pid: old.length ? old.join(",") : undefined,
+      started_pid: fresh.join(","),
+      ms: Date.now() - started,
+    });
+    return true;
+  }
+
   #watchExit(entry: WorkerEntry, instance: Instance): void {
     const healthyAt = this.#clock.now();
     instance.exited.then(async (status) => {
@@ -452,8 +677,11 @@ export class Supervisor {
           // The replace under way brings new instances, or arms the retry if it fails.
           entry.transition({ status: "unhealthy", error });
         } else if (entry.active.length > 0) {
-          entry.transition({ status: "unhealthy", error });
-          this.#enqueue(entry, "crashed");
+          // The others serve on; this one alone comes back, after the backoff.
+          entry.scheduleRetry(
+            error,
+            () => this.#enqueue(entry, "crashed", new Set()),
+          );
         } else {
           entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
         }

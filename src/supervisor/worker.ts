@@ -67,6 +67,26 @@ export interface WorkerMtimes {
   private: number;
 }
 
+/**
+ * What the next replace of a worker covers: every instance serving when it
+ * starts (`"all"`), or only the instances in the set (one that reached
+ * `max_requests` or failed its health checks). With an empty set it only
+ * brings the worker back to its configured number of instances (a crashed
+ * one restarted alone, a changed `instances`).
+ */
+export type ReplaceScope = "all" | Set<Instance>;
+
+/** JSON shape of one instance in `/api/status` (SPEC §10). */
+export interface InstanceStatusJson {
+  pid: number;
+  port: number;
+  /** `starting` until healthy; `healthy` (or `unhealthy` after a failed probe) while it serves; `stopping` while it drains. */
+  status: WorkerStatus;
+  started_at: string;
+  requests: number;
+  in_flight: number;
+}
+
 /** JSON shape of a worker in `/api/status` (SPEC §10). */
 export interface WorkerStatusJson {
   name: string;
@@ -84,13 +104,22 @@ export interface WorkerStatusJson {
   last_error: string | null;
   requests: number;
   in_flight: number;
-  instances: {
-    pid: number;
-    port: number;
-    started_at: string;
-    in_flight: number;
-    requests: number;
-  }[];
+  /** Serving instances first (the first is the worker's `pid`/`port`), then starting ones, then draining ones. */
+  instances: InstanceStatusJson[];
+}
+
+function instanceJson(
+  instance: Instance,
+  status: WorkerStatus,
+): InstanceStatusJson {
+  return {
+    pid: instance.pid,
+    port: instance.port,
+    status,
+    started_at: instance.startedAt.toISOString(),
+    requests: instance.requests,
+    in_flight: instance.inFlight,
+  };
 }
 
 function isoOrNull(ms: number): string | null {
@@ -101,8 +130,8 @@ function isoOrNull(ms: number): string | null {
 export interface WorkerEntryOptions {
   /** Logger of state changes. */
   logger: Logger;
-  /** Called once when an instance reaches `max_requests`. */
-  onMaxRequests: (entry: WorkerEntry) => void;
+  /** Called once per instance, when it reaches `max_requests`. */
+  onMaxRequests: (entry: WorkerEntry, instance: Instance) => void;
   /** Time and timers (retry timer, `Retry-After`). Default: the system clock. */
   clock?: Clock;
   /** Throw on an illegal transition instead of logging it. Default false (tests set it). */
@@ -119,6 +148,8 @@ export class WorkerEntry {
   spec: WorkerSpec;
   /** Instances that receive new requests. */
   active: Instance[] = [];
+  /** New instances waiting for their first healthy probe. */
+  readonly starting = new Set<Instance>();
   /** Instances that finish their in-flight requests before they stop. */
   readonly draining = new Set<Instance>();
   /** The retirements under way (drain, then stop) of this worker's instances. */
@@ -130,8 +161,9 @@ export class WorkerEntry {
   mtimes: WorkerMtimes = { binary: 0, public: 0, private: 0 };
   /** The reason of a replace requested while one runs; it runs once more after. */
   queued: RestartReason | "start" | undefined;
+  /** What the queued replace covers. */
+  queuedScope: ReplaceScope = "all";
   running: Promise<boolean> | undefined;
-  maxRequestsTriggered = false;
   /** What the proxy sees: name, the route being served, and instance picking. */
   readonly view: Upstream;
   #state: WorkerState = { status: "starting" };
@@ -144,7 +176,7 @@ export class WorkerEntry {
   #log: Logger;
   #clock: Clock;
   #strict: boolean;
-  #onMaxRequests: (entry: WorkerEntry) => void;
+  #onMaxRequests: (entry: WorkerEntry, instance: Instance) => void;
   #stopping = new AbortController();
 
   constructor(spec: WorkerSpec, options: WorkerEntryOptions) {
@@ -196,6 +228,11 @@ export class WorkerEntry {
 
   get name(): string {
     return this.spec.name;
+  }
+
+  /** The number of instances the spec asks for (`instances`, at least 1). */
+  get target(): number {
+    return Math.max(1, this.spec.settings.instances);
   }
 
   /** The route the worker's instances serve now (a changed route switches once its new instance is healthy). */
@@ -260,7 +297,6 @@ export class WorkerEntry {
   serve(fresh: Instance[]): Instance[] {
     const old = this.active;
     this.active = fresh;
-    this.maxRequestsTriggered = false;
     this.cancelRetry();
     this.#lastError = null;
     this.#servingRoute = this.spec.route;
@@ -270,17 +306,45 @@ export class WorkerEntry {
   }
 
   /**
+   * Puts one new instance in service in place of `old` (same position, so the
+   * first instance stays first), or beside the others when `old` is not given
+   * or no longer serves. Requests waiting for an instance are woken.
+   */
+  swapIn(fresh: Instance, old?: Instance): void {
+    const at = old ? this.active.indexOf(old) : -1;
+    this.active = at < 0
+      ? [...this.active, fresh]
+      : this.active.with(at, fresh);
+    for (const wake of this.#waiters) wake();
+  }
+
+  /**
+   * Ends a replace that left the worker with its configured number of
+   * instances: `healthy`, `last_error` and any armed retry cleared. With
+   * fewer, the state stays as it is.
+   */
+  settle(): void {
+    if (this.active.length < this.target) return;
+    this.cancelRetry();
+    this.#lastError = null;
+    this.transition({ status: "healthy" });
+  }
+
+  /**
    * Arms the crash-restart timer with the next backoff delay and moves to
-   * `crashed`. An armed timer is replaced, never doubled.
+   * `crashed`, or to `unhealthy` while other instances still serve. An armed
+   * timer is replaced, never doubled.
    */
   scheduleRetry(error: string, retry: () => void): number {
     const delay = this.#backoff.next();
     this.cancelRetry();
-    this.transition({
-      status: "crashed",
-      error,
-      retryAt: this.#clock.now() + delay,
-    });
+    this.transition(
+      this.active.length > 0 ? { status: "unhealthy", error } : {
+        status: "crashed",
+        error,
+        retryAt: this.#clock.now() + delay,
+      },
+    );
     this.#retryTimer = this.#clock.setTimeout(() => {
       this.#retryTimer = undefined;
       retry();
@@ -304,16 +368,36 @@ export class WorkerEntry {
     this.#backoff.ended(upMs);
   }
 
-  /** Picks an instance round-robin and counts the request; undefined when none serves. */
+  /**
+   * Picks the instance with the fewest requests in flight, round-robin among
+   * equals, and counts the request; undefined when none serves.
+   */
   acquire(): UpstreamTarget | undefined {
-    const count = this.active.length;
+    const active = this.active;
+    const count = active.length;
     if (count === 0) return undefined;
-    const instance = this.active[this.#next++ % count]!;
+    let instance = active[0]!;
+    if (count > 1) {
+      // Scan from where the last pick left off, so ties rotate.
+      const start = this.#next % count;
+      let best = start;
+      let fewest = active[start]!.inFlight;
+      for (let k = 1; k < count && fewest > 0; k++) {
+        const at = (start + k) % count;
+        const inFlight = active[at]!.inFlight;
+        if (inFlight < fewest) {
+          fewest = inFlight;
+          best = at;
+        }
+      }
+      this.#next = best + 1;
+      instance = active[best]!;
+    }
     const release = instance.begin();
     const max = this.spec.settings.max_requests;
-    if (max > 0 && instance.requests >= max && !this.maxRequestsTriggered) {
-      this.maxRequestsTriggered = true;
-      this.#onMaxRequests(this);
+    if (max > 0 && instance.requests >= max && !instance.recycling) {
+      instance.recycling = true;
+      this.#onMaxRequests(this, instance);
     }
     return { origin: instance.origin, release };
   }
@@ -385,13 +469,13 @@ export class WorkerEntry {
       last_error: this.lastError,
       requests: this.retiredRequests + all.reduce((n, i) => n + i.requests, 0),
       in_flight: all.reduce((n, i) => n + i.inFlight, 0),
-      instances: this.active.map((i) => ({
-        pid: i.pid,
-        port: i.port,
-        started_at: i.startedAt.toISOString(),
-        in_flight: i.inFlight,
-        requests: i.requests,
-      })),
+      instances: [
+        ...this.active.map((i) =>
+          instanceJson(i, i.failedProbes > 0 ? "unhealthy" : "healthy")
+        ),
+        ...[...this.starting].map((i) => instanceJson(i, "starting")),
+        ...[...this.draining].map((i) => instanceJson(i, "stopping")),
+      ],
     };
   }
 }
