@@ -1,0 +1,196 @@
+/**
+ * Instances benchmark: a CPU-bound worker (`bench/_cpu.ts`, about 1 ms of
+ * work per request, calibrated on this machine before the run) through
+ * tqserver with `instances: 1` and with `instances: 2`. Both servers run for
+ * the whole benchmark; the rounds are interleaved (each round measures both,
+ * in alternating order, so both see the same machine load) and the medians
+ * are compared. The bar: 2 instances serve at least 1.5x the requests of one
+ * (on a 2-core machine, where wrk and the proxy need CPU too).
+ *
+ * Needs `wrk` (Debian/Ubuntu: `apt-get install -y wrk`).
+ *
+ * ```sh
+ * deno task bench:instances
+ * deno run -A bench/instances_bench.ts --rounds 5 --duration 3 --connections 8 --work-ms 1
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { hasWrk, runWrk } from "./_wrk.ts";
+import { freePort, stopProcess, tqserverArgs } from "./_peers.ts";
+import { work } from "./_cpu_work.ts";
+
+/** Throughput with 2 instances must be at least this multiple of one. */
+const BAR = 1.5;
+const READY_TIMEOUT_MS = 60_000;
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const encoder = new TextEncoder();
+
+function say(line = ""): void {
+  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** xorshift rounds that take `ms` on one core here: the fastest of several timed runs. */
+function calibrate(ms: number): number {
+  const probe = 200_000;
+  let seed = work(1, probe * 5); // Warm up: the optimized loop is what workers run.
+  let best = Infinity;
+  for (let i = 0; i < 20; i++) {
+    const start = performance.now();
+    seed = work(seed, probe);
+    best = Math.min(best, performance.now() - start);
+  }
+  if (seed === 0) say("(seed reached 0)"); // Keeps the loop's result alive.
+  return Math.max(1, Math.round(probe * ms / best));
+}
+
+interface Server {
+  instances: number;
+  base: string;
+  stop(): Promise<void>;
+}
+
+/** tqserver in prod mode with one worker `index` (route `/`) running `_cpu.ts` on `instances` instances. */
+async function startServer(
+  instances: number,
+  iterations: number,
+): Promise<Server> {
+  const root = await Deno.makeTempDir({ prefix: "tq_bench_inst_" });
+  const worker = join(root, "workers", "index");
+  await Deno.mkdir(join(worker, "bin"), { recursive: true });
+  await Deno.mkdir(join(root, "config"), { recursive: true });
+  for (const file of ["_cpu.ts", "_cpu_work.ts"]) {
+    await Deno.copyFile(join(benchDir, file), join(worker, file));
+  }
+  const bin = join(worker, "bin", "index");
+  await Deno.writeTextFile(
+    bin,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A _cpu.ts\n`,
+  );
+  await Deno.chmod(bin, 0o755);
+  await Deno.writeTextFile(
+    join(root, "config", "server.yaml"),
+    `server:\n  admin:\n    enabled: false\nworkers:\n  default:\n` +
+      `    instances: ${instances}\n    env:\n      CPU_ITERATIONS: "${iterations}"\n`,
+  );
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: tqserverArgs(root, port),
+    cwd: root,
+    env: {},
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      output = (output + chunk).slice(-4000);
+    }
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const stop = async () => {
+    await stopProcess(child);
+    await drained;
+    await Deno.remove(root, { recursive: true });
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (true) {
+    try {
+      const res = await fetch(base + "/", {
+        signal: AbortSignal.timeout(1000),
+      });
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      // Not serving yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `tqserver with ${instances} instances did not serve on ${base}:\n${output}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { instances, base, stop };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      rounds: { type: "string", default: "5" },
+      duration: { type: "string", default: "3" },
+      connections: { type: "string", default: "8" },
+      threads: { type: "string", default: "1" },
+      "work-ms": { type: "string", default: "1" },
+    },
+  });
+  if (!(await hasWrk())) {
+    say("wrk is not installed: the instances benchmark is skipped");
+    Deno.exit(0);
+  }
+  const rounds = Number(values.rounds);
+  const wrk = {
+    threads: Number(values.threads),
+    connections: Number(values.connections),
+    duration: Number(values.duration),
+  };
+  const iterations = calibrate(Number(values["work-ms"]));
+  say(
+    `instances benchmark: ${iterations} xorshift rounds per request (~${
+      values["work-ms"]
+    } ms on one core here), ${navigator.hardwareConcurrency} CPUs, ` +
+      `wrk -t${wrk.threads} -c${wrk.connections} -d${wrk.duration}s, ${rounds} rounds`,
+  );
+  const servers = [
+    await startServer(1, iterations),
+    await startServer(2, iterations),
+  ];
+  const rps = new Map<number, number[]>(servers.map((s) => [s.instances, []]));
+  try {
+    // Warm-up: V8 optimizes the work loop in every instance.
+    for (const s of servers) {
+      await runWrk(s.base + "/", { ...wrk, duration: 1 });
+    }
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      const line: string[] = [];
+      for (const s of order) {
+        const r = await runWrk(s.base + "/", wrk);
+        const bad = r.non2xx + r.socketErrors;
+        rps.get(s.instances)!.push(r.rps);
+        line.push(
+          `instances ${s.instances}: ${r.rps.toFixed(0)} req/s, p99 ${
+            r.p99Ms.toFixed(1)
+          } ms${bad ? ` (${bad} failed)` : ""}`,
+        );
+      }
+      say(`round ${round + 1}: ${line.join("; ")}`);
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  const one = median(rps.get(1)!);
+  const two = median(rps.get(2)!);
+  const ratio = two / one;
+  say(
+    `median: instances 1 ${one.toFixed(0)} req/s, instances 2 ${
+      two.toFixed(0)
+    } req/s, ratio ${ratio.toFixed(2)}x (bar ${BAR}x): ${
+      ratio >= BAR ? "ok" : "BELOW THE BAR"
+    }`,
+  );
+}
