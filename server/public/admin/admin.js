@@ -246,7 +246,12 @@ function render() {
     row.error.hidden = !w.last_error;
     setText(row.pill, w.status);
     row.pill.className = `pill ${w.status}`;
-    const inst = w.instances.map((x) => `pid ${x.pid} :${x.port}`).join("\n") ||
+    // One line per instance: serving ones first, then starting and draining ones.
+    const inst = w.instances.map((x) =>
+      `pid ${x.pid} :${x.port} · ${x.in_flight} in flight · ${x.requests} req · up ${
+        duration(Date.now() - Date.parse(x.started_at))
+      }${x.status === "healthy" ? "" : ` · ${x.status}`}`
+    ).join("\n") ||
       "none";
     if (row.instances.dataset.v !== inst) {
       row.instances.dataset.v = inst;
@@ -267,7 +272,8 @@ function render() {
     setText(row.restarts, restartsText(w));
     const series = state.series[w.name] ??
       { rate: new Array(60).fill(0), latency_ms: new Array(60).fill(0) };
-    const rate = series.rate.slice(-10).reduce((a, b) => a + b, 0) / 10;
+    const rate = series.rate.slice(-10).reduce((a, b) =>
+      a + b, 0) / 10;
     const seen = series.latency_ms.filter((v) => v > 0);
     const lat = seen.length ? seen[seen.length - 1] : 0;
     renderSpark(
