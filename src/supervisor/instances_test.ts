@@ -272,3 +272,53 @@ Deno.test("a change of instances alone starts or stops the difference and restar
     await t.cleanup();
   }
 });
+
+Deno.test("a config change that lowers instances replaces the rest and starts no instance only to stop it", async () => {
+  let spawns = 0;
+  const t = setup(3, {
+    spawn: (command, options) => {
+      spawns++;
+      return new Deno.Command(command, options).spawn();
+    },
+  });
+  try {
+    await t.supervisor.add(t.spec);
+    const before = t.pids();
+    spawns = 0;
+    const next = {
+      ...t.spec,
+      settings: { ...t.spec.settings, instances: 2, env: { V: "2" } },
+    };
+    assert.equal(await t.supervisor.update(next), "replaced");
+    assert.equal(spawns, 2);
+    assert.equal(t.pids().length, 2);
+    for (const pid of t.pids()) assert.ok(!before.includes(pid));
+    assert.equal(t.entry().lastRestartReason, "config-changed");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("an old instance that crashes during a rolling replace is replaced by a new one", async () => {
+  const t = setup(3);
+  try {
+    await t.supervisor.add(t.spec);
+    const entry = t.entry();
+    const last = entry.active[2]!;
+    // Each new instance takes a while to come up: the last old one crashes meanwhile.
+    writeEcho(t.dir, "v2", "sleep 0.2\n");
+    const replaced = t.supervisor.replace("index", "manual");
+    await new Promise((r) => setTimeout(r, 100));
+    await (await fetch(last.origin + "/crash")).text().catch(() => "");
+    assert.equal(await replaced, true);
+    assert.equal(entry.active.length, 3);
+    for (const instance of entry.active) {
+      const res = await fetch(instance.origin + "/x");
+      assert.equal((await res.json()).tag, "v2");
+    }
+    assert.equal(entry.state.status, "healthy");
+    assert.equal(entry.retryArmed, false);
+  } finally {
+    await t.cleanup();
+  }
+});

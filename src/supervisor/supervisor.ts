@@ -351,7 +351,7 @@ export class Supervisor {
           entry.queuedScope = "all";
           ok = await this.#replaceOnce(entry, next, nextScope);
           // An instance that died after the replace last looked is restarted alone.
-          if (ok && entry.queued === undefined && this.#short(entry)) {
+          if (entry.queued === undefined && this.#short(entry)) {
             entry.queued = "crashed";
             entry.queuedScope = new Set();
           }
@@ -413,6 +413,12 @@ export class Supervisor {
         }, then reload`;
       if (entry.active.length === 0) {
         entry.transition({ status: "failed", error });
+      } else if (entry.active.length < entry.target) {
+        // Some instances serve: the missing ones are tried again, backing off.
+        entry.scheduleRetry(
+          error,
+          () => this.#enqueue(entry, "crashed", new Set()),
+        );
       } else entry.noteError(error);
       this.#log.error("worker cannot start", { ...fields, error });
       return false;
@@ -577,6 +583,13 @@ export class Supervisor {
     }
     const fresh: number[] = [];
     const old: number[] = [];
+    let replaced = 0;
+    /** Step 4 ends before the next step 1 (or the server stopping ends the wait). */
+    const drained = async (retired: Promise<void>) => {
+      const stop = aborted(signal);
+      await Promise.race([retired, stop.promise]);
+      stop.dispose();
+    };
     // Instances that die as fast as they start end the roll in the crash backoff.
     let budget = 2 * entry.target + victims.length;
     for (;;) {
@@ -584,6 +597,13 @@ export class Supervisor {
       const next = pending()[0];
       const missing = entry.target - entry.active.length;
       if (next === undefined && missing <= 0) break;
+      if (next && missing < 0) {
+        // Fewer instances asked for: one to be replaced just goes.
+        entry.active = entry.active.filter((i) => i !== next);
+        old.push(next.pid);
+        await drained(this.#retire(entry, next, restart_delay_ms));
+        continue;
+      }
       const count = missing > 0 ? missing : 1;
       if ((budget -= count) < 0) {
         const error =
@@ -607,13 +627,17 @@ export class Supervisor {
         );
         return false;
       }
-      const victim = missing > 0 ? undefined : next;
+      // One that exited meanwhile is already gone: the new one takes its place.
+      const victim = missing > 0 || !next || !entry.active.includes(next)
+        ? undefined
+        : next;
       for (const instance of batch) {
         entry.swapIn(instance, victim);
         this.#watchExit(entry, instance);
         fresh.push(instance.pid);
       }
       if (!victim) continue;
+      replaced++;
       old.push(victim.pid);
       this.#log.info("worker instance replaced", {
         ...fields,
@@ -623,10 +647,7 @@ export class Supervisor {
       });
       const retired = this.#retire(entry, victim, restart_delay_ms);
       if (pending().length > 0 || entry.active.length < entry.target) {
-        // Step 4 ends before the next step 1.
-        const stop = aborted(signal);
-        await Promise.race([retired, stop.promise]);
-        stop.dispose();
+        await drained(retired);
       }
     }
     // Fewer instances asked for: the last ones drain and stop.
@@ -640,7 +661,8 @@ export class Supervisor {
       entry.settle();
       return true;
     }
-    const restarted = victims.length > 0 || reason === "crashed";
+    const restarted = replaced > 0 ||
+      (reason === "crashed" && fresh.length > 0);
     if (restarted && reason !== "start") {
       entry.restarts++;
       entry.lastRestartReason = reason;

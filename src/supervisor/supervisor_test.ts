@@ -237,7 +237,7 @@ Deno.test("a live instance that fails its health checks is replaced with reason 
   }
 });
 
-Deno.test("instances: 2 spreads requests over both and replaces both together", async () => {
+Deno.test("instances: 2 spreads requests over both and a replace renews both", async () => {
   const { root, dir, spec, table, supervisor } = setup();
   try {
     spec.settings.instances = 2;
