@@ -12,27 +12,11 @@ import {
   type WorkerStatusJson,
 } from "./worker.ts";
 import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
+import { type RollHost, rollInstances } from "./_rolling.ts";
 
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
   return entry.state.status === "stopping";
-}
-
-/** Resolves when `signal` aborts (never, if it does not); `dispose` drops the listener. */
-function aborted(signal: AbortSignal): {
-  promise: Promise<void>;
-  dispose: () => void;
-} {
-  let onAbort = () => {};
-  const promise = new Promise<void>((resolve) => {
-    onAbort = () => resolve();
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  return {
-    promise,
-    dispose: () => signal.removeEventListener("abort", onAbort),
-  };
 }
 
 /** Options for {@linkcode Supervisor}. */
@@ -93,6 +77,25 @@ export class Supervisor {
   #monitor: HealthMonitor;
   #clock: Clock;
   #strict: boolean;
+  /** What a rolling replace uses of the supervisor. */
+  #rollHost: RollHost = {
+    log: () => this.#log,
+    restartDelayMs: () => this.#config.workers.restart_delay_ms,
+    signal: (entry) =>
+      AbortSignal.any([this.#closing.signal, entry.stopSignal]),
+    ended: (entry) => this.#closed || stopping(entry),
+    startHealthy: (entry, count, signal) =>
+      this.#startHealthy(entry, count, signal),
+    startFailed: (entry, fields, err) => this.#startFailed(entry, fields, err),
+    retire: (entry, instance, delayMs) =>
+      this.#retire(entry, instance, delayMs),
+    watchExit: (entry, instance) => this.#watchExit(entry, instance),
+    retryLater: (entry, error) =>
+      entry.scheduleRetry(
+        error,
+        () => this.#enqueue(entry, "crashed", new Set()),
+      ),
+  };
 
   constructor(config: Config, options: SupervisorOptions) {
     const {
@@ -430,7 +433,7 @@ export class Supervisor {
       (entry.target === 1 && (scope === "all" || scope.size > 0));
     return whole
       ? await this.#replaceAll(entry, reason)
-      : await this.#roll(entry, reason, scope);
+      : await rollInstances(entry, reason, scope, this.#rollHost);
   }
 
   /**
@@ -551,131 +554,6 @@ export class Supervisor {
     for (const instance of old) {
       this.#retire(entry, instance, this.#config.workers.restart_delay_ms);
     }
-    return true;
-  }
-
-  /**
-   * The rolling replace of a worker with several instances (SPEC §5): for
-   * each instance in `scope`, start one new instance, wait for its health,
-   * switch it in where the old one was, then drain and stop the old one
-   * before the next, so all but one serve throughout and at most one more
-   * process runs than configured. Missing instances (a crash, a higher
-   * `instances`) are started first, all at once; extra ones are drained
-   * last. A failure keeps the instances not yet replaced serving.
-   */
-  async #roll(
-    entry: WorkerEntry,
-    reason: RestartReason | "start",
-    scope: ReplaceScope,
-  ): Promise<boolean> {
-    const fields = { worker: entry.name, reason };
-    const victims = scope === "all" ? [...entry.active] : [...scope];
-    // Those that crashed or were replaced meanwhile are done with.
-    const pending = () => victims.filter((i) => entry.active.includes(i));
-    const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
-    const started = Date.now();
-    const { restart_delay_ms } = this.#config.workers;
-    if (pending().length > 0) {
-      this.#log.info("worker restarting", {
-        ...fields,
-        instances: pending().length,
-      });
-    }
-    const fresh: number[] = [];
-    const old: number[] = [];
-    let replaced = 0;
-    /** Step 4 ends before the next step 1 (or the server stopping ends the wait). */
-    const drained = async (retired: Promise<void>) => {
-      const stop = aborted(signal);
-      await Promise.race([retired, stop.promise]);
-      stop.dispose();
-    };
-    // Instances that die as fast as they start end the roll in the crash backoff.
-    let budget = 2 * entry.target + victims.length;
-    for (;;) {
-      if (this.#closed || stopping(entry)) return false;
-      const next = pending()[0];
-      const missing = entry.target - entry.active.length;
-      if (next === undefined && missing <= 0) break;
-      if (next && missing < 0) {
-        // Fewer instances asked for: one to be replaced just goes.
-        entry.active = entry.active.filter((i) => i !== next);
-        old.push(next.pid);
-        await drained(this.#retire(entry, next, restart_delay_ms));
-        continue;
-      }
-      const count = missing > 0 ? missing : 1;
-      if ((budget -= count) < 0) {
-        const error =
-          `Instances exited as fast as they started (${fresh.length} started)`;
-        this.#log.error("worker start failed", { ...fields, error });
-        entry.scheduleRetry(
-          error,
-          () => this.#enqueue(entry, "crashed", new Set()),
-        );
-        return false;
-      }
-      let batch: Instance[];
-      try {
-        batch = await this.#startHealthy(entry, count, signal);
-      } catch (err) {
-        return this.#startFailed(entry, fields, err);
-      }
-      if (this.#closed || stopping(entry)) {
-        await Promise.all(
-          batch.map((instance) => this.#retire(entry, instance, 0)),
-        );
-        return false;
-      }
-      // One that exited meanwhile is already gone: the new one takes its place.
-      const victim = missing > 0 || !next || !entry.active.includes(next)
-        ? undefined
-        : next;
-      for (const instance of batch) {
-        entry.swapIn(instance, victim);
-        this.#watchExit(entry, instance);
-        fresh.push(instance.pid);
-      }
-      if (!victim) continue;
-      replaced++;
-      old.push(victim.pid);
-      this.#log.info("worker instance replaced", {
-        ...fields,
-        pid: batch[0]!.pid,
-        port: batch[0]!.port,
-        old_pid: victim.pid,
-      });
-      const retired = this.#retire(entry, victim, restart_delay_ms);
-      if (pending().length > 0 || entry.active.length < entry.target) {
-        await drained(retired);
-      }
-    }
-    // Fewer instances asked for: the last ones drain and stop.
-    while (entry.active.length > entry.target) {
-      const extra = entry.active.at(-1)!;
-      entry.active = entry.active.slice(0, -1);
-      old.push(extra.pid);
-      this.#retire(entry, extra, restart_delay_ms);
-    }
-    if (fresh.length === 0 && old.length === 0) {
-      entry.settle();
-      return true;
-    }
-    const restarted = replaced > 0 ||
-      (reason === "crashed" && fresh.length > 0);
-    if (restarted && reason !== "start") {
-      entry.restarts++;
-      entry.lastRestartReason = reason;
-    }
-    entry.settle();
-    this.#log.info(restarted ? "worker replaced" : "worker scaled", {
-      ...fields,
-      pid: entry.active.map((i) => i.pid).join(","),
-      port: entry.active.map((i) => i.port).join(","),
-      old_pid: old.length ? old.join(",") : undefined,
-      started_pid: fresh.join(","),
-      ms: Date.now() - started,
-    });
     return true;
   }
 
