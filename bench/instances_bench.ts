@@ -54,6 +54,73 @@ function calibrate(ms: number): number {
   return Math.max(1, Math.round(probe * ms / best));
 }
 
+/** Busy and total CPU time of the machine so far, in clock ticks (/proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+    const t = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = t.reduce((a, b) => a + b, 0);
+    // idle and iowait are not busy.
+    return { busy: total - t[3]! - (t[4] ?? 0), total };
+  } catch {
+    return { busy: NaN, total: NaN };
+  }
+}
+
+/**
+ * CPU time in clock ticks of this process and every process below it (the
+ * servers and their workers), plus what its reaped children used (the wrk
+ * runs).
+ */
+function ownTicks(): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      parent.set(pid, Number(f[1]));
+      const own = Number(f[11]) + Number(f[12]);
+      ticks.set(
+        pid,
+        pid === Deno.pid ? own + Number(f[13]) + Number(f[14]) : own,
+      );
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  let sum = 0;
+  for (const [pid, t] of ticks) {
+    for (
+      let p: number | undefined = pid;
+      p !== undefined && p > 1;
+      p = parent.get(p)
+    ) {
+      if (p === Deno.pid) {
+        sum += t;
+        break;
+      }
+    }
+  }
+  return sum;
+}
+
+/** Share of the machine's CPU time that processes outside this benchmark used between two readings. */
+function othersShare(
+  before: { machine: { busy: number; total: number }; own: number },
+  after: { machine: { busy: number; total: number }; own: number },
+): number {
+  const total = after.machine.total - before.machine.total;
+  const busy = after.machine.busy - before.machine.busy;
+  return Math.max(0, busy - (after.own - before.own)) / total;
+}
+
+function reading() {
+  return { machine: machineTicks(), own: ownTicks() };
+}
+
 interface Server {
   instances: number;
   base: string;
@@ -160,6 +227,7 @@ if (import.meta.main) {
     await startServer(2, iterations),
   ];
   const rps = new Map<number, number[]>(servers.map((s) => [s.instances, []]));
+  const others: number[] = [];
   try {
     // Warm-up: V8 optimizes the work loop in every instance.
     for (const s of servers) {
@@ -168,6 +236,7 @@ if (import.meta.main) {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? servers : [...servers].reverse();
       const line: string[] = [];
+      const start = reading();
       for (const s of order) {
         const r = await runWrk(s.base + "/", wrk);
         const bad = r.non2xx + r.socketErrors;
@@ -178,7 +247,14 @@ if (import.meta.main) {
           } ms${bad ? ` (${bad} failed)` : ""}`,
         );
       }
-      say(`round ${round + 1}: ${line.join("; ")}`);
+      const share = othersShare(start, reading());
+      others.push(share);
+      const ratio = rps.get(2)!.at(-1)! / rps.get(1)!.at(-1)!;
+      say(
+        `round ${round + 1}: ${line.join("; ")}; ratio ${
+          ratio.toFixed(2)
+        }x; other processes used ${(share * 100).toFixed(0)}% of the CPUs`,
+      );
     }
   } finally {
     for (const s of servers) await s.stop();
@@ -193,4 +269,12 @@ if (import.meta.main) {
       ratio >= BAR ? "ok" : "BELOW THE BAR"
     }`,
   );
+  const busy = median(others);
+  if (busy > 0.1) {
+    say(
+      `note: other processes used a median ${
+        (busy * 100).toFixed(0)
+      }% of the CPUs during the rounds; a second instance can only use what is left`,
+    );
+  }
 }
