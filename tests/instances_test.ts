@@ -48,11 +48,11 @@ function pythonProject(): Project {
   return project;
 }
 
-/** Samples `/api/status` every few ms until stopped; returns the fewest healthy instances seen. */
+/** Samples `/api/status` every few ms until stopped: the fewest healthy instances seen, and every instance status seen. */
 function sampleHealthy(admin: string, name: string) {
   let fewest = Infinity;
   let samples = 0;
-  let states = new Set<string>();
+  const states = new Set<string>();
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -67,9 +67,7 @@ function sampleHealthy(admin: string, name: string) {
     stop: async () => {
       running = false;
       await loop;
-      const seen = states;
-      states = new Set();
-      return { fewest, samples, states: seen };
+      return { fewest, samples, states };
     },
   };
 }
