@@ -90,6 +90,8 @@ export class Supervisor {
     retire: (entry, instance, delayMs) =>
       this.#retire(entry, instance, delayMs),
     watchExit: (entry, instance) => this.#watchExit(entry, instance),
+    // The missing instances come back after the crash backoff; the worker
+    // is `unhealthy` meanwhile, or `crashed` when none serves.
     retryLater: (entry, error) =>
       entry.scheduleRetry(
         error,
@@ -418,10 +420,7 @@ export class Supervisor {
         entry.transition({ status: "failed", error });
       } else if (entry.active.length < entry.target) {
         // Some instances serve: the missing ones are tried again, backing off.
-        entry.scheduleRetry(
-          error,
-          () => this.#enqueue(entry, "crashed", new Set()),
-        );
+        this.#rollHost.retryLater(entry, error);
       } else entry.noteError(error);
       this.#log.error("worker cannot start", { ...fields, error });
       return false;
@@ -500,10 +499,7 @@ export class Supervisor {
     if (entry.active.length === 0) {
       entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
     } else if (entry.active.length < entry.target) {
-      entry.scheduleRetry(
-        error,
-        () => this.#enqueue(entry, "crashed", new Set()),
-      );
+      this.#rollHost.retryLater(entry, error);
     } else entry.noteError(error);
     return false;
   }
@@ -578,10 +574,7 @@ export class Supervisor {
           entry.transition({ status: "unhealthy", error });
         } else if (entry.active.length > 0) {
           // The others serve on; this one alone comes back, after the backoff.
-          entry.scheduleRetry(
-            error,
-            () => this.#enqueue(entry, "crashed", new Set()),
-          );
+          this.#rollHost.retryLater(entry, error);
         } else {
           entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
         }
