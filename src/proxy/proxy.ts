@@ -37,6 +37,7 @@ import {
 import {
   type BodyLimits,
   prepareBody,
+  removeSpooled,
   type RequestBody,
 } from "./_request_writer.ts";
 
@@ -64,6 +65,18 @@ export interface ProxyOptions {
   /** A request body over this many bytes is answered 413; 0 = no limit (`server.max_body_bytes`). Default 0. */
   maxBodyBytes?: number;
   /**
+   * Folder of chunked bodies larger than `requestBufferBytes`, spooled and
+   * then sent with their length (`server.body_temp_dir`). Default: the OS
+   * temp dir.
+   */
+  bodyTempDir?: string | undefined;
+  /**
+   * A WebSocket message over this many bytes closes both legs with 1009
+   * (`server.max_ws_message_bytes`). Default 67108864, the largest frame
+   * Deno's WebSocket server accepts.
+   */
+  maxWebSocketMessageBytes?: number;
+  /**
    * A client silent this long in the middle of its body is answered 408
    * (`server.read_timeout_seconds`), unless its upstream says otherwise.
    * Default 30000.
@@ -80,7 +93,12 @@ export interface ProxyOptions {
 /** The options of {@linkcode createProxy} a config reload may change. */
 export type ProxyLimits = Pick<
   ProxyOptions,
-  "requestBufferBytes" | "maxBodyBytes" | "readTimeoutMs" | "retryWindowMs"
+  | "requestBufferBytes"
+  | "maxBodyBytes"
+  | "readTimeoutMs"
+  | "retryWindowMs"
+  | "bodyTempDir"
+  | "maxWebSocketMessageBytes"
 >;
 
 /**
@@ -165,6 +183,15 @@ export function proxiedRequestId(req: Request): string | undefined {
 /** Pause between two tries of a request that failed because its instance died. */
 const RETRY_PAUSE_MS = 25;
 
+/** Who sent a request, as the forwarding headers say it. */
+interface Client {
+  requestId: string;
+  clientIp: string;
+  /** The Host to send (see `hostFor`). */
+  host: string;
+  isTrusted: boolean;
+}
+
 /** A worker origin split for `Deno.connect`. */
 interface Origin {
   hostname: string;
@@ -216,6 +243,8 @@ export function createProxy(
     maxBodyBytes = 0,
     readTimeoutMs = 30_000,
     retryWindowMs = 3000,
+    bodyTempDir,
+    maxWebSocketMessageBytes = 64 * 1024 * 1024,
   } = options;
   const trusted = new Set(trustedProxies.map(normalizeIp));
   const transport = new Transport({ idleTimeoutMs });
@@ -295,6 +324,7 @@ export function createProxy(
       bufferBytes: requestBufferBytes,
       maxBodyBytes,
       readTimeoutMs: upstream.readTimeoutMs ?? readTimeoutMs,
+      tempDir: bodyTempDir,
     };
     let body: RequestBody;
     try {
@@ -305,6 +335,47 @@ export function createProxy(
     } catch (err) {
       return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
+    const client: Client = { requestId, clientIp, host, isTrusted };
+    if (body.kind !== "file") {
+      return send(req, info, fields, upstream, target, body, limits, client);
+    }
+    // A spooled body lives until the worker's answer head is in (or the
+    // request failed): what the upload still reads has the file open.
+    const spooled = body.path;
+    try {
+      return await send(
+        req,
+        info,
+        fields,
+        upstream,
+        target,
+        body,
+        limits,
+        client,
+      );
+    } finally {
+      await removeSpooled(spooled).catch((err) =>
+        logger.error("spooled body not removed", {
+          path: spooled,
+          error: describeError(err),
+          request_id: requestId,
+        })
+      );
+    }
+  }
+
+  async function send(
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    fields: RequestFields,
+    upstream: Upstream,
+    target: string,
+    body: RequestBody,
+    limits: BodyLimits,
+    client: Client,
+  ): Promise<Response> {
+    const { requestId, clientIp, host, isTrusted } = client;
+    const lengthField = fields.contentLength;
     let head = requestHead(fields, {
       method: req.method,
       target,
@@ -317,7 +388,7 @@ export function createProxy(
     if (body.kind === "none" && lengthField !== null) {
       head += `content-length: ${lengthField}\r\n`;
     }
-    const canResend = body.kind !== "stream";
+    const canResend = body.kind !== "stream"; // A spooled file is read again.
     const idempotent = IDEMPOTENT.has(req.method);
     let retryUntil = 0;
     let cutBefore = false;
@@ -482,6 +553,10 @@ export function createProxy(
       maxBodyBytes = next.maxBodyBytes ?? maxBodyBytes;
       readTimeoutMs = next.readTimeoutMs ?? readTimeoutMs;
       retryWindowMs = next.retryWindowMs ?? retryWindowMs;
+      // Undefined here means the OS temp dir, not "unchanged".
+      if ("bodyTempDir" in next) bodyTempDir = next.bodyTempDir;
+      maxWebSocketMessageBytes = next.maxWebSocketMessageBytes ??
+        maxWebSocketMessageBytes;
     },
     closeWebSockets(): void {
       for (const socket of sockets) {
