@@ -17,7 +17,7 @@ import {
   upstreamHeaders,
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
-import { proxyWebSocket } from "./_websocket.ts";
+import { proxyWebSocket, type WebSocketBridge } from "./_websocket.ts";
 import {
   CLIENT_CLOSED,
   clientFailure,
@@ -123,6 +123,15 @@ export type ProxyHandler =
      * side with it), so a stopping server waits on none of them.
      */
     closeWebSockets(): void;
+    /**
+     * Closes the WebSockets connected to the instance at `origin` (one being
+     * replaced) with 1012 "service restart", each at a random moment in the
+     * second half of `drainMs`, both legs. Resolves once every worker
+     * connection among them has ended (at most about `drainMs` + 1 s: the
+     * closing handshake is bounded); WebSockets of other instances are never
+     * touched.
+     */
+    retireWebSockets(origin: string, drainMs: number): Promise<void>;
   };
 
 function isWebSocketUpgrade(fields: RequestFields): boolean {
@@ -264,7 +273,7 @@ export function createProxy(
     }
     return origin;
   }
-  const sockets = new Set<WebSocket>();
+  const sockets = new Set<WebSocketBridge>();
 
   async function forward(
     req: Request,
@@ -288,9 +297,11 @@ export function createProxy(
         trusted: isTrusted,
         requestId,
       });
-      return proxyWebSocket(req, instance.origin + target, headers, {
+      return proxyWebSocket(req, target, headers, {
+        origin: instance.origin,
         release: () => instance.release(),
         timeoutMs: upstream.writeTimeoutMs,
+        maxMessageBytes: maxWebSocketMessageBytes,
         logger,
         requestId,
         worker: upstream.name,
@@ -559,11 +570,23 @@ export function createProxy(
         maxWebSocketMessageBytes;
     },
     closeWebSockets(): void {
-      for (const socket of sockets) {
-        if (socket.readyState < WebSocket.CLOSING) {
-          socket.close(1001, "Server shutting down");
-        }
+      for (const socket of sockets) socket.close(1001, "Server shutting down");
+    },
+    retireWebSockets(origin: string, drainMs: number): Promise<void> {
+      const retiring = [...sockets].filter((s) => s.origin === origin);
+      if (retiring.length === 0) return Promise.resolve();
+      for (const socket of retiring) {
+        // Spread over the second half of the window: messages in flight get
+        // at least half of it, and a thousand clients do not reconnect in
+        // the same millisecond.
+        const delay = drainMs / 2 + Math.random() * (drainMs / 2);
+        const timer = setTimeout(
+          () => socket.close(1012, "Service restart"),
+          delay,
+        );
+        socket.ended.then(() => clearTimeout(timer));
       }
+      return Promise.all(retiring.map((s) => s.ended)).then(() => {});
     },
   });
 }
