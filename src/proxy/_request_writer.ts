@@ -36,6 +36,9 @@ export class ClientBodyError extends Error {}
  */
 export class MalformedBodyError extends ClientBodyError {}
 
+/** The spool file could not be created or written (`server.body_temp_dir` missing, full or read-only). */
+export class SpoolError extends Error {}
+
 /** Writing to the worker failed mid-upload (it may have answered early and closed). */
 export class UpstreamWriteError extends Error {}
 
@@ -161,14 +164,25 @@ async function spool(
   limits: BodyLimits,
 ): Promise<RequestBody> {
   const { maxBodyBytes, readTimeoutMs } = limits;
-  const path = await Deno.makeTempFile({
-    ...(limits.tempDir ? { dir: limits.tempDir } : {}),
-    prefix: "tq-body-",
-  });
+  let path: string;
+  try {
+    path = await Deno.makeTempFile({
+      ...(limits.tempDir ? { dir: limits.tempDir } : {}),
+      prefix: "tq-body-",
+    });
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw new SpoolError(
+      `Cannot create a temporary file in "${
+        limits.tempDir ?? "the OS temp dir"
+      }"`,
+      { cause: err },
+    );
+  }
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(path, { write: true });
-    for (const chunk of first) writeAll(file, chunk);
+    for (const chunk of first) writeAll(file, chunk, path);
     first.length = 0;
     for (;;) {
       const { done, value } = await readWithin(reader, readTimeoutMs);
@@ -178,7 +192,7 @@ async function spool(
         reader.cancel().catch(() => {});
         throw new BodyTooLargeError(maxBodyBytes);
       }
-      writeAll(file, value);
+      writeAll(file, value, path);
     }
     file.close();
     file = undefined;
@@ -205,9 +219,15 @@ export async function removeSpooled(path: string): Promise<void> {
  * blocking thread that capped a spooled upload at about 45 MB/s (1,600
  * writes of 32 KiB for 50 MiB took 1.1 s; synchronously 0.14 s).
  */
-function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
-  let at = 0;
-  while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
+function writeAll(file: Deno.FsFile, bytes: Uint8Array, path: string): void {
+  try {
+    let at = 0;
+    while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
+  } catch (err) {
+    throw new SpoolError(`Cannot write the temporary file "${path}"`, {
+      cause: err,
+    });
+  }
 }
 
 /** `req.bytes()`, failing with {@linkcode ClientTimeoutError} after `ms`. */

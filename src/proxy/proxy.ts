@@ -39,6 +39,7 @@ import {
   prepareBody,
   removeSpooled,
   type RequestBody,
+  SpoolError,
 } from "./_request_writer.ts";
 
 /** Options for {@linkcode createProxy}. */
@@ -344,6 +345,20 @@ export function createProxy(
         ? NO_BODY
         : await prepareBody(req, contentLength, limits);
     } catch (err) {
+      if (err instanceof SpoolError) {
+        // The operator's to fix (nginx answers 500 too): a disk full or
+        // a missing `server.body_temp_dir`.
+        logger.error("request body not spooled", {
+          key: "server.body_temp_dir",
+          error: err.message,
+          cause: describeError(err.cause),
+          request_id: requestId,
+        });
+        return errorResponse(req, 500, "The request body could not be stored", {
+          requestId,
+          headers: { connection: "close" },
+        });
+      }
       return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
     const client: Client = { requestId, clientIp, host, isTrusted };

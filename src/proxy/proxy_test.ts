@@ -1258,3 +1258,26 @@ Deno.test("a chunked body past requestBufferBytes is spooled under bodyTempDir, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a body_temp_dir that cannot take the spool file is a 500 and an error line naming the key", async () => {
+  const records: LogRecord[] = [];
+  await using backend = echoBackend("b");
+  await using proxy = startProxy(
+    [new TestUpstream("b", "/", origin(backend))],
+    {
+      requestBufferBytes: 1000,
+      bodyTempDir: "/nonexistent/tq-spool",
+      logger: observeLogger(silentLogger, (r) => records.push(r)),
+    },
+  );
+  const res = await fetch(proxy.url + "/up", {
+    method: "POST",
+    body: new Blob([new Uint8Array(5000)]).stream(),
+  });
+  assert.equal(res.status, 500);
+  await res.body?.cancel();
+  assert.deepEqual(
+    records.map((r) => [r.level, r.msg, r.fields.key]),
+    [["error", "request body not spooled", "server.body_temp_dir"]],
+  );
+});
