@@ -278,6 +278,46 @@ Deno.test({
       );
 
       await t.step(
+        "a config reload that replaces one worker gives only its sockets 1012, within its own websocket_drain_ms",
+        async () => {
+          const client = await open(`${ws}/chat/ws`);
+          await client.echo("hi");
+          const bystander = await open(`${ws}/other/ws`);
+          await bystander.echo("before");
+          const sse = await fetch(`${server.base}/other/events`);
+          const reader = sse.body!.pipeThrough(new TextDecoderStream())
+            .getReader();
+          await reader.read();
+          const yaml = join(project.root, "config", "server.yaml");
+          const text = Deno.readTextFileSync(yaml);
+          assert.match(text, /\nworkers:\n/);
+          Deno.writeTextFileSync(
+            yaml,
+            text.replace(
+              "\nworkers:\n",
+              '\nworkers:\n  paths:\n    "/chat":\n      websocket_drain_ms: 400\n',
+            ),
+          );
+          const reloaded = performance.now();
+          const res = await fetch(`${server.admin}/api/reload`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+          });
+          assert.equal(res.status, 200, await res.text());
+          const closed = await client.closed(5000);
+          assert.equal(closed.code, 1012, JSON.stringify(closed));
+          // Measured from the reload request: it includes the new instance's start.
+          const ms = performance.now() - reloaded;
+          assert.ok(ms < 400 + 1000 + 2000, `1012 after ${Math.round(ms)} ms`);
+          await bystander.echo("after");
+          assert.ok(!bystander.events.some((e) => e.event === "close"));
+          const { done } = await reader.read();
+          assert.equal(done, false, "the other worker's SSE stream ended");
+          await reader.cancel();
+        },
+      );
+
+      await t.step(
         "a 65 MiB message gets 1009 (the limit is Deno's 64 MiB)",
         async () => {
           const big = 65 * 1024 * 1024;
