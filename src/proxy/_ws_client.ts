@@ -374,12 +374,22 @@ export class WebSocketClient {
     }
     head.set(mask, 2 + lengthBytes);
     const masked = applyMask(payload, mask);
-    const out = new Uint8Array(head.length + n);
-    out.set(head);
-    out.set(masked, head.length);
-    this.#writing = this.#writing.then(() => writeAll(this.#tcp, out)).catch(
-      () => this.#end(1006, ""),
-    );
+    const tcp = this.#tcp;
+    let write: () => Promise<void>;
+    if (n < 65536) {
+      // One write (one packet) for the usual small message.
+      const out = new Uint8Array(head.length + n);
+      out.set(head);
+      out.set(masked, head.length);
+      write = () => writeAll(tcp, out);
+    } else {
+      // A large one is not copied once more just to save a write.
+      write = async () => {
+        await writeAll(tcp, head);
+        await writeAll(tcp, masked);
+      };
+    }
+    this.#writing = this.#writing.then(write).catch(() => this.#end(1006, ""));
   }
 
   async #readLoop(): Promise<void> {
