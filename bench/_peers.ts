@@ -197,9 +197,18 @@ export function tqserverArgs(root: string, port: number): string[] {
   ];
 }
 
-/** Debian's nginx, one worker process, upstream keepalive (its documented proxy setup). */
-export async function startNginx(upstream: string): Promise<Peer> {
+/**
+ * Debian's nginx, one worker process, upstream keepalive (its documented
+ * proxy setup); `directives` go into its `server` block (e.g.
+ * `client_max_body_size 0;`).
+ */
+export async function startNginx(
+  upstream: string,
+  directives = "",
+): Promise<Peer> {
   const dir = await Deno.makeTempDir({ prefix: "tq_bench_nginx_" });
+  // Run as root, nginx's workers are `nobody`: they must reach the temp paths.
+  await Deno.chmod(dir, 0o755);
   const port = freePort();
   await Deno.writeTextFile(
     join(dir, "nginx.conf"),
@@ -221,6 +230,7 @@ http {
   }
   server {
     listen 127.0.0.1:${port};
+    ${directives}
     location / {
       proxy_pass http://worker;
       proxy_http_version 1.1;

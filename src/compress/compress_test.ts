@@ -200,6 +200,35 @@ Deno.test("an answer left uncompressed is the same response, so a known length s
   assert.equal(res.headers.get("vary"), "Accept-Encoding");
 });
 
+Deno.test("regression: without Accept-Encoding a byte body is never read, so Deno.serve keeps its Content-Length", async () => {
+  const compress = createCompressor();
+  for (const headers of [{}, { "accept-encoding": "identity" }]) {
+    const original = htmlResponse(new TextEncoder().encode(HTML));
+    let read = false;
+    // Reading `body` turns the bytes into a stream: Deno.serve then sends
+    // them chunked (close-delimited to an HTTP/1.0 client).
+    const body = Object.getOwnPropertyDescriptor(Response.prototype, "body")!;
+    Object.defineProperty(original, "body", {
+      get() {
+        read = true;
+        return body.get!.call(this);
+      },
+    });
+    const res = await compress(
+      get(headers),
+      original,
+      (name) =>
+        name === "content-length"
+          ? String(HTML.length)
+          : name === "content-type"
+          ? "text/html"
+          : null,
+    );
+    assert.equal(res, original);
+    assert.equal(read, false, JSON.stringify(headers));
+  }
+});
+
 Deno.test("an answer of unknown length that turns out short keeps its exact length and is not compressed", async () => {
   const compress = createCompressor({ minBytes: 1024 });
   // A string body has no Content-Length header until Deno sends it: an error page, say.

@@ -111,6 +111,7 @@ const workerSettings: Field = {
       auto: cpuCount,
     },
     retry_window_ms: duration,
+    websocket_drain_ms: duration,
     go_max_procs: count,
     go_mem_limit: {
       kind: "string",
@@ -192,6 +193,14 @@ export const SCHEMA: Field = {
         idle_timeout_seconds: duration,
         request_buffer_bytes: count,
         max_body_bytes: count,
+        body_temp_dir: { kind: "string" },
+        max_ws_message_bytes: {
+          kind: "int",
+          min: 1,
+          max: 64 * 1024 * 1024,
+          expected:
+            "a positive integer up to 67108864 (Deno's WebSocket frame limit)",
+        },
         deployment_mode: {
           kind: "enum",
           values: ["dev", "prod"],

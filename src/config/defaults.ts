@@ -76,6 +76,7 @@ export function defaultWorkerSettings(): WorkerSettings {
     go_mem_limit: "",
     log_file: "",
     retry_window_ms: 3000,
+    websocket_drain_ms: 1000,
   };
 }
 
@@ -127,6 +128,8 @@ export function defaultConfig(): Config {
       idle_timeout_seconds: 120,
       request_buffer_bytes: 1024 * 1024,
       max_body_bytes: 0,
+      body_temp_dir: "",
+      max_ws_message_bytes: 64 * 1024 * 1024,
       deployment_mode: undefined,
       log_file: "",
       pid_file: "logs/tqserver.pid",

@@ -89,6 +89,7 @@ Deno.test("loadConfig() runs on every default when no config file exists", async
       env: {},
       health_path: "/health",
       retry_window_ms: 3000,
+      websocket_drain_ms: 1000,
       startup_timeout_ms: 10000,
       drain_timeout_ms: 30000,
       instances: 1,

@@ -35,6 +35,12 @@ export interface WorkerSettings {
    * for a healthy one, like Caddy's `lb_try_duration`. Default 3000.
    */
   retry_window_ms: number;
+  /**
+   * Milliseconds a replaced instance's WebSockets stay open before they get
+   * 1012 "service restart" (spread over the second half of this window).
+   * Default 1000.
+   */
+  websocket_drain_ms: number;
 }
 
 /** `deployment.{dev,prod}.file_watcher`. */
@@ -153,6 +159,10 @@ export interface Config {
     request_buffer_bytes: number;
     /** A request body over this size gets 413; 0 = no limit. Default 0. */
     max_body_bytes: number;
+    /** Folder of spooled chunked request bodies (root-relative or absolute); empty = the OS temp dir. Default empty. */
+    body_temp_dir: string;
+    /** A WebSocket message over this size closes both legs with 1009. Default 67108864 (Deno's limit). */
+    max_ws_message_bytes: number;
     /** Expanded `server.deployment_mode`; undefined when it expands to nothing. */
     deployment_mode: Mode | undefined;
     /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */

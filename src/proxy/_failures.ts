@@ -12,6 +12,7 @@ import {
   BodyTooLargeError,
   ClientBodyError,
   ClientTimeoutError,
+  MalformedBodyError,
 } from "./_request_writer.ts";
 
 /** Status for a request whose client left before the worker answered (nginx's 499). */
@@ -49,7 +50,8 @@ export function isClientFailure(err: unknown): boolean {
 }
 
 /**
- * 408, 413 or 499 for a body error of the client, logged at debug level.
+ * 400 (malformed chunked framing), 408, 413 or 499 for a body error of the
+ * client, logged at debug level.
  *
  * `Connection: close` is said once: Deno.serve adds it itself when the
  * answer leaves while a read of the body is pending (the 408: the client
@@ -85,6 +87,16 @@ export function clientFailure(
       `The request body is larger than ${err.limit} bytes`,
       { requestId, headers: { connection: "close" } },
     );
+  }
+  if (err instanceof MalformedBodyError) {
+    // Deno.serve closes the connection after it (its parser lost the framing).
+    logger.debug("malformed request body", {
+      ...fields,
+      error: String((err.cause as Error)?.message ?? err.cause),
+    });
+    return errorResponse(req, 400, "Malformed chunked request body", {
+      requestId,
+    });
   }
   if (!(err instanceof ClientBodyError)) throw err;
   logger.debug("client closed request", fields);

@@ -31,6 +31,7 @@ import {
   type BodyLimits,
   framingLine,
   pumpBody,
+  pumpFile,
   type RequestBody,
   UpstreamWriteError,
 } from "./_request_writer.ts";
@@ -198,10 +199,13 @@ export class Transport {
     let uploaded = true;
     let stop = false;
     let uploadFailure: unknown;
-    if (body.kind === "stream") {
+    if (body.kind === "stream" || body.kind === "file") {
       uploaded = false;
       deadline.uploading();
-      pumpBody(conn, body, req.limits, () => {}, () => stop).then(() => {
+      const pumped = body.kind === "file"
+        ? pumpFile(conn, body, () => stop)
+        : pumpBody(conn, body, req.limits, () => {}, () => stop);
+      pumped.then(() => {
         uploaded = true;
         deadline.uploaded();
       }, (err) => {
@@ -238,10 +242,10 @@ export class Transport {
       throw err;
     }
     deadline.clear();
-    if (!uploaded && body.kind === "stream") {
+    if (!uploaded) {
       // An early answer: the rest of the upload is discarded.
       stop = true;
-      body.reader.cancel().catch(() => {});
+      if (body.kind === "stream") body.reader.cancel().catch(() => {});
     }
     if (head.status === 101) {
       throw new BadResponseError(

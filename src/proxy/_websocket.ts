@@ -1,8 +1,32 @@
+/**
+ * Folder-private: proxied WebSockets. The client leg is Deno's server-side
+ * WebSocket (`Deno.upgradeWebSocket`, which may close with any code); the
+ * worker leg is our own RFC 6455 client (`_ws_client.ts`), so close codes
+ * pass unchanged both ways where a close frame can carry them.
+ *
+ * Close codes (docs/contract.md lists the same table):
+ * - a code a close frame may carry (1000–1003, 1007–1014, 3000–4999) and
+ *   its reason: relayed as they are, either way;
+ * - no code (1005): an empty close frame, either way;
+ * - the client vanished (1006, no close frame): the worker's connection is
+ *   dropped, so the worker sees 1006 too;
+ * - the worker's connection ended without a close frame (it died, 1006):
+ *   the client gets 1011;
+ * - a message over `max_ws_message_bytes`: 1009 to both;
+ * - the instance was replaced: 1012 to both after `websocket_drain_ms`;
+ * - the server stops: 1001 to both.
+ */
 import type { Logger } from "../log/logger.ts";
 import { describeError, errorResponse } from "./_errors.ts";
 import type { HeaderPairs } from "./_headers.ts";
+import {
+  connectWebSocket,
+  isSendableCloseCode,
+  type WebSocketClient,
+  WebSocketHandshakeError,
+} from "./_ws_client.ts";
 
-/** Handshake fields the WebSocket client computes itself; never copied upstream. */
+/** Handshake fields our client computes itself; never copied upstream. */
 const HANDSHAKE: ReadonlySet<string> = new Set([
   "sec-websocket-key",
   "sec-websocket-version",
@@ -12,25 +36,37 @@ const HANDSHAKE: ReadonlySet<string> = new Set([
   "content-length",
 ]);
 
+/** The largest frame Deno's server-side WebSocket accepts from a client. */
+export const DENO_WS_MAX_BYTES = 64 * 1024 * 1024;
+
+/** One proxied WebSocket, as the proxy tracks it. */
+export interface WebSocketBridge {
+  /** The worker instance it is connected to, e.g. `http://127.0.0.1:9001`. */
+  readonly origin: string;
+  /** Closes both legs with `code` and `reason`. */
+  close(code: number, reason: string): void;
+  /** Settles once the worker's connection has ended. */
+  readonly ended: Promise<void>;
+}
+
 /** What {@linkcode proxyWebSocket} needs besides the request. */
 export interface WebSocketProxyOptions {
   /** Worker name, for logs and error messages. */
   worker: string;
-  /** Releases the acquired instance; called once, when the sockets close or the upgrade fails. */
+  /** The instance's origin, `http://host:port`. */
+  origin: string;
+  /** Releases the acquired instance; called once, when the worker's connection ended or the upgrade failed. */
   release: () => void;
   /** Milliseconds to wait for the worker to accept the WebSocket before answering 504. */
   timeoutMs: number;
+  /** A message over this size closes both legs with 1009. */
+  maxMessageBytes: number;
   /** Request id for error answers and logs. */
   requestId: string;
   /** Where failures are logged. */
   logger: Logger;
-  /** Open client sockets, so a stopping server can close them; each leaves the set when it closes. */
-  open?: Set<WebSocket>;
-}
-
-/** A close code that `WebSocket.close()` accepts: 1000 or 3000–4999. */
-function sendableCode(code: number): number {
-  return code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+  /** Open bridges; each leaves the set when its worker connection ended. */
+  open: Set<WebSocketBridge>;
 }
 
 /** Truncates a close reason to the 123 bytes a close frame can carry. */
@@ -40,63 +76,40 @@ function sendableReason(reason: string): string {
   return new TextDecoder().decode(bytes.slice(0, 120)).replace(/\uFFFD+$/, "");
 }
 
-type Opened = "open" | "failed" | "timeout";
-
-function waitOpen(socket: WebSocket, ms: number): Promise<Opened> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve("timeout"), ms);
-    const done = (outcome: Opened) => {
-      clearTimeout(timer);
-      socket.onopen = socket.onerror = socket.onclose = null;
-      resolve(outcome);
-    };
-    socket.onopen = () => done("open");
-    socket.onerror = () => done("failed");
-    socket.onclose = () => done("failed");
-  });
-}
-
 /**
- * Proxies a WebSocket upgrade: opens a WebSocket to the worker first (offering
- * the client's subprotocols), then upgrades the client with the subprotocol
- * the worker chose, forwards messages both ways and closes both ends together.
- * The request counts as in flight until the sockets close.
+ * Proxies a WebSocket upgrade: opens the worker leg first (offering the
+ * client's subprotocols), then upgrades the client with the subprotocol the
+ * worker chose and relays messages and the close both ways (see the module
+ * doc for the close codes). The request counts as in flight until the
+ * worker's connection has ended.
  */
 export async function proxyWebSocket(
   req: Request,
-  url: string,
+  target: string,
   headers: HeaderPairs,
   options: WebSocketProxyOptions,
 ): Promise<Response> {
-  const { worker, release, timeoutMs, requestId, logger } = options;
+  const { worker, origin, release, timeoutMs, requestId, logger } = options;
   const offered = req.headers.get("sec-websocket-protocol");
   const protocols = offered === null
     ? []
     : offered.split(",").map((p) => p.trim()).filter((p) => p !== "");
-  const handshake = headers.filter((pair) => !HANDSHAKE.has(pair[0]));
-  let back: WebSocket;
+  const { hostname, port } = new URL(origin);
+  let back: WebSocketClient;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    back = new WebSocket("ws" + url.slice(url.indexOf(":")), {
+    back = await connectWebSocket({
+      hostname: hostname.replace(/^\[|\]$/g, ""),
+      port: Number(port || "80"),
+      target,
+      headers: headers.filter((pair) => !HANDSHAKE.has(pair[0])),
       protocols,
-      headers: handshake,
+      maxMessageBytes: options.maxMessageBytes,
+      signal,
     });
   } catch (err) {
     release();
-    logger.warn("worker unreachable", {
-      worker,
-      error: describeError(err),
-      request_id: requestId,
-    });
-    return errorResponse(req, 502, `Worker "${worker}" is unreachable`, {
-      requestId,
-    });
-  }
-  back.binaryType = "arraybuffer";
-  const opened = await waitOpen(back, timeoutMs);
-  if (opened !== "open") {
-    back.close();
-    release();
-    if (opened === "timeout") {
+    if (signal.aborted) {
       logger.warn("worker timed out", {
         worker,
         timeout_ms: timeoutMs,
@@ -109,13 +122,28 @@ export async function proxyWebSocket(
         { requestId },
       );
     }
-    logger.warn("worker refused websocket", { worker, request_id: requestId });
-    return errorResponse(
-      req,
-      502,
-      `Worker "${worker}" refused the WebSocket`,
-      { requestId },
-    );
+    if (err instanceof WebSocketHandshakeError) {
+      logger.warn("worker refused websocket", {
+        worker,
+        status: err.status || undefined,
+        error: err.message,
+        request_id: requestId,
+      });
+      return errorResponse(
+        req,
+        502,
+        `Worker "${worker}" refused the WebSocket`,
+        { requestId },
+      );
+    }
+    logger.warn("worker unreachable", {
+      worker,
+      error: describeError(err),
+      request_id: requestId,
+    });
+    return errorResponse(req, 502, `Worker "${worker}" is unreachable`, {
+      requestId,
+    });
   }
   let front: WebSocket;
   let response: Response;
@@ -125,7 +153,7 @@ export async function proxyWebSocket(
       back.protocol ? { protocol: back.protocol } : {},
     ));
   } catch (err) {
-    back.close();
+    back.close(1006);
     release();
     return errorResponse(
       req,
@@ -135,46 +163,109 @@ export async function proxyWebSocket(
     );
   }
   front.binaryType = "arraybuffer";
-  bridge(front, back, release, options.open);
+  bridge(front, back, options);
   return response;
 }
 
-/** Forwards messages between two sockets and closes each when the other closes. */
+/** Relays messages and the close between the client's socket and the worker's. */
 function bridge(
   front: WebSocket,
-  back: WebSocket,
-  release: () => void,
-  open: Set<WebSocket> | undefined,
+  back: WebSocketClient,
+  options: WebSocketProxyOptions,
 ): void {
-  open?.add(front);
-  // The worker may speak before the client's side is open: queue until then.
-  let queue: (string | ArrayBuffer)[] | undefined = [];
-  let released = false;
-  const closeBoth = (code: number, reason: string) => {
-    if (!released) {
-      released = true;
-      open?.delete(front);
-      release();
+  const { worker, origin, release, requestId, logger, open } = options;
+  const max = options.maxMessageBytes;
+  let resolveEnded = () => {};
+  const ended = new Promise<void>((resolve) => resolveEnded = resolve);
+  // The worker may speak, or close, before the client's side is open.
+  let queue: (string | Uint8Array<ArrayBuffer>)[] | undefined = [];
+  let frontClose: [number | undefined, string] | undefined;
+  let closing = false;
+
+  const closeFront = (code: number | undefined, reason: string) => {
+    if (queue !== undefined) {
+      frontClose ??= [code, reason];
+      return;
     }
-    const c = sendableCode(code);
-    const r = sendableReason(reason);
-    for (const socket of [front, back]) {
-      if (socket.readyState < WebSocket.CLOSING) socket.close(c, r);
-    }
+    if (front.readyState >= WebSocket.CLOSING) return;
+    if (code === undefined) front.close();
+    else front.close(code, sendableReason(reason));
   };
+  const tooBig = (from: "client" | "worker", size: number) => {
+    const fields = {
+      worker,
+      from,
+      size,
+      limit: max,
+      request_id: requestId,
+    };
+    // What any client can send is a debug line; a worker's is the operator's.
+    if (from === "client") logger.debug("websocket message too large", fields);
+    else logger.warn("websocket message too large", fields);
+  };
+  const self: WebSocketBridge = {
+    origin,
+    ended,
+    close(code, reason) {
+      if (closing) return;
+      closing = true;
+      closeFront(code, reason);
+      back.close(code, sendableReason(reason));
+    },
+  };
+  open.add(self);
+
   front.onopen = () => {
     for (const data of queue ?? []) front.send(data);
     queue = undefined;
-  };
-  back.onmessage = (e: MessageEvent<string | ArrayBuffer>) => {
-    if (queue !== undefined) queue.push(e.data);
-    else if (front.readyState === WebSocket.OPEN) front.send(e.data);
+    if (frontClose !== undefined) closeFront(...frontClose);
   };
   front.onmessage = (e: MessageEvent<string | ArrayBuffer>) => {
-    if (back.readyState === WebSocket.OPEN) back.send(e.data);
+    const data = e.data;
+    const size = typeof data === "string"
+      ? (data.length * 3 > max ? new TextEncoder().encode(data).length : 0)
+      : data.byteLength;
+    if (size > max) {
+      tooBig("client", size);
+      self.close(1009, "Message too big");
+      return;
+    }
+    back.send(data);
   };
-  front.onclose = (e) => closeBoth(e.code, e.reason);
-  back.onclose = (e) => closeBoth(e.code, e.reason);
-  front.onerror = () => closeBoth(1011, "");
-  back.onerror = () => closeBoth(1011, "");
+  front.onerror = (e) => {
+    const message = (e as ErrorEvent).message ?? "";
+    if (/too large/i.test(message)) {
+      // Deno's own limit: the client's connection is already dropped.
+      tooBig("client", DENO_WS_MAX_BYTES + 1);
+      closing = true;
+      back.close(1009, "Message too big");
+    }
+  };
+  front.onclose = (e) => {
+    if (closing) return;
+    closing = true;
+    const code = e.code;
+    if (code === 1005) back.close();
+    else if (isSendableCloseCode(code)) {
+      back.close(code, sendableReason(e.reason));
+    } else back.close(1006); // The client vanished: so does its worker connection.
+  };
+  back.start({
+    onmessage(data) {
+      if (queue !== undefined) queue.push(data);
+      else if (front.readyState === WebSocket.OPEN) front.send(data);
+    },
+    onclose(code, reason, size) {
+      open.delete(self);
+      release();
+      resolveEnded();
+      if (size !== undefined) tooBig("worker", size);
+      if (closing) return;
+      closing = true;
+      if (code === 1006) {
+        logger.warn("worker websocket lost", { worker, request_id: requestId });
+        closeFront(1011, "Worker connection lost");
+      } else closeFront(code === 1005 ? undefined : code, reason);
+    },
+  });
 }

@@ -17,7 +17,7 @@ import {
   upstreamHeaders,
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
-import { proxyWebSocket } from "./_websocket.ts";
+import { proxyWebSocket, type WebSocketBridge } from "./_websocket.ts";
 import {
   CLIENT_CLOSED,
   clientFailure,
@@ -37,7 +37,9 @@ import {
 import {
   type BodyLimits,
   prepareBody,
+  removeSpooled,
   type RequestBody,
+  SpoolError,
 } from "./_request_writer.ts";
 
 /** Options for {@linkcode createProxy}. */
@@ -64,6 +66,18 @@ export interface ProxyOptions {
   /** A request body over this many bytes is answered 413; 0 = no limit (`server.max_body_bytes`). Default 0. */
   maxBodyBytes?: number;
   /**
+   * Folder of chunked bodies larger than `requestBufferBytes`, spooled and
+   * then sent with their length (`server.body_temp_dir`). Default: the OS
+   * temp dir.
+   */
+  bodyTempDir?: string | undefined;
+  /**
+   * A WebSocket message over this many bytes closes both legs with 1009
+   * (`server.max_ws_message_bytes`). Default 67108864, the largest frame
+   * Deno's WebSocket server accepts.
+   */
+  maxWebSocketMessageBytes?: number;
+  /**
    * A client silent this long in the middle of its body is answered 408
    * (`server.read_timeout_seconds`), unless its upstream says otherwise.
    * Default 30000.
@@ -80,7 +94,12 @@ export interface ProxyOptions {
 /** The options of {@linkcode createProxy} a config reload may change. */
 export type ProxyLimits = Pick<
   ProxyOptions,
-  "requestBufferBytes" | "maxBodyBytes" | "readTimeoutMs" | "retryWindowMs"
+  | "requestBufferBytes"
+  | "maxBodyBytes"
+  | "readTimeoutMs"
+  | "retryWindowMs"
+  | "bodyTempDir"
+  | "maxWebSocketMessageBytes"
 >;
 
 /**
@@ -105,6 +124,15 @@ export type ProxyHandler =
      * side with it), so a stopping server waits on none of them.
      */
     closeWebSockets(): void;
+    /**
+     * Closes the WebSockets connected to the instance at `origin` (one being
+     * replaced) with 1012 "service restart", each at a random moment in the
+     * second half of `drainMs`, both legs. Resolves once every worker
+     * connection among them has ended (at most about `drainMs` + 1 s: the
+     * closing handshake is bounded); WebSockets of other instances are never
+     * touched.
+     */
+    retireWebSockets(origin: string, drainMs: number): Promise<void>;
   };
 
 function isWebSocketUpgrade(fields: RequestFields): boolean {
@@ -165,6 +193,15 @@ export function proxiedRequestId(req: Request): string | undefined {
 /** Pause between two tries of a request that failed because its instance died. */
 const RETRY_PAUSE_MS = 25;
 
+/** Who sent a request, as the forwarding headers say it. */
+interface Client {
+  requestId: string;
+  clientIp: string;
+  /** The Host to send (see `hostFor`). */
+  host: string;
+  isTrusted: boolean;
+}
+
 /** A worker origin split for `Deno.connect`. */
 interface Origin {
   hostname: string;
@@ -216,6 +253,8 @@ export function createProxy(
     maxBodyBytes = 0,
     readTimeoutMs = 30_000,
     retryWindowMs = 3000,
+    bodyTempDir,
+    maxWebSocketMessageBytes = 64 * 1024 * 1024,
   } = options;
   const trusted = new Set(trustedProxies.map(normalizeIp));
   const transport = new Transport({ idleTimeoutMs });
@@ -235,7 +274,7 @@ export function createProxy(
     }
     return origin;
   }
-  const sockets = new Set<WebSocket>();
+  const sockets = new Set<WebSocketBridge>();
 
   async function forward(
     req: Request,
@@ -259,9 +298,11 @@ export function createProxy(
         trusted: isTrusted,
         requestId,
       });
-      return proxyWebSocket(req, instance.origin + target, headers, {
+      return proxyWebSocket(req, target, headers, {
+        origin: instance.origin,
         release: () => instance.release(),
         timeoutMs: upstream.writeTimeoutMs,
+        maxMessageBytes: maxWebSocketMessageBytes,
         logger,
         requestId,
         worker: upstream.name,
@@ -295,6 +336,7 @@ export function createProxy(
       bufferBytes: requestBufferBytes,
       maxBodyBytes,
       readTimeoutMs: upstream.readTimeoutMs ?? readTimeoutMs,
+      tempDir: bodyTempDir,
     };
     let body: RequestBody;
     try {
@@ -303,8 +345,63 @@ export function createProxy(
         ? NO_BODY
         : await prepareBody(req, contentLength, limits);
     } catch (err) {
+      if (err instanceof SpoolError) {
+        // The operator's to fix (nginx answers 500 too): a disk full or
+        // a missing `server.body_temp_dir`.
+        logger.error("request body not spooled", {
+          key: "server.body_temp_dir",
+          error: err.message,
+          cause: describeError(err.cause),
+          request_id: requestId,
+        });
+        return errorResponse(req, 500, "The request body could not be stored", {
+          requestId,
+          headers: { connection: "close" },
+        });
+      }
       return clientFailure(err, { req, logger, upstream, requestId, clientIp });
     }
+    const client: Client = { requestId, clientIp, host, isTrusted };
+    if (body.kind !== "file") {
+      return send(req, info, fields, upstream, target, body, limits, client);
+    }
+    // A spooled body lives until the worker's answer head is in (or the
+    // request failed): what the upload still reads has the file open.
+    const spooled = body.path;
+    try {
+      return await send(
+        req,
+        info,
+        fields,
+        upstream,
+        target,
+        body,
+        limits,
+        client,
+      );
+    } finally {
+      await removeSpooled(spooled).catch((err) =>
+        logger.error("spooled body not removed", {
+          path: spooled,
+          error: describeError(err),
+          request_id: requestId,
+        })
+      );
+    }
+  }
+
+  async function send(
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    fields: RequestFields,
+    upstream: Upstream,
+    target: string,
+    body: RequestBody,
+    limits: BodyLimits,
+    client: Client,
+  ): Promise<Response> {
+    const { requestId, clientIp, host, isTrusted } = client;
+    const lengthField = fields.contentLength;
     let head = requestHead(fields, {
       method: req.method,
       target,
@@ -317,7 +414,7 @@ export function createProxy(
     if (body.kind === "none" && lengthField !== null) {
       head += `content-length: ${lengthField}\r\n`;
     }
-    const canResend = body.kind !== "stream";
+    const canResend = body.kind !== "stream"; // A spooled file is read again.
     const idempotent = IDEMPOTENT.has(req.method);
     let retryUntil = 0;
     let cutBefore = false;
@@ -482,13 +579,29 @@ export function createProxy(
       maxBodyBytes = next.maxBodyBytes ?? maxBodyBytes;
       readTimeoutMs = next.readTimeoutMs ?? readTimeoutMs;
       retryWindowMs = next.retryWindowMs ?? retryWindowMs;
+      // Undefined here means the OS temp dir, not "unchanged".
+      if ("bodyTempDir" in next) bodyTempDir = next.bodyTempDir;
+      maxWebSocketMessageBytes = next.maxWebSocketMessageBytes ??
+        maxWebSocketMessageBytes;
     },
     closeWebSockets(): void {
-      for (const socket of sockets) {
-        if (socket.readyState < WebSocket.CLOSING) {
-          socket.close(1001, "Server shutting down");
-        }
+      for (const socket of sockets) socket.close(1001, "Server shutting down");
+    },
+    retireWebSockets(origin: string, drainMs: number): Promise<void> {
+      const retiring = [...sockets].filter((s) => s.origin === origin);
+      if (retiring.length === 0) return Promise.resolve();
+      for (const socket of retiring) {
+        // Spread over the second half of the window: messages in flight get
+        // at least half of it, and a thousand clients do not reconnect in
+        // the same millisecond.
+        const delay = drainMs / 2 + Math.random() * (drainMs / 2);
+        const timer = setTimeout(
+          () => socket.close(1012, "Service restart"),
+          delay,
+        );
+        socket.ended.then(() => clearTimeout(timer));
       }
+      return Promise.all(retiring.map((s) => s.ended)).then(() => {});
     },
   });
 }

@@ -100,7 +100,7 @@ export function openListeners(options: ListenersOptions): Listeners {
   const proxy = createProxy(table, {
     logger: log,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
-    ...proxyLimits(config),
+    ...proxyLimits(config, root),
   });
   const served = servedFiles(config, root, log);
   const handler = createPublicHandler({
@@ -204,7 +204,7 @@ export function openListeners(options: ListenersOptions): Listeners {
     },
     reconfigure: (next) => {
       served.reconfigure(next);
-      proxy.reconfigure(proxyLimits(next));
+      proxy.reconfigure(proxyLimits(next, root));
     },
     access,
     adminHandler,
@@ -212,12 +212,16 @@ export function openListeners(options: ListenersOptions): Listeners {
 }
 
 /** The proxy settings a config reload applies in place. */
-function proxyLimits(config: Config): ProxyLimits {
+function proxyLimits(config: Config, root: string): ProxyLimits {
+  const tempDir = config.server.body_temp_dir;
   return {
     requestBufferBytes: config.server.request_buffer_bytes,
     maxBodyBytes: config.server.max_body_bytes,
     readTimeoutMs: config.server.read_timeout_seconds * 1000,
     retryWindowMs: config.workers.default.retry_window_ms,
+    // Empty: the OS temp dir (what `Deno.makeTempFile` picks).
+    bodyTempDir: tempDir ? resolve(root, tempDir) : undefined,
+    maxWebSocketMessageBytes: config.server.max_ws_message_bytes,
   };
 }
 

@@ -129,6 +129,9 @@ export class TqServer {
         this.#dev?.spawn
           ? this.#dev.spawn(command, opts)
           : new Deno.Command(command, opts).spawn(),
+      // A replaced instance's WebSockets get 1012, and only its own.
+      retireConnections: ({ origin, drainMs }) =>
+        this.#proxy?.retireWebSockets(origin, drainMs) ?? Promise.resolve(),
     });
     this.#reloadState = { configMtimes: new Map(), serverMtime: 0 };
     this.#reload = new Coalescer(async () => {

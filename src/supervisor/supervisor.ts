@@ -13,6 +13,10 @@ import {
 } from "./worker.ts";
 import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
 import { type RollHost, rollInstances } from "./_rolling.ts";
+import { within } from "../timeouts.ts";
+
+/** What an instance's connection drain that ran out of time rejects with (never shown). */
+const DRAIN_OVER = new Error("WebSocket drain over");
 
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
@@ -45,6 +49,16 @@ export interface SupervisorOptions {
   clock?: Clock;
   /** Throw on an illegal lifecycle transition. Default: when `TQ_STRICT_LIFECYCLE=1` (the tests set it). */
   strict?: boolean;
+  /**
+   * Called when an instance leaves its route to be stopped (replaced,
+   * recycled, removed): the server closes what stays connected to it (its
+   * WebSockets get 1012 within `drainMs`, `websocket_drain_ms`). The
+   * instance is stopped once the returned promise settles, or `drainMs` +
+   * 1 s passed, and its in-flight requests are done. Default: nothing.
+   */
+  retireConnections?: (
+    instance: { worker: string; origin: string; drainMs: number },
+  ) => Promise<void>;
 }
 
 /**
@@ -98,6 +112,7 @@ export class Supervisor {
         () => this.#enqueue(entry, "crashed", new Set()),
       ),
   };
+  #retireConnections: SupervisorOptions["retireConnections"];
 
   constructor(config: Config, options: SupervisorOptions) {
     const {
@@ -111,7 +126,9 @@ export class Supervisor {
       healthIntervalMs = 5000,
       clock = systemClock,
       strict = Deno.env.get("TQ_STRICT_LIFECYCLE") === "1",
+      retireConnections,
     } = options;
+    this.#retireConnections = retireConnections;
     this.#clock = clock;
     this.#strict = strict;
     this.#config = config;
@@ -592,9 +609,21 @@ export class Supervisor {
   ): Promise<void> {
     entry.draining.add(instance);
     instance.drain();
+    const drainMs = entry.spec.settings.websocket_drain_ms;
+    const connections = this.#retireConnections?.({
+      worker: entry.name,
+      origin: instance.origin,
+      drainMs,
+    });
     const done = (async () => {
       if (delayMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+      if (connections) {
+        // Bounded: the proxy's closing handshakes are, but this is its promise.
+        await within(connections, drainMs + 1000, () => DRAIN_OVER).catch(
+          () => {},
+        );
       }
       const idle = await instance.waitIdle(
         entry.spec.settings.drain_timeout_ms,

@@ -9,7 +9,8 @@ GET /health, exits when its stdin closes.
 Paths (under any route prefix, e.g. /py/seen): /health; .../seen (JSON
 list of every "METHOD path" it parsed); .../early413 (answers 413 at once
 without reading the body, then closes); .../slow?ms=N (answers after N ms);
-.../crash (exits with code 3);
+.../crash (exits with code 3); .../json3k and .../json100k (a JSON answer of
+3,000 or 100,000 bytes with Content-Length);
 anything else: JSON with method, path, the Content-Length and
 Transfer-Encoding it got, Host, Proxy-Authorization, Expect, and the body's
 length and sha-256.
@@ -58,6 +59,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(413, b'{"error":"too large"}', close=True)
         if last == "crash":
             os._exit(3)
+        if last in ("json3k", "json100k"):
+            size = 3000 if last == "json3k" else 100000
+            filler = "x" * (size - len('{"filler":""}'))
+            return self.send(200, ('{"filler":"%s"}' % filler).encode())
         if last == "slow":
             ms = int(parse_qs(url.query).get("ms", ["0"])[0])
             time.sleep(ms / 1000)
