@@ -23,6 +23,7 @@ import type { StaticHandler } from "../static/mod.ts";
 import { servedFiles } from "./served_files.ts";
 import { createPublicHandler } from "./handler.ts";
 import type { OpenStreams } from "./streams.ts";
+import { describeProcess, portHolder } from "./_port_owner.ts";
 
 /** Options for {@linkcode openListeners}. */
 export interface ListenersOptions {
@@ -227,8 +228,14 @@ export function portKey(options: { port?: number | undefined }): string {
 }
 
 function inUse(host: string, port: number, key: string): Error {
+  // Most often our own tqserver, started twice: say which, so it can be stopped.
+  const holder = portHolder(port);
+  const by = holder ? ` by ${describeProcess(holder)}` : "";
+  const hint = holder?.tqserver
+    ? `; stop it ("kill ${holder.pid}") or choose another ${key}`
+    : "";
   return new Deno.errors.AddrInUse(
-    `Port ${port} on "${host}" (${key}) is already in use`,
+    `Port ${port} on "${host}" (${key}) is already in use${by}${hint}`,
   );
 }
 

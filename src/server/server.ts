@@ -329,6 +329,8 @@ export class TqServer {
     cancelled();
     this.#dev = this.#options.devHooks?.(this);
     if (!successor) {
+      // A second server on the same PID file would take it over from the first.
+      pidFile?.assertNotRunning();
       // Fail fast: both ports are ours before any build or worker starts.
       await assertPortFree(
         config.server.host,
@@ -367,9 +369,9 @@ export class TqServer {
     // A successor binds only now: its listener must not take connections before its workers serve.
     if (successor) this.#listen();
     this.log.info("tqserver ready", {
-      port: this.port,
-      admin: this.adminPort
-        ? `${config.server.admin.host}:${this.adminPort}`
+      url: `http://${urlHost(config.server.host)}:${this.port}/`,
+      dashboard: this.adminPort
+        ? `http://${urlHost(config.server.admin.host)}:${this.adminPort}/`
         : "off",
       workers: specs.length,
     });
@@ -527,6 +529,12 @@ export class TqServer {
   get foregroundSuccessor(): Deno.ChildProcess | undefined {
     return this.#successor;
   }
+}
+
+/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 export { ConfigError, type ServerOptions, StartCancelled };
