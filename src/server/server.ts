@@ -16,7 +16,7 @@ import {
   describeBuildError,
   type GoBuilder,
 } from "../build/mod.ts";
-import type { AccessLog, Logger, ServerLog } from "../log/mod.ts";
+import type { AccessLog, Logger, LogRecord, ServerLog } from "../log/mod.ts";
 import type { ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
@@ -96,6 +96,7 @@ export class TqServer {
   #serverLog: ServerLog | undefined;
   #access: AccessLog | undefined;
   #adminHandler: AdminHandler | undefined;
+  #recordListeners: Set<(record: LogRecord) => void>;
 
   private constructor(
     options: ServerOptions,
@@ -105,9 +106,11 @@ export class TqServer {
     observed: {
       events: EventLog;
       metrics: ServerMetrics;
+      recordListeners: Set<(record: LogRecord) => void>;
       serverLog?: ServerLog;
     },
   ) {
+    this.#recordListeners = observed.recordListeners;
     this.root = resolve(options.root);
     this.#options = options;
     this.config = withBindHost(config, mode);
@@ -159,18 +162,20 @@ export class TqServer {
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const { events, metrics, serverLog, log } = createObservers(
-      options,
-      loaded,
-      root,
-      ref,
-    );
+    const { events, metrics, serverLog, log, recordListeners } =
+      createObservers(
+        options,
+        loaded,
+        root,
+        ref,
+      );
     for (const warning of loaded.warnings) {
       log.warn("config warning", { problem: warning });
     }
     const server = new TqServer(options, loaded.config, mode, log, {
       events,
       metrics,
+      recordListeners,
       ...(serverLog ? { serverLog } : {}),
     });
     ref.server = server;
@@ -190,6 +195,11 @@ export class TqServer {
       signal?.removeEventListener("abort", cancel);
     }
     return server;
+  }
+
+  /** Calls `listener` with every record the server logs from now on (dev: failures shown on the page). */
+  onLogRecord(listener: (record: LogRecord) => void): void {
+    this.#recordListeners.add(listener);
   }
 
   /** The config files' paths that tqserver reads (existing or not). */
@@ -325,9 +335,10 @@ export class TqServer {
     const pidFile = config.server.pid_file
       ? new PidFile(this.root, config.server.pid_file, this.log)
       : undefined;
+    // The dev hooks first: they show on the page what discovery finds wrong.
+    this.#dev = this.#options.devHooks?.(this);
     const specs = await this.discover();
     cancelled();
-    this.#dev = this.#options.devHooks?.(this);
     if (!successor) {
       // A second server on the same PID file would take it over from the first.
       pidFile?.assertNotRunning();

@@ -10,6 +10,7 @@ import { Builder, GoBuilder } from "../build/mod.ts";
 import {
   createServerLog,
   type Logger,
+  type LogRecord,
   observeLogger,
   type ServerLog,
 } from "../log/mod.ts";
@@ -118,6 +119,8 @@ export function createObservers(
   metrics: ServerMetrics;
   serverLog: ServerLog | undefined;
   log: Logger;
+  /** Further observers of every log record (dev: failures shown on the page). */
+  recordListeners: Set<(record: LogRecord) => void>;
 } {
   const events = new EventLog();
   const metrics = new ServerMetrics({
@@ -126,7 +129,12 @@ export function createObservers(
       ? { staticCounters: () => ref.server?.staticStats() }
       : {}),
   });
-  const onRecord = observeRecords(events, metrics);
+  const observe = observeRecords(events, metrics);
+  const recordListeners = new Set<(record: LogRecord) => void>();
+  const onRecord = (record: LogRecord) => {
+    observe(record);
+    for (const listener of recordListeners) listener(record);
+  };
   const { now } = options;
   const serverLog = options.logger ? undefined : createServerLog({
     quiet: options.quiet ?? false,
@@ -143,5 +151,5 @@ export function createObservers(
     ...(now ? { now } : {}),
   });
   const log = serverLog?.logger ?? observeLogger(options.logger!, onRecord);
-  return { events, metrics, serverLog, log };
+  return { events, metrics, serverLog, log, recordListeners };
 }
