@@ -8,7 +8,12 @@ import {
   resolveMode,
   type WorkerSpec,
 } from "../config/mod.ts";
-import type { AdminHandler, EventLog, ServerStatusJson } from "../admin/mod.ts";
+import {
+  type AdminHandler,
+  type EventLog,
+  type ServerStatusJson,
+  withUsage,
+} from "../admin/mod.ts";
 import {
   type Builder,
   type BuildResult,
@@ -17,7 +22,7 @@ import {
   type GoBuilder,
 } from "../build/mod.ts";
 import type { AccessLog, Logger, LogRecord, ServerLog } from "../log/mod.ts";
-import type { ServerMetrics } from "../metrics/mod.ts";
+import type { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import {
@@ -65,6 +70,8 @@ export class TqServer {
   readonly events: EventLog;
   /** The counters of `/metrics`. */
   readonly metrics: ServerMetrics;
+  /** Memory and CPU of the server and its workers, from `/proc`. */
+  readonly processStats: ProcessStats;
   readonly supervisor: Supervisor;
   readonly builder: Builder;
   /** Builds the Go workers (`src/main.go`). */
@@ -107,10 +114,12 @@ export class TqServer {
       events: EventLog;
       metrics: ServerMetrics;
       recordListeners: Set<(record: LogRecord) => void>;
+      processStats: ProcessStats;
       serverLog?: ServerLog;
     },
   ) {
     this.#recordListeners = observed.recordListeners;
+    this.processStats = observed.processStats;
     this.root = resolve(options.root);
     this.#options = options;
     this.config = withBindHost(config, mode);
@@ -162,7 +171,7 @@ export class TqServer {
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const { events, metrics, serverLog, log, recordListeners } =
+    const { events, metrics, serverLog, log, recordListeners, processStats } =
       createObservers(
         options,
         loaded,
@@ -176,6 +185,7 @@ export class TqServer {
       events,
       metrics,
       recordListeners,
+      processStats,
       ...(serverLog ? { serverLog } : {}),
     });
     ref.server = server;
@@ -310,13 +320,19 @@ export class TqServer {
 
   /** Status for `/api/status`. */
   status(): ServerStatusJson {
+    const self = this.processStats.self();
     return {
       mode: this.mode,
       pid: Deno.pid,
       version: VERSION,
       started_at: this.startedAt.toISOString(),
       port: this.port,
-      workers: this.supervisor.status(),
+      rss_bytes: self?.rssBytes ?? null,
+      cpu_seconds: self?.cpuSeconds ?? null,
+      responses: this.metrics.responses(),
+      workers: this.supervisor.status().map((w) =>
+        withUsage(w, this.processStats, this.metrics.responses(w.name))
+      ),
     };
   }
 

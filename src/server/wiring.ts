@@ -14,7 +14,7 @@ import {
   observeLogger,
   type ServerLog,
 } from "../log/mod.ts";
-import { ServerMetrics } from "../metrics/mod.ts";
+import { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 
@@ -121,10 +121,14 @@ export function createObservers(
   log: Logger;
   /** Further observers of every log record (dev: failures shown on the page). */
   recordListeners: Set<(record: LogRecord) => void>;
+  /** Memory and CPU of the server and the workers (`/api/status`, `/metrics`). */
+  processStats: ProcessStats;
 } {
   const events = new EventLog();
+  const processStats = new ProcessStats();
   const metrics = new ServerMetrics({
     source: () => ref.server!.status(),
+    processStats,
     ...(loaded.config.server.static.enabled
       ? { staticCounters: () => ref.server?.staticStats() }
       : {}),
@@ -151,5 +155,5 @@ export function createObservers(
     ...(now ? { now } : {}),
   });
   const log = serverLog?.logger ?? observeLogger(options.logger!, onRecord);
-  return { events, metrics, serverLog, log, recordListeners };
+  return { events, metrics, serverLog, log, recordListeners, processStats };
 }
