@@ -67,6 +67,12 @@ export function withUsage(
   };
 }
 
+/** JSON of `GET /api/workers/{name}/output`. */
+export interface WorkerOutputJson {
+  worker: string;
+  instances: { pid: number; port: number; lines: string[] }[];
+}
+
 /** Options for {@linkcode createAdminHandler}. */
 export interface AdminHandlerOptions {
   /** Current status. */
@@ -78,6 +84,11 @@ export interface AdminHandlerOptions {
    * instances serve. @throws {TypeError} For an unknown worker.
    */
   restart: (name: string) => Promise<boolean>;
+  /**
+   * The last lines each running instance of a worker printed (stdout and
+   * stderr, oldest first); undefined for an unknown worker. Default: none.
+   */
+  output?: (name: string) => WorkerOutputJson | undefined;
   /** The event timeline. */
   events: EventLog;
   /** Prometheus text for `/metrics`. */
@@ -194,6 +205,7 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
     status,
     reload,
     restart,
+    output = () => undefined,
     events,
     metrics,
     series,
@@ -262,6 +274,20 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
         message: capitalize(summarizeReload(report)) + ".",
         report,
       });
+    }
+    const outputPath = /^\/api\/workers\/([^/]+)\/output$/.exec(pathname);
+    if (outputPath) {
+      if (!isRead(req.method)) return methodNotAllowed("GET");
+      let name: string;
+      try {
+        name = decodeURIComponent(outputPath[1]!);
+      } catch {
+        return json({ error: "Bad worker name" }, 400);
+      }
+      const out = output(name);
+      return out
+        ? json(out)
+        : json({ error: `There is no worker "${name}".` }, 404);
     }
     const restartPath = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname);
     if (restartPath) {

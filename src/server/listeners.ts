@@ -5,6 +5,7 @@ import {
   createAdminHandler,
   type EventLog,
   type ServerStatusJson,
+  type WorkerOutputJson,
 } from "../admin/mod.ts";
 import type { DevHooks } from "../dev_contract.ts";
 import { AccessLog, type Logger } from "../log/mod.ts";
@@ -51,6 +52,8 @@ export interface ListenersOptions {
   dashboardDir?: string | undefined;
   /** `POST /api/workers/{name}/restart`: replaces the worker (reason `manual`). */
   restart: (name: string) => Promise<boolean>;
+  /** `GET /api/workers/{name}/output`: a worker's last output lines. Default: none. */
+  output?: (name: string) => WorkerOutputJson | undefined;
   /** The timeline of `/api/events`. */
   events: EventLog;
   /** Request counters (fed around the public handler) and `/metrics`. */
@@ -165,6 +168,7 @@ export function openListeners(options: ListenersOptions): Listeners {
       status: options.status,
       reload: options.reload,
       restart: options.restart,
+      ...(options.output ? { output: options.output } : {}),
       events: options.events,
       metrics: () => metrics.render(),
       series: () => metrics.series.snapshot(),

@@ -13,6 +13,7 @@ import {
   type EventLog,
   type ServerStatusJson,
   withUsage,
+  type WorkerOutputJson,
 } from "../admin/mod.ts";
 import {
   type Builder,
@@ -318,6 +319,20 @@ export class TqServer {
     return this.#listeners?.static?.stats();
   }
 
+  /** The last lines each instance of `worker` printed; undefined for an unknown worker. */
+  workerOutput(worker: string): WorkerOutputJson | undefined {
+    const entry = this.supervisor.workers.get(worker);
+    if (!entry) return undefined;
+    return {
+      worker,
+      instances: [...entry.active, ...entry.draining].map((i) => ({
+        pid: i.pid,
+        port: i.port,
+        lines: i.recentOutput(),
+      })),
+    };
+  }
+
   /** Status for `/api/status`. */
   status(): ServerStatusJson {
     const self = this.processStats.self();
@@ -438,6 +453,7 @@ export class TqServer {
       reload: () => this.reload(),
       dashboardDir: this.#options.dashboardDir,
       restart: (name) => this.supervisor.replace(name, "manual"),
+      output: (name) => this.workerOutput(name),
       events: this.events,
       metrics: this.metrics,
       ...(this.#options.now ? { now: this.#options.now } : {}),
