@@ -94,7 +94,9 @@ export class StartProblems {
       case "worker skipped": {
         const problem = String(f.problem ?? "");
         const path = /^Skipped "(.+?)":/.exec(problem)?.[1];
-        if (!path) return;
+        // A mistake to show: a name that cannot be a worker's, a binary that
+        // cannot run. A folder that holds no worker (yet) is left to the log.
+        if (!path || !/folder name|not executable/.test(problem)) return;
         this.#folders.add(path);
         this.#live.emit({
           type: "error",
