@@ -138,6 +138,44 @@ Deno.test({
       );
 
       await t.step(
+        "a worker that binds a taken port instead of TQ_PORT crashes with a hint",
+        async () => {
+          const squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+          const taken = (squatter.addr as Deno.NetAddr).port;
+          try {
+            writeBinary(
+              project.root,
+              "fixed",
+              `#!/usr/bin/env python3
+from http.server import HTTPServer, BaseHTTPRequestHandler
+HTTPServer(("127.0.0.1", ${taken}), BaseHTTPRequestHandler).serve_forever()
+`,
+            );
+            const crash = await waitFor(
+              () =>
+                events.list.find((e) =>
+                  e.type === "error" && e.data.kind === "crash" &&
+                  e.data.worker === "fixed"
+                ),
+              15_000,
+              "the crash of fixed",
+            );
+            const message = String(crash.data.message);
+            assert.match(message, /Address already in use/);
+            assert.match(
+              message,
+              /The port it tried is taken\. A worker listens on 127\.0\.0\.1 at the port in \$TQ_PORT \(\d+ for this instance\)/,
+            );
+          } finally {
+            squatter.close();
+            Deno.removeSync(join(project.root, "workers", "fixed"), {
+              recursive: true,
+            });
+          }
+        },
+      );
+
+      await t.step(
         "a folder with an invalid name is shown, in words, and cleared once renamed",
         async () => {
           const blog = join(project.root, "workers", "Blog");

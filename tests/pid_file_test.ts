@@ -18,6 +18,13 @@ Deno.test("a second server on the same PID file exits 1 naming the first (pid, p
     const pid = first.process.pid;
     assert.equal(Deno.readTextFileSync(pidFile).trim(), String(pid));
     const ports = [first.port, project.adminPort].sort((a, b) => a - b);
+    // The ready line carries URLs one can click.
+    assert.match(
+      first.logs(),
+      new RegExp(
+        `tqserver ready url=http://127\\.0\\.0\\.1:${first.port}/ dashboard=http://127\\.0\\.0\\.1:${project.adminPort}/ `,
+      ),
+    );
 
     await t.step(
       "same pid_file, other ports (--config alt.yaml): refused",
