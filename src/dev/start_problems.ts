@@ -35,8 +35,8 @@ function escapeHtml(text: string): string {
  * in `last_error` by the supervisor: a worker that never became healthy or
  * cannot start (kind `start`), and a worker folder that was skipped (kind
  * `folder`, e.g. an invalid name). It reads the server's log records, so the
- * page says what the log says. A route whose worker has no instance answers
- * at once with a page that shows its `last_error`, instead of waiting for an
+ * page says what the log says. A route whose worker cannot start answers at
+ * once with a page that shows its `last_error`, instead of waiting for an
  * instance that is not coming.
  */
 export class StartProblems {
@@ -119,9 +119,9 @@ export class StartProblems {
   }
 
   /**
-   * The answer for `pathname` when its worker has no instance and a known
-   * error (never healthy, crashed, cannot start): at once, saying why, rather
-   * than after the proxy's wait for an instance. Undefined otherwise.
+   * The answer for `pathname` when its worker has no instance and cannot
+   * start (never healthy, no binary): at once, saying why, rather than after
+   * the proxy's wait for an instance. Undefined otherwise.
    */
   response(pathname: string, req?: Request): Response | undefined {
     let best: { route: string; name: string; error: string } | undefined;
@@ -129,10 +129,14 @@ export class StartProblems {
       if (!routeMatches(entry.route, pathname)) continue;
       if (best && entry.route.length <= best.route.length) continue;
       best = { route: entry.route, name: entry.name, error: "" };
+      // Not after a crash: its restart comes within ms, and the proxy waits
+      // for it (the crash shows in the overlay meanwhile). A worker that
+      // never got healthy makes every request wait its startup timeout.
       const status = entry.state.status;
       if (
         entry.active.length === 0 && entry.lastError &&
-        (status === "crashed" || status === "failed")
+        (status === "failed" ||
+          (status === "crashed" && this.#shown.get(entry.name) === false))
       ) best.error = entry.lastError.replace(ANSI, "");
     }
     if (!best?.error) return undefined;
