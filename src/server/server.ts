@@ -366,13 +366,13 @@ export class TqServer {
     const pidFile = config.server.pid_file
       ? new PidFile(this.root, config.server.pid_file, this.log)
       : undefined;
+    // A second server on the same PID file would take it over from the first.
+    if (!successor) pidFile?.assertNotRunning();
     // The dev hooks first: they show on the page what discovery finds wrong.
     this.#dev = this.#options.devHooks?.(this);
     const specs = await this.discover();
     cancelled();
     if (!successor) {
-      // A second server on the same PID file would take it over from the first.
-      pidFile?.assertNotRunning();
       // Fail fast: both ports are ours before any build or worker starts.
       await assertPortFree(
         config.server.host,
