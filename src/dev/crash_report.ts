@@ -233,6 +233,10 @@ export class CrashReporter {
       worker: name,
       message: `The worker exited with ${how}:\n\n${text}${
         portHint(tail, port)
+      }${
+        status.code === 127
+          ? "\n\nExit code 127: a command was not found, often the interpreter its first line (#!) names. Install it, or fix that line."
+          : ""
       }`,
       ...(at ?? {}),
     });
