@@ -163,8 +163,10 @@ Deno.test({
           )!.pid;
           await page.locator('tr[data-worker="index"] button.restart').click();
           await page.locator('tr[data-worker="index"] button.restart', {
-            hasText: "Restart index?",
+            hasText: "Confirm",
           }).waitFor({ timeout: 2000 });
+          await page.locator("#result", { hasText: /^Restart index\? / })
+            .waitFor({ timeout: 2000 });
           await page.waitForTimeout(300);
           assert.equal(
             (await server.status()).workers.find((w) => w.name === "index")!
@@ -198,7 +200,21 @@ Deno.test({
           path: join(shots, "admin-phone.png"),
           fullPage: true,
         });
+        // The output panel open and a Restart asking, at both widths.
+        await page.locator('tr[data-worker="api"] button.output').click();
+        await page.locator("#output-lines", { hasText: "pid" }).waitFor();
+        await page.locator('tr[data-worker="api"] button.restart').click();
+        await page.screenshot({
+          path: join(shots, "admin-phone-output.png"),
+          fullPage: true,
+        });
         await page.setViewportSize({ width: 1280, height: 800 });
+        await page.screenshot({
+          path: join(shots, "admin-1280-output.png"),
+          fullPage: true,
+        });
+        await page.locator('tr[data-worker="api"] button.cancel').click();
+        await page.locator("#output-close").click();
       }
 
       await t.step(

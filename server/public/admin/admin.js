@@ -233,10 +233,15 @@ function rowFor(name) {
   // Asks first: the first click arms the button, a second one restarts.
   button.addEventListener("click", () => {
     if (armed === undefined) {
-      button.textContent = `Restart ${name}?`;
+      button.textContent = "Confirm";
       button.classList.add("confirm");
       cancel.hidden = false;
       armed = setTimeout(disarm, 8000);
+      showResult(
+        `Restart ${name}? Its instances are replaced by new ones (the old ones serve until then). Click "Confirm" within 8 s.`,
+        true,
+      );
+      $("#result").className = "result";
       return;
     }
     disarm();
