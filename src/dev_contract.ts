@@ -20,10 +20,10 @@ export interface DevHooks {
   handle(req: Request, pathname: string): Response | Promise<Response>;
   /**
    * An answer given instead of proxying: the building page of a new worker
-   * still building or starting, at once rather than after the proxy has
-   * waited for its first healthy instance.
+   * still building or starting, or the error of a worker with no instance,
+   * at once rather than after the proxy has waited for a healthy instance.
    */
-  intercept?(pathname: string): Response | undefined;
+  intercept?(pathname: string, req?: Request): Response | undefined;
   /** Rewrites a worker response (e.g. injects the live-reload script into HTML). */
   transform(res: Response, req: Request): Response;
   /** Reports builds the server ran itself (at startup), so browsers see their errors. */

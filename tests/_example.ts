@@ -9,7 +9,8 @@ import {
   REPO,
 } from "./_helpers.ts";
 
-function copyDir(from: string, to: string): void {
+/** Copies a folder, leaving out build outputs (`bin/`). */
+export function copyDir(from: string, to: string): void {
   Deno.mkdirSync(to, { recursive: true });
   for (const entry of Deno.readDirSync(from)) {
     if (entry.isDirectory) {

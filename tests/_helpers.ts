@@ -169,10 +169,21 @@ export interface RunningServer {
   stop(): Promise<Deno.CommandStatus>;
 }
 
+/** Answers by status class (`responses` of /api/status). */
+export interface ResponsesJson {
+  "2xx": number;
+  "3xx": number;
+  "4xx": number;
+  "5xx": number;
+}
+
 export interface StatusJson {
   mode: string;
   pid: number;
   port: number;
+  rss_bytes: number | null;
+  cpu_seconds: number | null;
+  responses: ResponsesJson;
   workers: {
     name: string;
     route: string;
@@ -184,6 +195,9 @@ export interface StatusJson {
     last_error: string | null;
     requests: number;
     in_flight: number;
+    rss_bytes: number | null;
+    cpu_seconds: number | null;
+    responses: ResponsesJson;
   }[];
 }
 

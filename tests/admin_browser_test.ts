@@ -12,6 +12,16 @@ if (!hasChromium) {
   );
 }
 
+/** "45.3 MiB" → bytes. */
+function parseBytes(text: string): number {
+  const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(text.trim());
+  assert.ok(m, `not a size: "${text}"`);
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[
+    m[2] as "B" | "KiB" | "MiB" | "GiB"
+  ];
+  return Number(m[1]) * unit;
+}
+
 function launch() {
   return launchChromium({ width: 1280, height: 800 });
 }
@@ -94,18 +104,88 @@ Deno.test({
         },
       );
 
-      await t.step("the Restart button answers with a sentence", async () => {
-        await page.locator('tr[data-worker="index"] button.restart').click();
-        await page.locator("#result", {
-          hasText: /^Restarted index in \d+ ms: pid \d+ → \d+\.$/,
-        })
-          .waitFor({ timeout: 10_000 });
-        await page.locator("#reload").click();
-        await page.locator("#result", {
-          hasText: /^Checked 2 workers in \d+ ms: nothing changed\.$/,
-        })
-          .waitFor({ timeout: 10_000 });
+      await t.step(
+        "the memory, CPU and answer cells show what /api/status says",
+        async () => {
+          for (const status of [500, 500, 503, 404, 404]) {
+            await (await fetch(`${server.base}/api/x?status=${status}`)).body
+              ?.cancel();
+          }
+          const row = page.locator('tr[data-worker="api"]');
+          await row.locator(".c5xx", { hasText: /^3 5xx$/ }).waitFor({
+            timeout: 5000,
+          });
+          const api = (await server.status()).workers.find((w) =>
+            w.name === "api"
+          )!;
+          assert.equal(api.responses["5xx"], 3);
+          assert.equal(await row.locator(".c5xx").innerText(), "3 5xx");
+          assert.equal(
+            await row.locator(".c4xx").innerText(),
+            `${api.responses["4xx"]} 4xx`,
+          );
+          assert.ok(api.rss_bytes! > 1024 * 1024, `rss ${api.rss_bytes}`);
+          const shown = parseBytes(await row.locator("td").nth(8).innerText());
+          assert.ok(
+            Math.abs(shown - api.rss_bytes!) / api.rss_bytes! < 0.1,
+            `memory cell ${shown} vs rss_bytes ${api.rss_bytes}`,
+          );
+          await row.locator("td").nth(9).locator("text=/^\\d+%$/").waitFor({
+            timeout: 5000,
+          });
+          const usage = await page.locator("#server-usage").innerText();
+          const server5xx = (await server.status()).responses["5xx"];
+          assert.match(usage, new RegExp(`\\b${server5xx} 5xx`));
+          assert.match(usage, /^server: \d+(\.\d)? MiB · CPU /);
+        },
+      );
+
+      await t.step("a worker's last output shows on demand", async () => {
+        await page.locator('tr[data-worker="api"] button.output').click();
+        const pid = (await server.status()).workers.find((w) =>
+          w.name === "api"
+        )!.pid;
+        await page.locator("#output-lines", { hasText: `pid ${pid} :` })
+          .waitFor({ timeout: 5000 });
+        assert.equal(
+          await page.locator("#output-title").innerText(),
+          "Last output of api",
+        );
+        await page.locator("#output-close").click();
+        assert.equal(await page.locator("#output").isHidden(), true);
       });
+
+      await t.step(
+        "the Restart button asks first, then answers with a sentence",
+        async () => {
+          const before = (await server.status()).workers.find((w) =>
+            w.name === "index"
+          )!.pid;
+          await page.locator('tr[data-worker="index"] button.restart').click();
+          await page.locator('tr[data-worker="index"] button.restart', {
+            hasText: "Confirm",
+          }).waitFor({ timeout: 2000 });
+          await page.locator("#result", { hasText: /^Restart index\? / })
+            .waitFor({ timeout: 2000 });
+          await page.waitForTimeout(300);
+          assert.equal(
+            (await server.status()).workers.find((w) => w.name === "index")!
+              .pid,
+            before,
+            "the first click restarted",
+          );
+          await page.locator('tr[data-worker="index"] button.restart').click();
+          await page.locator("#result", {
+            hasText: /^Restarted index in \d+ ms: pid \d+ → \d+\.$/,
+          })
+            .waitFor({ timeout: 10_000 });
+          await page.locator("#reload").click();
+          await page.locator("#result", {
+            hasText: /^Checked 2 workers in \d+ ms: nothing changed\.$/,
+          })
+            .waitFor({ timeout: 10_000 });
+        },
+      );
 
       if (shots) {
         // Let the sparklines show the requests of the step above.
@@ -120,7 +200,21 @@ Deno.test({
           path: join(shots, "admin-phone.png"),
           fullPage: true,
         });
+        // The output panel open and a Restart asking, at both widths.
+        await page.locator('tr[data-worker="api"] button.output').click();
+        await page.locator("#output-lines", { hasText: "pid" }).waitFor();
+        await page.locator('tr[data-worker="api"] button.restart').click();
+        await page.screenshot({
+          path: join(shots, "admin-phone-output.png"),
+          fullPage: true,
+        });
         await page.setViewportSize({ width: 1280, height: 800 });
+        await page.screenshot({
+          path: join(shots, "admin-1280-output.png"),
+          fullPage: true,
+        });
+        await page.locator('tr[data-worker="api"] button.cancel').click();
+        await page.locator("#output-close").click();
       }
 
       await t.step(

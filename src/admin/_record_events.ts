@@ -30,7 +30,7 @@ export function eventFromRecord(record: LogRecord): NewAdminEvent | undefined {
     case "tqserver ready":
       return ev(
         "server",
-        `Server ready on port ${str(f.port)}, ${str(f.workers)} workers`,
+        `Server ready on ${str(f.url)}, ${str(f.workers)} workers`,
       );
     case "tqserver stopping":
       return ev("server", `Server stopping (${str(f.reason)})`);

@@ -1,6 +1,11 @@
 import { join, normalize } from "node:path";
 import { type Logger, silentLogger } from "../log/mod.ts";
-import type { SeriesJson } from "../metrics/mod.ts";
+import {
+  groupsUsage,
+  type ProcessStats,
+  type ResponseCounts,
+  type SeriesJson,
+} from "../metrics/mod.ts";
 import { type ReloadReport, summarizeReload } from "../reload/mod.ts";
 import { contentTypeFor } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
@@ -8,14 +13,64 @@ import { hasToken, refusePost } from "./_auth.ts";
 import { StreamHub } from "./_stream.ts";
 import type { EventLog } from "./events.ts";
 
+/** Memory and CPU of a process, or of process groups summed; null where `/proc` is not there to read. */
+export interface UsageJson {
+  rss_bytes: number | null;
+  cpu_seconds: number | null;
+}
+
+/** A worker in `/api/status`: the supervisor's view plus its usage and answers (SPEC §10). */
+export type WorkerWithUsageJson =
+  & Omit<WorkerStatusJson, "instances">
+  & UsageJson
+  & {
+    responses: ResponseCounts;
+    instances: (WorkerStatusJson["instances"][number] & UsageJson)[];
+  };
+
 /** JSON of `GET /api/status` (SPEC §10). */
-export interface ServerStatusJson {
+export interface ServerStatusJson extends UsageJson {
   mode: string;
   pid: number;
   version: string;
   started_at: string;
   port: number;
-  workers: WorkerStatusJson[];
+  /** Answers of the public port by status class. */
+  responses: ResponseCounts;
+  workers: WorkerWithUsageJson[];
+}
+
+/**
+ * A worker's status with the memory and CPU of its instances' process groups
+ * (each instance's, and their sum) and its answers by status class.
+ */
+export function withUsage(
+  worker: WorkerStatusJson,
+  stats: ProcessStats,
+  responses: ResponseCounts,
+): WorkerWithUsageJson {
+  const instances = worker.instances.map((i) => {
+    const u = stats.group(i.pid);
+    return {
+      ...i,
+      rss_bytes: u?.rssBytes ?? null,
+      cpu_seconds: u?.cpuSeconds ?? null,
+    };
+  });
+  const sum = groupsUsage(stats, worker.instances);
+  return {
+    ...worker,
+    rss_bytes: sum?.rssBytes ?? (instances.length ? null : 0),
+    cpu_seconds: sum?.cpuSeconds ?? (instances.length ? null : 0),
+    responses,
+    instances,
+  };
+}
+
+/** JSON of `GET /api/workers/{name}/output`. */
+export interface WorkerOutputJson {
+  worker: string;
+  instances: { pid: number; port: number; lines: string[] }[];
 }
 
 /** Options for {@linkcode createAdminHandler}. */
@@ -29,6 +84,11 @@ export interface AdminHandlerOptions {
    * instances serve. @throws {TypeError} For an unknown worker.
    */
   restart: (name: string) => Promise<boolean>;
+  /**
+   * The last lines each running instance of a worker printed (stdout and
+   * stderr, oldest first); undefined for an unknown worker. Default: none.
+   */
+  output?: (name: string) => WorkerOutputJson | undefined;
   /** The event timeline. */
   events: EventLog;
   /** Prometheus text for `/metrics`. */
@@ -111,15 +171,15 @@ function restartSentence(
   name: string,
   ok: boolean,
   ms: number,
-  before: WorkerStatusJson | undefined,
-  after: WorkerStatusJson | undefined,
+  before: WorkerWithUsageJson | undefined,
+  after: WorkerWithUsageJson | undefined,
 ): string {
   // Those that serve: a replaced instance may still be listed, draining.
-  const serving = (w: WorkerStatusJson | undefined) =>
+  const serving = (w: WorkerWithUsageJson | undefined) =>
     w?.instances.filter((i) =>
       i.status !== "starting" && i.status !== "stopping"
     ) ?? [];
-  const pids = (w: WorkerStatusJson | undefined) =>
+  const pids = (w: WorkerWithUsageJson | undefined) =>
     serving(w).map((i) => i.pid).join(", ") || "none";
   if (ok) {
     return `Restarted ${name} in ${ms} ms: pid ${pids(before)} → ${
@@ -150,6 +210,7 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
     status,
     reload,
     restart,
+    output = () => undefined,
     events,
     metrics,
     series,
@@ -218,6 +279,20 @@ export function createAdminHandler(options: AdminHandlerOptions): AdminHandler {
         message: capitalize(summarizeReload(report)) + ".",
         report,
       });
+    }
+    const outputPath = /^\/api\/workers\/([^/]+)\/output$/.exec(pathname);
+    if (outputPath) {
+      if (!isRead(req.method)) return methodNotAllowed("GET");
+      let name: string;
+      try {
+        name = decodeURIComponent(outputPath[1]!);
+      } catch {
+        return json({ error: "Bad worker name" }, 400);
+      }
+      const out = output(name);
+      return out
+        ? json(out)
+        : json({ error: `There is no worker "${name}".` }, 404);
     }
     const restartPath = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname);
     if (restartPath) {

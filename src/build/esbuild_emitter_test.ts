@@ -10,12 +10,18 @@ import { REPO_ROOT, run } from "./_testing.ts";
 
 const esbuild = await loadEsbuild();
 
-/** A worker folder inside the repository (so its deno.json and lock apply), removed afterwards. */
+/**
+ * A worker folder in a temporary project that has copies of the repository's
+ * deno.json and lock (so `hono` resolves as it does here), removed afterwards.
+ * Never inside the repository: a `deno task dev` running there watches it.
+ */
 async function fixture(files: Record<string, string>) {
-  const dir = await Deno.makeTempDir({
-    dir: join(REPO_ROOT, "tests", "testdata"),
-    prefix: "esbuild-",
-  });
+  const root = await Deno.makeTempDir({ prefix: "tq-esbuild-" });
+  for (const name of ["deno.json", "deno.lock"]) {
+    await Deno.copyFile(join(REPO_ROOT, name), join(root, name));
+  }
+  const dir = join(root, "w");
+  await Deno.mkdir(dir);
   for (const [path, text] of Object.entries(files)) {
     await Deno.mkdir(dirname(join(dir, path)), { recursive: true });
     await Deno.writeTextFile(join(dir, path), text);
@@ -29,8 +35,8 @@ async function fixture(files: Record<string, string>) {
   };
   return {
     target,
-    project: await findProject(target.entry, join(REPO_ROOT, "deno.json")),
-    cleanup: () => Deno.remove(dir, { recursive: true }),
+    project: await findProject(target.entry, join(root, "deno.json")),
+    cleanup: () => Deno.remove(root, { recursive: true }),
   };
 }
 

@@ -53,11 +53,16 @@ export const DEFAULT_INCLUDE_PATTERNS: readonly string[] = [
   "*/bin/{name}",
 ];
 
-/** Root-relative globs that never trigger anything when `file_watcher.ignore` is not set. */
+/**
+ * Root-relative globs that never trigger anything when `file_watcher.ignore`
+ * is not set. `tests/` is there because the test suite, run beside
+ * `deno task dev`, must not make the dev server rebuild or wait.
+ */
 export const DEFAULT_WATCH_IGNORE: readonly string[] = [
   "**/.git/**",
   "**/node_modules/**",
   "logs/**",
+  "tests/**",
 ];
 
 /** `workers.default` with every default filled in. */

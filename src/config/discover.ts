@@ -133,10 +133,14 @@ export async function discoverWorkers(
   for (const name of names) {
     const dir = join(workersDir, name);
     if (!NAME.test(name)) {
+      const suggestion = name.toLowerCase().replace(/[^a-z0-9_-]/g, "_")
+        .replace(/^[_-]+/, "");
       warn(
         `Skipped "${
           shown(dir)
-        }": the name does not match ^[a-z0-9][a-z0-9_-]*$`,
+        }": a worker's folder name uses only lowercase letters, digits, "_" and "-", and starts with a letter or digit${
+          NAME.test(suggestion) ? ` (rename it, e.g. to "${suggestion}")` : ""
+        }`,
       );
       continue;
     }

@@ -94,7 +94,7 @@ Deno.test("discoverWorkers() tells TypeScript workers from binary ones and skips
     assert.equal(legacy?.binPath, join(dir("legacy"), "bin/legacy"));
     assert.deepEqual(legacy?.settings, defaultConfig().workers.default);
     assert.deepEqual(warnings.sort(), [
-      `Skipped "workers/Bad_Name": the name does not match ^[a-z0-9][a-z0-9_-]*$`,
+      `Skipped "workers/Bad_Name": a worker's folder name uses only lowercase letters, digits, "_" and "-", and starts with a letter or digit (rename it, e.g. to "bad_name")`,
       `Skipped "workers/empty": no file in it matches "workers.discovery.include_patterns" ("*/src/main.ts", "*/src/main.go", "*/bin/{name}")`,
       `Skipped "workers/notexec": "bin/notexec" is not executable (run chmod +x) and there is no src/main.ts or src/main.go`,
     ]);

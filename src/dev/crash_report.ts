@@ -27,6 +27,8 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+/** Signals the supervisor stops instances with. */
+const STOP_SIGNALS: ReadonlySet<Deno.Signal> = new Set(["SIGTERM", "SIGKILL"]);
 const FRAME = /\bat (?:.*?\()?(file:\/\/[^\s)]+?):(\d+):(\d+)\)?\s*$/;
 
 /** A line with its numbers (times, pids, ports) blanked, so two crashes compare equal. */
@@ -93,7 +95,12 @@ export class CrashReporter {
       const child = spawn(command, options);
       const name = options.env?.TQ_WORKER_NAME;
       if (!name) return child;
-      return this.#watch(child, name, options.cwd?.toString());
+      return this.#watch(
+        child,
+        name,
+        options.cwd?.toString(),
+        options.env?.TQ_PORT,
+      );
     };
   }
 
@@ -107,6 +114,7 @@ export class CrashReporter {
     child: SpawnedProcess,
     name: string,
     dir: string | undefined,
+    port: string | undefined,
   ): SpawnedProcess {
     const tail: string[] = [];
     // Kept to compare with the next crash, so bounded: a worker that logs
@@ -166,8 +174,14 @@ export class CrashReporter {
       }),
     );
     child.status.then((status) => {
-      // Signals are how the supervisor stops an instance: not a crash.
-      if (status.success || status.signal) {
+      // SIGTERM and SIGKILL are how the supervisor stops an instance: not a
+      // crash. Another signal (SIGABRT, SIGSEGV) is one, unless it ends an old
+      // instance being stopped: that is the supervisor's warning, not an overlay.
+      if (
+        status.success ||
+        (status.signal &&
+          (STOP_SIGNALS.has(status.signal) || this.#draining(name, child.pid)))
+      ) {
         this.#last.delete(name);
         release();
         return;
@@ -186,9 +200,16 @@ export class CrashReporter {
         release();
         this.#last.set(name, { lines: seen, count: 1 });
       }
-      this.#report(name, dir, status, tail, Date.now());
+      this.#report(name, dir, status, tail, Date.now(), port);
     });
     return wrapChild(child, stderr);
+  }
+
+  /** Whether `pid` is an old instance of the worker that is being stopped. */
+  #draining(name: string, pid: number): boolean {
+    const entry = this.#supervisor.workers.get(name);
+    return entry !== undefined &&
+      [...entry.draining].some((i) => i.pid === pid);
   }
 
   #report(
@@ -197,6 +218,7 @@ export class CrashReporter {
     status: Deno.CommandStatus,
     tail: string[],
     crashedAt: number,
+    port: string | undefined,
   ): void {
     const how = status.signal
       ? `signal ${status.signal}`
@@ -209,7 +231,13 @@ export class CrashReporter {
       type: "error",
       kind: "crash",
       worker: name,
-      message: `The worker exited with ${how}:\n\n${text}`,
+      message: `The worker exited with ${how}:\n\n${text}${
+        portHint(tail, port)
+      }${
+        status.code === 127
+          ? "\n\nExit code 127: a command was not found, often the interpreter its first line (#!) names. Install it, or fix that line."
+          : ""
+      }`,
       ...(at ?? {}),
     });
     this.#awaitRecovery(
@@ -240,6 +268,18 @@ export class CrashReporter {
     this.#watching.set(name, timer);
     queueMicrotask(check);
   }
+}
+
+/** Advice when the worker died because its port was taken: it listened on another than TQ_PORT. */
+function portHint(tail: string[], port: string | undefined): string {
+  if (
+    !tail.some((l) => /address already in use|EADDRINUSE|AddrInUse/i.test(l))
+  ) {
+    return "";
+  }
+  return `\n\nThe port it tried is taken. A worker listens on 127.0.0.1 at the port in $TQ_PORT${
+    port ? ` (${port} for this instance)` : ""
+  }, a fresh one from the pool each start; a fixed port collides with the instance it replaces.`;
 }
 
 /** Whether an instance of the worker that serves now was started after `time` (the old one may still serve). */

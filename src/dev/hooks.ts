@@ -1,6 +1,8 @@
 import type { DevHooks } from "../dev_contract.ts";
 import { buildErrorEvent, LiveReload } from "./livereload.ts";
 import { CrashReporter } from "./crash_report.ts";
+import { StartProblems } from "./start_problems.ts";
+import type { LogRecord } from "../log/mod.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { StandbyPool } from "./standby.ts";
@@ -10,6 +12,8 @@ import { type DevHost, DevWatcher } from "./watcher.ts";
 /** A server that dev hooks can attach to. */
 export interface DevServer extends DevHost {
   readonly finished: Promise<void>;
+  /** Calls `listener` with every record the server logs from now on. */
+  onLogRecord?(listener: (record: LogRecord) => void): void;
 }
 
 /**
@@ -57,6 +61,12 @@ export function createDevHooks(
     supervisor: server.supervisor,
     logger: server.log,
   });
+  const problems = new StartProblems({
+    live,
+    supervisor: server.supervisor,
+    root: server.root,
+  });
+  server.onLogRecord?.((record) => problems.observe(record));
   const settings = server.config.deployment.dev.file_watcher;
   if (settings.enabled) {
     watcher = new DevWatcher(server, live, {
@@ -74,7 +84,8 @@ export function createDevHooks(
     live,
     watcher,
     handle: (req, pathname) => live.handle(req, pathname),
-    intercept: (pathname) => live.buildingResponse(pathname),
+    intercept: (pathname, req) =>
+      live.buildingResponse(pathname) ?? problems.response(pathname, req),
     transform: (res, req) => live.transform(res, req),
     spawn: crashes.wrap(standby.spawn),
     close: async () => {

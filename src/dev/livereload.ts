@@ -26,7 +26,14 @@ export type LiveEvent =
   | { type: "ok"; kind?: ProblemKind | "types"; worker: string };
 
 /** What an `error` event is about. */
-export type ProblemKind = "build" | "crash" | "config";
+export type ProblemKind =
+  | "build"
+  | "crash"
+  | "config"
+  /** A worker that never became healthy or cannot start. */
+  | "start"
+  /** A worker folder that was skipped (e.g. an invalid name). */
+  | "folder";
 
 type Problem = LiveEvent & { type: "error" | "warning" };
 
@@ -77,7 +84,7 @@ export const LIVERELOAD_JS = `(() => {
       : "position:fixed;right:12px;bottom:12px;max-width:min(720px,90vw);max-height:40vh;z-index:2147483647;" +
         "background:rgba(40,34,10,.95);color:#f8f8f2;font:13px/1.45 ui-monospace,monospace;padding:16px;" +
         "overflow:auto;white-space:pre-wrap;border-left:4px solid #f0c040;border-radius:6px";
-    const titles = { build: "Build failed", crash: "Worker crashed", config: "Config rejected", types: "Type errors" };
+    const titles = { build: "Build failed", crash: "Worker crashed", config: "Config rejected", types: "Type errors", start: "Worker not healthy", folder: "Worker folder skipped" };
     for (const e of errors.values()) {
       const h = document.createElement("div");
       h.style.cssText = "color:" + (e.type === "error" ? "#ff6b6b" : "#f0c040") + ";font-weight:bold;margin-bottom:8px";
@@ -110,7 +117,8 @@ export const LIVERELOAD_JS = `(() => {
 })();
 `;
 
-const SCRIPT_TAG = `<script src="/_tq/livereload.js" defer></script>`;
+/** The tag that loads the live-reload client into a page. */
+export const SCRIPT_TAG = `<script src="/_tq/livereload.js" defer></script>`;
 
 /** What a new worker's route answers while its first build runs (dev). */
 export function buildingPage(worker: string): string {

@@ -85,6 +85,11 @@ interface BatchTiming {
 /** Files that change how a Go worker builds, besides its `.go` sources. */
 const GO_MODULE_FILES: ReadonlySet<string> = new Set(["go.mod", "go.sum"]);
 
+/** How far before the last event seen a rescan looks for changed files (mtime granularity, clock skew). */
+const RESCAN_MARGIN_MS = 2000;
+/** Entries a rescan visits at most: it runs on the event loop. */
+const RESCAN_MAX_ENTRIES = 200_000;
+
 /** Quiet time after which a batch of source edits starts building, before the debounce ends. */
 const SPECULATE_MS = 5;
 
@@ -123,6 +128,8 @@ export class DevWatcher {
   #firstEventAt = 0;
   /** When the last relevant event arrived. */
   #lastEventAt = 0;
+  /** Wall-clock time of the last relevant event (or the start, or a rescan): what a rescan looks back to. */
+  #lastEventWall = Date.now();
   #speculateTimer: ReturnType<typeof setTimeout> | undefined;
   /** Builds started during the debounce wait, by worker. */
   #speculative = new Map<
@@ -153,6 +160,12 @@ export class DevWatcher {
     this.#watcher = Deno.watchFs(this.#host.root, { recursive: true });
     (async () => {
       for await (const event of this.#watcher!) {
+        if (event.flag === "rescan") {
+          // The event queue (Deno's or the kernel's) overflowed: events were
+          // dropped, a save among them maybe. Say so, and look at the files.
+          this.#rescan();
+          continue;
+        }
         let added = 0;
         for (const path of event.paths) {
           if (!this.#relevant(path)) continue;
@@ -160,25 +173,89 @@ export class DevWatcher {
           added++;
         }
         if (added === 0) continue;
-        this.#onActivity?.();
-        this.#lastEventAt = performance.now();
-        if (this.#timer === undefined) this.#firstEventAt = this.#lastEventAt;
-        clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => {
-          // One more turn of the event loop first: on a loaded machine the
-          // timer can run before file events that are already waiting, which
-          // would split one burst of saves into two batches.
-          this.#timer = setTimeout(() => this.#flush(), 0);
-        }, this.#debounceMs);
-        clearTimeout(this.#speculateTimer);
-        this.#speculateTimer = setTimeout(
-          () => this.#speculate(),
-          Math.min(SPECULATE_MS, this.#debounceMs),
-        );
+        this.#lastEventWall = Date.now();
+        this.#schedule();
       }
     })().catch((err) =>
       this.#host.log.error("file watcher stopped", { error: err })
     );
+  }
+
+  /** Starts (or restarts) the debounce wait of the pending batch. */
+  #schedule(): void {
+    this.#onActivity?.();
+    this.#lastEventAt = performance.now();
+    if (this.#timer === undefined) this.#firstEventAt = this.#lastEventAt;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      // One more turn of the event loop first: on a loaded machine the
+      // timer can run before file events that are already waiting, which
+      // would split one burst of saves into two batches.
+      this.#timer = setTimeout(() => this.#flush(), 0);
+    }, this.#debounceMs);
+    clearTimeout(this.#speculateTimer);
+    this.#speculateTimer = setTimeout(
+      () => this.#speculate(),
+      Math.min(SPECULATE_MS, this.#debounceMs),
+    );
+  }
+
+  /**
+   * After lost events: every watched file changed since shortly before the
+   * last event seen joins the pending batch, and each worker folder too, so
+   * the batch also runs the reload check (new or removed workers, config).
+   */
+  #rescan(): void {
+    const { root, log, config } = this.#host;
+    const since = this.#lastEventWall - RESCAN_MARGIN_MS;
+    const started = performance.now();
+    let files = 0;
+    let visited = 0;
+    const walk = (dir: string) => {
+      let entries: Deno.DirEntry[];
+      try {
+        entries = [...Deno.readDirSync(dir)];
+      } catch {
+        return; // Removed meanwhile.
+      }
+      for (const entry of entries) {
+        if (++visited > RESCAN_MAX_ENTRIES) return;
+        const path = join(dir, entry.name);
+        const rel = relative(root, path).split(sep).join("/");
+        if (entry.isDirectory) {
+          if (matchesAny(`${rel}/x`, this.#ignore)) continue;
+          walk(path);
+        } else if (this.#relevant(path)) {
+          try {
+            const mtime = Deno.statSync(path).mtime?.getTime() ?? 0;
+            if (mtime < since) continue;
+          } catch {
+            continue;
+          }
+          this.#pending.add(path);
+          files++;
+        }
+      }
+    };
+    this.#relevant(join(root, "main.ts")); // Compiles the globs of the config in force.
+    walk(root);
+    const workers = join(root, config.workers.workers_dir);
+    try {
+      for (const entry of Deno.readDirSync(workers)) {
+        if (entry.isDirectory) this.#pending.add(join(workers, entry.name));
+      }
+    } catch {
+      // No workers folder: the reload check says what it finds.
+    }
+    log.warn("file events were lost, rescanning", {
+      why:
+        "the file watcher's event queue overflowed (too many file changes at once)",
+      changed_files: files,
+      scanned: visited,
+      ms: Math.round(performance.now() - started),
+    });
+    this.#lastEventWall = Date.now();
+    this.#schedule();
   }
 
   /** True while file events wait for their debounce or are being handled. */

@@ -8,3 +8,4 @@ export * from "./registry.ts";
 export * from "./series.ts";
 export * from "./server_metrics.ts";
 export * from "./meter.ts";
+export * from "./process_stats.ts";

@@ -93,10 +93,25 @@ abstract class Metric<T> {
     return slot;
   }
 
+  /** Every sample: its label values by name, and its value. */
+  *samples(): Generator<{ labels: Labels; value: T }> {
+    for (const { labels, value } of this.values.values()) {
+      yield {
+        labels: Object.fromEntries(
+          this.labelNames.map((n, i) => [n, labels[i]!]),
+        ),
+        value,
+      };
+    }
+  }
+
   protected labelText(values: readonly string[], extra = ""): string {
-    const parts = values.map((v, i) =>
-      `${this.labelNames[i]}="${escapeLabel(v)}"`
-    );
+    // An empty label value is the same as no label (Prometheus): left out,
+    // so e.g. the server's own `process_*` samples carry no `worker=""`.
+    const parts: string[] = [];
+    values.forEach((v, i) => {
+      if (v !== "") parts.push(`${this.labelNames[i]}="${escapeLabel(v)}"`);
+    });
     if (extra) parts.push(extra);
     return parts.length ? `{${parts.join(",")}}` : "";
   }

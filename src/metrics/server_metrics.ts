@@ -3,6 +3,7 @@ import type { StaticCacheStats } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 import { type HistogramSample, LATENCY_BUCKETS, Registry } from "./registry.ts";
 import { RateSeries } from "./series.ts";
+import type { ProcessStats, ProcessUsage } from "./process_stats.ts";
 
 /** What the server is, for the gauges read at each scrape. */
 export interface MetricsSource {
@@ -23,6 +24,20 @@ export interface ServerMetricsOptions {
   staticCounters?: () => StaticCacheStats | undefined;
   /** Clock of the sparkline series (epoch ms). Default `Date.now`. */
   now?: () => number;
+  /**
+   * Memory and CPU of the server and of the workers' process groups, for the
+   * standard `process_*` metrics (the server's samples unlabelled, each
+   * worker's with `worker`). Default: none declared.
+   */
+  processStats?: ProcessStats;
+}
+
+/** Answers by status class, as `/api/status` shows them. */
+export interface ResponseCounts {
+  "2xx": number;
+  "3xx": number;
+  "4xx": number;
+  "5xx": number;
 }
 
 /** `2xx`, `4xx`, … for a status code. */
@@ -105,7 +120,7 @@ export class ServerMetrics {
   #meters = new Map<string, RequestMeter>();
 
   constructor(options: ServerMetricsOptions) {
-    const { source, staticCounters, now = Date.now } = options;
+    const { source, staticCounters, now = Date.now, processStats } = options;
     this.series = new RateSeries({ now });
     const r = this.registry;
     const info = r.gauge({
@@ -208,6 +223,7 @@ export class ServerMetrics {
       }
       : undefined;
     this.#staticResponses = stat?.responses;
+    const proc = processStats ? declareProcessMetrics(r) : undefined;
     this.#reloadChecks.inc({}, 0);
     r.onCollect(() => {
       const s = source();
@@ -229,6 +245,12 @@ export class ServerMetrics {
         this.#crashes.inc(labels, 0);
         this.#buildErrors.inc(labels, 0);
         this.#inFlight.inc(labels, 0);
+      }
+      if (proc && processStats) {
+        proc.collect(processStats.self(), "");
+        for (const w of s.workers) {
+          proc.collect(groupsUsage(processStats, w.instances), w.name);
+        }
       }
       const c = stat && staticCounters?.();
       if (stat && c) {
@@ -261,6 +283,20 @@ export class ServerMetrics {
       this.#meters.set(worker, meter);
     }
     return meter;
+  }
+
+  /**
+   * Answers so far by status class: of `worker` (a name, `static`, `_tq` or
+   * `-` for no route), or of the whole public port when omitted.
+   */
+  responses(worker?: string): ResponseCounts {
+    const counts: ResponseCounts = { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 };
+    for (const { labels, value } of this.#requests.samples()) {
+      if (worker !== undefined && labels.worker !== worker) continue;
+      const code = labels.code as keyof ResponseCounts;
+      if (code in counts) counts[code] += value;
+    }
+    return counts;
   }
 
   /** Counts a static file answer by its status. */
@@ -298,4 +334,84 @@ export class ServerMetrics {
   render(): string {
     return this.registry.render();
   }
+}
+
+/** The summed usage of instances' process groups; undefined when none could be read. */
+export function groupsUsage(
+  stats: ProcessStats,
+  instances: readonly { pid: number }[],
+): ProcessUsage | undefined {
+  let sum: ProcessUsage | undefined;
+  for (const { pid } of instances) {
+    const u = stats.group(pid);
+    if (!u) continue;
+    sum = sum
+      ? {
+        rssBytes: sum.rssBytes + u.rssBytes,
+        cpuSeconds: Math.round((sum.cpuSeconds + u.cpuSeconds) * 100) / 100,
+        virtualBytes: sum.virtualBytes + u.virtualBytes,
+        processes: sum.processes + u.processes,
+        startTimeSeconds: Math.min(sum.startTimeSeconds, u.startTimeSeconds),
+      }
+      : { ...u };
+  }
+  return sum;
+}
+
+/**
+ * The standard Prometheus process metrics (as client libraries name them),
+ * for the server (no label) and per worker (`worker`, summed over its
+ * instances' process groups; a restart starts its CPU counter again).
+ */
+function declareProcessMetrics(r: Registry) {
+  const labels = ["worker"];
+  const cpu = r.counter({
+    name: "process_cpu_seconds_total",
+    help:
+      "User and system CPU time spent, seconds: the server's (no label) or a worker's process groups.",
+    labels,
+  });
+  const rss = r.gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes: the server's or a worker's.",
+    labels,
+  });
+  const virt = r.gauge({
+    name: "process_virtual_memory_bytes",
+    help: "Virtual memory size in bytes: the server's or a worker's.",
+    labels,
+  });
+  const start = r.gauge({
+    name: "process_start_time_seconds",
+    help:
+      "Start time of the process since the epoch, seconds: the server's or a worker's oldest.",
+    labels,
+  });
+  const openFds = r.gauge({
+    name: "process_open_fds",
+    help: "Open file descriptors of the server.",
+  });
+  const maxFds = r.gauge({
+    name: "process_max_fds",
+    help: "Maximum number of open file descriptors of the server.",
+  });
+  return {
+    collect(
+      usage: (ProcessUsage & { openFds?: number; maxFds?: number }) | undefined,
+      worker: string,
+    ): void {
+      if (worker === "") {
+        // The server comes first in each collection: start from scratch, so a removed worker's samples go.
+        for (const m of [cpu, rss, virt, start]) m.reset();
+      }
+      if (!usage) return;
+      const l = { worker };
+      cpu.inc(l, usage.cpuSeconds);
+      rss.set(l, usage.rssBytes);
+      virt.set(l, usage.virtualBytes);
+      start.set(l, usage.startTimeSeconds);
+      if (usage.openFds !== undefined) openFds.set({}, usage.openFds);
+      if (usage.maxFds) maxFds.set({}, usage.maxFds);
+    },
+  };
 }

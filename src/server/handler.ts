@@ -90,7 +90,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
       const served = serveStatic!(req);
       res = served instanceof Promise ? await served : served;
     } else {
-      const early = dev?.intercept?.(pathname);
+      const early = dev?.intercept?.(pathname, req);
       res = early ?? await proxy(req, info);
       if (dev && !early) res = dev.transform(res, req);
       // The stages read a proxied answer's headers from its pairs: touching

@@ -5,6 +5,7 @@ import {
   createAdminHandler,
   type EventLog,
   type ServerStatusJson,
+  type WorkerOutputJson,
 } from "../admin/mod.ts";
 import type { DevHooks } from "../dev_contract.ts";
 import { AccessLog, type Logger } from "../log/mod.ts";
@@ -23,6 +24,7 @@ import type { StaticHandler } from "../static/mod.ts";
 import { servedFiles } from "./served_files.ts";
 import { createPublicHandler } from "./handler.ts";
 import type { OpenStreams } from "./streams.ts";
+import { describeProcess, portHolder } from "./_port_owner.ts";
 
 /** Options for {@linkcode openListeners}. */
 export interface ListenersOptions {
@@ -50,6 +52,8 @@ export interface ListenersOptions {
   dashboardDir?: string | undefined;
   /** `POST /api/workers/{name}/restart`: replaces the worker (reason `manual`). */
   restart: (name: string) => Promise<boolean>;
+  /** `GET /api/workers/{name}/output`: a worker's last output lines. Default: none. */
+  output?: (name: string) => WorkerOutputJson | undefined;
   /** The timeline of `/api/events`. */
   events: EventLog;
   /** Request counters (fed around the public handler) and `/metrics`. */
@@ -164,6 +168,7 @@ export function openListeners(options: ListenersOptions): Listeners {
       status: options.status,
       reload: options.reload,
       restart: options.restart,
+      ...(options.output ? { output: options.output } : {}),
       events: options.events,
       metrics: () => metrics.render(),
       series: () => metrics.series.snapshot(),
@@ -231,8 +236,14 @@ export function portKey(options: { port?: number | undefined }): string {
 }
 
 function inUse(host: string, port: number, key: string): Error {
+  // Most often our own tqserver, started twice: say which, so it can be stopped.
+  const holder = portHolder(port);
+  const by = holder ? ` by ${describeProcess(holder)}` : "";
+  const hint = holder?.tqserver
+    ? `; stop it ("kill ${holder.pid}") or choose another ${key}`
+    : "";
   return new Deno.errors.AddrInUse(
-    `Port ${port} on "${host}" (${key}) is already in use`,
+    `Port ${port} on "${host}" (${key}) is already in use${by}${hint}`,
   );
 }
 

@@ -8,7 +8,13 @@ import {
   resolveMode,
   type WorkerSpec,
 } from "../config/mod.ts";
-import type { AdminHandler, EventLog, ServerStatusJson } from "../admin/mod.ts";
+import {
+  type AdminHandler,
+  type EventLog,
+  type ServerStatusJson,
+  withUsage,
+  type WorkerOutputJson,
+} from "../admin/mod.ts";
 import {
   type Builder,
   type BuildResult,
@@ -16,8 +22,8 @@ import {
   describeBuildError,
   type GoBuilder,
 } from "../build/mod.ts";
-import type { AccessLog, Logger, ServerLog } from "../log/mod.ts";
-import type { ServerMetrics } from "../metrics/mod.ts";
+import type { AccessLog, Logger, LogRecord, ServerLog } from "../log/mod.ts";
+import type { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import {
@@ -65,6 +71,8 @@ export class TqServer {
   readonly events: EventLog;
   /** The counters of `/metrics`. */
   readonly metrics: ServerMetrics;
+  /** Memory and CPU of the server and its workers, from `/proc`. */
+  readonly processStats: ProcessStats;
   readonly supervisor: Supervisor;
   readonly builder: Builder;
   /** Builds the Go workers (`src/main.go`). */
@@ -96,6 +104,7 @@ export class TqServer {
   #serverLog: ServerLog | undefined;
   #access: AccessLog | undefined;
   #adminHandler: AdminHandler | undefined;
+  #recordListeners: Set<(record: LogRecord) => void>;
 
   private constructor(
     options: ServerOptions,
@@ -105,9 +114,13 @@ export class TqServer {
     observed: {
       events: EventLog;
       metrics: ServerMetrics;
+      recordListeners: Set<(record: LogRecord) => void>;
+      processStats: ProcessStats;
       serverLog?: ServerLog;
     },
   ) {
+    this.#recordListeners = observed.recordListeners;
+    this.processStats = observed.processStats;
     this.root = resolve(options.root);
     this.#options = options;
     this.config = withBindHost(config, mode);
@@ -162,18 +175,21 @@ export class TqServer {
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const { events, metrics, serverLog, log } = createObservers(
-      options,
-      loaded,
-      root,
-      ref,
-    );
+    const { events, metrics, serverLog, log, recordListeners, processStats } =
+      createObservers(
+        options,
+        loaded,
+        root,
+        ref,
+      );
     for (const warning of loaded.warnings) {
       log.warn("config warning", { problem: warning });
     }
     const server = new TqServer(options, loaded.config, mode, log, {
       events,
       metrics,
+      recordListeners,
+      processStats,
       ...(serverLog ? { serverLog } : {}),
     });
     ref.server = server;
@@ -193,6 +209,11 @@ export class TqServer {
       signal?.removeEventListener("abort", cancel);
     }
     return server;
+  }
+
+  /** Calls `listener` with every record the server logs from now on (dev: failures shown on the page). */
+  onLogRecord(listener: (record: LogRecord) => void): void {
+    this.#recordListeners.add(listener);
   }
 
   /** The config files' paths that tqserver reads (existing or not). */
@@ -301,15 +322,35 @@ export class TqServer {
     return this.#listeners?.static?.stats();
   }
 
+  /** The last lines each instance of `worker` printed; undefined for an unknown worker. */
+  workerOutput(worker: string): WorkerOutputJson | undefined {
+    const entry = this.supervisor.workers.get(worker);
+    if (!entry) return undefined;
+    return {
+      worker,
+      instances: [...entry.active, ...entry.draining].map((i) => ({
+        pid: i.pid,
+        port: i.port,
+        lines: i.recentOutput(),
+      })),
+    };
+  }
+
   /** Status for `/api/status`. */
   status(): ServerStatusJson {
+    const self = this.processStats.self();
     return {
       mode: this.mode,
       pid: Deno.pid,
       version: VERSION,
       started_at: this.startedAt.toISOString(),
       port: this.port,
-      workers: this.supervisor.status(),
+      rss_bytes: self?.rssBytes ?? null,
+      cpu_seconds: self?.cpuSeconds ?? null,
+      responses: this.metrics.responses(),
+      workers: this.supervisor.status().map((w) =>
+        withUsage(w, this.processStats, this.metrics.responses(w.name))
+      ),
     };
   }
 
@@ -328,9 +369,12 @@ export class TqServer {
     const pidFile = config.server.pid_file
       ? new PidFile(this.root, config.server.pid_file, this.log)
       : undefined;
+    // A second server on the same PID file would take it over from the first.
+    if (!successor) pidFile?.assertNotRunning();
+    // The dev hooks first: they show on the page what discovery finds wrong.
+    this.#dev = this.#options.devHooks?.(this);
     const specs = await this.discover();
     cancelled();
-    this.#dev = this.#options.devHooks?.(this);
     if (!successor) {
       // Fail fast: both ports are ours before any build or worker starts.
       await assertPortFree(
@@ -370,9 +414,9 @@ export class TqServer {
     // A successor binds only now: its listener must not take connections before its workers serve.
     if (successor) this.#listen();
     this.log.info("tqserver ready", {
-      port: this.port,
-      admin: this.adminPort
-        ? `${config.server.admin.host}:${this.adminPort}`
+      url: `http://${urlHost(config.server.host)}:${this.port}/`,
+      dashboard: this.adminPort
+        ? `http://${urlHost(config.server.admin.host)}:${this.adminPort}/`
         : "off",
       workers: specs.length,
     });
@@ -412,6 +456,7 @@ export class TqServer {
       reload: () => this.reload(),
       dashboardDir: this.#options.dashboardDir,
       restart: (name) => this.supervisor.replace(name, "manual"),
+      output: (name) => this.workerOutput(name),
       events: this.events,
       metrics: this.metrics,
       ...(this.#options.now ? { now: this.#options.now } : {}),
@@ -530,6 +575,12 @@ export class TqServer {
   get foregroundSuccessor(): Deno.ChildProcess | undefined {
     return this.#successor;
   }
+}
+
+/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 export { ConfigError, type ServerOptions, StartCancelled };

@@ -10,10 +10,11 @@ import { Builder, GoBuilder } from "../build/mod.ts";
 import {
   createServerLog,
   type Logger,
+  type LogRecord,
   observeLogger,
   type ServerLog,
 } from "../log/mod.ts";
-import { ServerMetrics } from "../metrics/mod.ts";
+import { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 
@@ -118,15 +119,26 @@ export function createObservers(
   metrics: ServerMetrics;
   serverLog: ServerLog | undefined;
   log: Logger;
+  /** Further observers of every log record (dev: failures shown on the page). */
+  recordListeners: Set<(record: LogRecord) => void>;
+  /** Memory and CPU of the server and the workers (`/api/status`, `/metrics`). */
+  processStats: ProcessStats;
 } {
   const events = new EventLog();
+  const processStats = new ProcessStats();
   const metrics = new ServerMetrics({
     source: () => ref.server!.status(),
+    processStats,
     ...(loaded.config.server.static.enabled
       ? { staticCounters: () => ref.server?.staticStats() }
       : {}),
   });
-  const onRecord = observeRecords(events, metrics);
+  const observe = observeRecords(events, metrics);
+  const recordListeners = new Set<(record: LogRecord) => void>();
+  const onRecord = (record: LogRecord) => {
+    observe(record);
+    for (const listener of recordListeners) listener(record);
+  };
   const { now } = options;
   const serverLog = options.logger ? undefined : createServerLog({
     quiet: options.quiet ?? false,
@@ -143,5 +155,5 @@ export function createObservers(
     ...(now ? { now } : {}),
   });
   const log = serverLog?.logger ?? observeLogger(options.logger!, onRecord);
-  return { events, metrics, serverLog, log };
+  return { events, metrics, serverLog, log, recordListeners, processStats };
 }

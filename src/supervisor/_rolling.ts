@@ -79,10 +79,18 @@ export async function rollInstances(
   const signal = host.signal(entry);
   const started = Date.now();
   const restartDelayMs = host.restartDelayMs();
-  if (pending().length > 0) {
+  // A crashed instance brought back alone is a restart too.
+  const restarting = pending().length > 0 ||
+    (reason === "crashed" && entry.active.length < entry.target);
+  if (restarting) {
+    // Counted when tried, as the log shows it (as a replace of every instance).
+    if (reason !== "start") {
+      entry.restarts++;
+      entry.lastRestartReason = reason;
+    }
     log.info("worker restarting", {
       ...fields,
-      instances: pending().length,
+      instances: pending().length || entry.target - entry.active.length,
     });
   }
   const fresh: number[] = [];
@@ -164,10 +172,6 @@ export async function rollInstances(
   }
   const restarted = replaced > 0 ||
     (reason === "crashed" && fresh.length > 0);
-  if (restarted && reason !== "start") {
-    entry.restarts++;
-    entry.lastRestartReason = reason;
-  }
   entry.settle();
   log.info(restarted ? "worker replaced" : "worker scaled", {
     ...fields,

@@ -71,6 +71,9 @@ async function pipeLines(
 
 let nextId = 1;
 
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
 /** For this long after the first probe, probes are at most {@linkcode EAGER_PROBE_GAP_MS} apart. */
 const EAGER_PROBE_MS = 200;
 const EAGER_PROBE_GAP_MS = 4;
@@ -193,7 +196,8 @@ export class Instance {
     });
     const prefix = name;
     const onLine = (line: string) => {
-      this.#lines.push(line);
+      // Kept for error messages (last_error, the overlay, log fields): no colour codes.
+      this.#lines.push(line.replace(ANSI, ""));
       if (this.#lines.length > KEPT_LINES) this.#lines.shift();
       logger.line(prefix, line);
     };

@@ -533,7 +533,13 @@ export class Supervisor {
     ) {
       entry.transition({ status: "starting" });
     }
-    if (reason !== "start") this.#log.info("worker restarting", fields);
+    if (reason !== "start") {
+      // Counted when tried, as the log shows it: a crash loop whose restarts
+      // fail must not read "restarts 0" in /api/status.
+      entry.restarts++;
+      entry.lastRestartReason = reason;
+      this.#log.info("worker restarting", fields);
+    }
     const started = Date.now();
     // The server stopping, or this worker being removed, ends a start at once.
     const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
@@ -548,10 +554,6 @@ export class Supervisor {
         fresh.map((instance) => this.#retire(entry, instance, 0)),
       );
       return false;
-    }
-    if (reason !== "start") {
-      entry.restarts++;
-      entry.lastRestartReason = reason;
     }
     const old = entry.serve(fresh);
     // The route may have changed with the spec: it switches now, with the new instance.
@@ -641,7 +643,11 @@ export class Supervisor {
       this.#pool.release(instance.port);
       entry.draining.delete(instance);
       entry.retiredRequests += instance.requests;
-      this.#log.info("worker instance stopped", {
+      // A worker that dies of another signal while it stops (SIGABRT from a
+      // thread left running) has a bug its author wants to hear about.
+      const abnormal = status.signal !== null && status.signal !== "SIGTERM" &&
+        status.signal !== "SIGKILL";
+      this.#log[abnormal ? "warn" : "info"]("worker instance stopped", {
         worker: entry.name,
         pid: instance.pid,
         code: status.code,

@@ -57,6 +57,11 @@ const server = Deno.serve(
       if (reloadSignal) headers.set("x-tq-reload", reloadSignal);
       return new Response("ok", { headers });
     }
+    // `?status=503`: answers with that status (counted answers by class).
+    const status = Number(url.searchParams.get("status") ?? "");
+    if (status >= 200 && status <= 599) {
+      return new Response(`status ${status}`, { status });
+    }
     if (path.endsWith("/ws") && req.headers.get("upgrade") === "websocket") {
       const { socket, response } = Deno.upgradeWebSocket(req);
       socket.onmessage = (e) => socket.send(`${tag}: ${e.data}`);

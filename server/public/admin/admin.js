@@ -13,6 +13,10 @@ const state = {
   /** worker → reason → count, from the timeline */
   reasons: new Map(),
   rows: new Map(),
+  /** key → { at, seconds } of the last status: CPU % is the difference. */
+  cpu: new Map(),
+  /** Worker whose output is shown, if any. */
+  output: null,
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -67,8 +71,49 @@ function clock(iso) {
   return new Date(iso).toLocaleTimeString([], { hour12: false });
 }
 
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
+}
+
+function count(n) {
+  return (n ?? 0).toLocaleString("en-US");
+}
+
+/** Rates and latencies: whole numbers as they are and from 10 up, one decimal below. */
+function amount(n) {
+  return n >= 10 || Number.isInteger(n)
+    ? Math.round(n).toLocaleString("en-US")
+    : n.toFixed(1);
+}
+
+/** CPU use since the last status, in % of one core; "–" until there are two. */
+function cpuPercent(key, seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const now = performance.now();
+  const last = state.cpu.get(key);
+  if (!last || seconds < last.seconds) {
+    state.cpu.set(key, { at: now, seconds, pct: null });
+    return "–";
+  }
+  if (now - last.at < 900) {
+    return last.pct === null ? "–" : `${last.pct}%`;
+  }
+  const pct = Math.round(
+    ((seconds - last.seconds) / ((now - last.at) / 1000)) * 100,
+  );
+  state.cpu.set(key, { at: now, seconds, pct });
+  return `${pct}%`;
+}
+
 function sparkline(values, title) {
-  const w = 120, h = 28;
+  const w = 100, h = 28;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("width", String(w));
@@ -77,6 +122,13 @@ function sparkline(values, title) {
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", title);
   const max = Math.max(1e-9, ...values);
+  // The top of the graph is the largest value of the minute (labelled "max").
+  const top = document.createElementNS(svg.namespaceURI, "line");
+  top.setAttribute("class", "scale");
+  top.setAttribute("x1", "0");
+  top.setAttribute("x2", String(w));
+  top.setAttribute("y1", "2");
+  top.setAttribute("y2", "2");
   const step = values.length > 1 ? w / (values.length - 1) : w;
   const pts = values.map((v, i) =>
     `${(i * step).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`
@@ -88,7 +140,7 @@ function sparkline(values, title) {
   line.setAttribute("points", pts.join(" "));
   const t = document.createElementNS(svg.namespaceURI, "title");
   t.textContent = title;
-  svg.append(t, area, line);
+  svg.append(t, top, area, line);
   return svg;
 }
 
@@ -135,9 +187,12 @@ function rowFor(name) {
     state: cell("State"),
     instances: cell("Instances"),
     uptime: cell("Uptime", "nowrap"),
-    binary: cell("Binary", "nowrap"),
+    binary: cell("Binary built", "nowrap"),
     requests: cell("Requests", "num"),
     inFlight: cell("In flight", "num"),
+    answers: cell("Answers", "nowrap"),
+    memory: cell("Memory", "num nowrap"),
+    cpu: cell("CPU", "num"),
     restarts: cell("Restarts"),
     rate: cell("Req/s"),
     latency: cell("Latency"),
@@ -149,17 +204,60 @@ function rowFor(name) {
   row.name.append(row.title, row.route, row.error);
   row.pill = el("span", { class: "pill" });
   row.state.append(row.pill);
+  const answers = el("div", { class: "answers-box" });
+  for (const cls of ["c2xx", "c4xx", "c5xx"]) {
+    row[cls] = el("span", { class: `answers ${cls}` });
+    answers.append(row[cls]);
+  }
+  row.answers.append(answers);
   const button = el("button", {
     type: "button",
     class: "restart",
     text: "Restart",
     title: `Replace ${name} with fresh instances (reason: manual)`,
   });
-  button.addEventListener(
-    "click",
-    () => post(`/api/workers/${encodeURIComponent(name)}/restart`, button),
+  const cancel = el("button", {
+    type: "button",
+    class: "cancel",
+    text: "Cancel",
+  });
+  cancel.hidden = true;
+  let armed;
+  const disarm = () => {
+    clearTimeout(armed);
+    armed = undefined;
+    button.textContent = "Restart";
+    button.classList.remove("confirm");
+    cancel.hidden = true;
+  };
+  // Asks first: the first click arms the button, a second one restarts.
+  button.addEventListener("click", () => {
+    if (armed === undefined) {
+      button.textContent = "Confirm";
+      button.classList.add("confirm");
+      cancel.hidden = false;
+      armed = setTimeout(disarm, 8000);
+      showResult(
+        `Restart ${name}? Its instances are replaced by new ones (the old ones serve until then). Click "Confirm" within 8 s.`,
+        true,
+      );
+      $("#result").className = "result";
+      return;
+    }
+    disarm();
+    post(`/api/workers/${encodeURIComponent(name)}/restart`, button);
+  });
+  cancel.addEventListener("click", disarm);
+  const output = el("button", {
+    type: "button",
+    class: "output",
+    text: "Output",
+    title: `The last lines ${name}'s instances printed`,
+  });
+  output.addEventListener("click", () => showOutput(name));
+  row.action.append(
+    el("div", { class: "row-actions" }, output, button, cancel),
   );
-  row.action.append(button);
   row.tr.append(
     row.name,
     row.state,
@@ -168,6 +266,9 @@ function rowFor(name) {
     row.binary,
     row.requests,
     row.inFlight,
+    row.answers,
+    row.memory,
+    row.cpu,
     row.restarts,
     row.rate,
     row.latency,
@@ -177,13 +278,18 @@ function rowFor(name) {
   return row;
 }
 
-function renderSpark(cell, values, label, title) {
+function renderSpark(cell, values, now, max, title) {
   cell.replaceChildren(
     el(
       "div",
       { class: "spark-box" },
       sparkline(values, title),
-      el("span", { class: "spark-label", text: label }),
+      el(
+        "span",
+        { class: "spark-label" },
+        el("span", { class: "now", text: max ? `now ${now}` : now }),
+        max ? el("span", { class: "max", text: ` · max ${max}` }) : null,
+      ),
     ),
   );
 }
@@ -216,6 +322,13 @@ function render() {
       s.workers.length === 1 ? "" : "s"
     }`,
   );
+  const r = s.responses ?? {};
+  setText(
+    $("#server-usage"),
+    `server: ${bytes(s.rss_bytes)} · CPU ${cpuPercent("", s.cpu_seconds)} · ${
+      count(r["2xx"])
+    } 2xx · ${count(r["4xx"])} 4xx · ${count(r["5xx"])} 5xx`,
+  );
   const tbody = $("#workers tbody");
   const names = new Set(s.workers.map((w) => w.name));
   for (const [name, row] of state.rows) {
@@ -229,7 +342,7 @@ function render() {
       el(
         "tr",
         { class: "empty" },
-        el("td", { colspan: "11", text: "No workers." }),
+        el("td", { colspan: "14", text: "No workers." }),
       ),
     );
     return;
@@ -269,26 +382,70 @@ function render() {
     row.binary.title = `${w.binary_path}\n${w.binary_mtime ?? "no binary"}`;
     setText(row.requests, w.requests.toLocaleString());
     setText(row.inFlight, String(w.in_flight));
+    const answers = w.responses ?? {};
+    for (const cls of ["2xx", "4xx", "5xx"]) {
+      const n = answers[cls] ?? 0;
+      setText(row[`c${cls}`], `${count(n)} ${cls}`);
+      row[`c${cls}`].classList.toggle("some", n > 0);
+    }
+    row.answers.title = `3xx: ${count(answers["3xx"])}`;
+    setText(row.memory, bytes(w.rss_bytes));
+    row.memory.title = (w.instances ?? []).map((i) =>
+      `pid ${i.pid}: ${bytes(i.rss_bytes)}`
+    ).join("\n");
+    setText(row.cpu, cpuPercent(w.name, w.cpu_seconds));
+    row.cpu.title = w.cpu_seconds === null || w.cpu_seconds === undefined
+      ? ""
+      : `${w.cpu_seconds} s of CPU since its instances started`;
     setText(row.restarts, restartsText(w));
     const series = state.series[w.name] ??
       { rate: new Array(60).fill(0), latency_ms: new Array(60).fill(0) };
-    const rate = series.rate.slice(-10).reduce((a, b) =>
-      a + b, 0) / 10;
-    const seen = series.latency_ms.filter((v) => v > 0);
+    // The current second is not over: "now" is the last complete one.
+    const done = series.rate.slice(0, -1);
+    const rateNow = done.length ? done[done.length - 1] : 0;
+    const seen = series.latency_ms.slice(0, -1).filter((v) =>
+      v > 0
+    );
     const lat = seen.length ? seen[seen.length - 1] : 0;
     renderSpark(
       row.rate,
       series.rate,
-      `${rate.toFixed(1)}/s`,
-      `${w.name}: requests per second, last 60 s`,
+      `${amount(rateNow)}/s`,
+      `${amount(Math.max(0, ...series.rate))}/s`,
+      `${w.name}: requests per second, last 60 s (top of the graph: the largest second)`,
     );
     renderSpark(
       row.latency,
       series.latency_ms,
-      seen.length ? `${lat.toFixed(1)} ms` : "–",
-      `${w.name}: mean latency per second, last 60 s`,
+      seen.length ? `${amount(lat)} ms` : "no requests",
+      seen.length ? `${amount(Math.max(0, ...series.latency_ms))} ms` : null,
+      `${w.name}: mean latency per second, last 60 s (top of the graph: the slowest second)`,
     );
   });
+}
+
+async function showOutput(name) {
+  state.output = name;
+  const panel = $("#output");
+  panel.hidden = false;
+  setText($("#output-title"), `Last output of ${name}`);
+  const box = $("#output-lines");
+  box.textContent = "Loading…";
+  try {
+    const res = await api(`/api/workers/${encodeURIComponent(name)}/output`);
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error ?? `status ${res.status}`);
+    if (state.output !== name) return;
+    const parts = body.instances.map((i) =>
+      `── pid ${i.pid} :${i.port} ──\n${
+        i.lines.join("\n") || "(nothing printed yet)"
+      }`
+    );
+    box.textContent = parts.join("\n\n") || "No instance runs.";
+  } catch (err) {
+    box.textContent = `Could not read the output: ${err.message}`;
+  }
+  panel.scrollIntoView({ block: "nearest" });
 }
 
 function addEvent(e, fresh) {
@@ -435,6 +592,13 @@ async function run() {
   }
 }
 
+$("#output-refresh").addEventListener("click", () => {
+  if (state.output) showOutput(state.output);
+});
+$("#output-close").addEventListener("click", () => {
+  state.output = null;
+  $("#output").hidden = true;
+});
 $("#reload").addEventListener(
   "click",
   (ev) => post("/api/reload", ev.currentTarget),
