@@ -127,6 +127,8 @@ export function defaultConfig(): Config {
       idle_timeout_seconds: 120,
       request_buffer_bytes: 1024 * 1024,
       max_body_bytes: 0,
+      // Loopback: a front on this machine (nginx, Caddy) may set X-Forwarded-*.
+      trusted_proxies: ["127.0.0.0/8", "::1/128"],
       deployment_mode: undefined,
       log_file: "",
       pid_file: "logs/tqserver.pid",

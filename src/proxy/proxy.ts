@@ -17,6 +17,10 @@ import {
   upstreamHeaders,
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
+import { cidrMatcher } from "../cidr.ts";
+
+/** Who may set `X-Forwarded-*` when `trustedProxies` is not given: loopback. */
+const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 import { proxyWebSocket } from "./_websocket.ts";
 import {
   CLIENT_CLOSED,
@@ -45,8 +49,9 @@ export interface ProxyOptions {
   /** Logger for worker failures. Default: `silentLogger`. */
   logger?: Logger;
   /**
-   * Peers whose inbound `X-Forwarded-*` headers are trusted and appended to;
-   * from anyone else they are stripped. Default: `["127.0.0.1", "::1"]`.
+   * Peers (addresses or CIDR ranges, `server.trusted_proxies`) whose inbound
+   * `X-Forwarded-*` headers are trusted and appended to; from anyone else they
+   * are replaced. Default: loopback, `["127.0.0.0/8", "::1/128"]`.
    */
   trustedProxies?: string[];
   /**
@@ -80,7 +85,11 @@ export interface ProxyOptions {
 /** The options of {@linkcode createProxy} a config reload may change. */
 export type ProxyLimits = Pick<
   ProxyOptions,
-  "requestBufferBytes" | "maxBodyBytes" | "readTimeoutMs" | "retryWindowMs"
+  | "requestBufferBytes"
+  | "maxBodyBytes"
+  | "readTimeoutMs"
+  | "retryWindowMs"
+  | "trustedProxies"
 >;
 
 /**
@@ -207,7 +216,6 @@ export function createProxy(
 ): ProxyHandler {
   const {
     logger = silentLogger,
-    trustedProxies = ["127.0.0.1", "::1"],
     idleTimeoutMs = 30_000,
   } = options;
   // Reloadable (see `reconfigure`).
@@ -217,7 +225,7 @@ export function createProxy(
     readTimeoutMs = 30_000,
     retryWindowMs = 3000,
   } = options;
-  const trusted = new Set(trustedProxies.map(normalizeIp));
+  let trusted = cidrMatcher(options.trustedProxies ?? LOOPBACK);
   const transport = new Transport({ idleTimeoutMs });
   const origins = new Map<string, Origin>();
 
@@ -248,7 +256,7 @@ export function createProxy(
     (req as Tagged)[REQUEST_ID] = requestId;
     const clientIp = normalizeIp(info.remoteAddr.hostname);
     const host = hostFor(req.url, fields.host ?? "");
-    const isTrusted = trusted.has(clientIp);
+    const isTrusted = trusted(clientIp);
 
     if (isWebSocketUpgrade(fields)) {
       const instance = upstream.acquire();
@@ -482,6 +490,7 @@ export function createProxy(
       maxBodyBytes = next.maxBodyBytes ?? maxBodyBytes;
       readTimeoutMs = next.readTimeoutMs ?? readTimeoutMs;
       retryWindowMs = next.retryWindowMs ?? retryWindowMs;
+      if (next.trustedProxies) trusted = cidrMatcher(next.trustedProxies);
     },
     closeWebSockets(): void {
       for (const socket of sockets) {

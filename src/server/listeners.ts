@@ -218,6 +218,7 @@ function proxyLimits(config: Config): ProxyLimits {
     maxBodyBytes: config.server.max_body_bytes,
     readTimeoutMs: config.server.read_timeout_seconds * 1000,
     retryWindowMs: config.workers.default.retry_window_ms,
+    trustedProxies: config.server.trusted_proxies,
   };
 }
 
