@@ -7,7 +7,7 @@ import {
   loadConfig,
 } from "../config/mod.ts";
 import { createLogger } from "../log/mod.ts";
-import { deploy, summaryLines } from "./deploy.ts";
+import { changedFiles, deploy, summaryLines } from "./deploy.ts";
 import { rollback } from "./rollback.ts";
 import { fleetStatus, formatFleet } from "./status.ts";
 
@@ -133,7 +133,7 @@ export async function main(args: string[]): Promise<number> {
         logger,
       });
       print(`rollback of ${result.id || "(none)"} on ${targetName}:`);
-      for (const line of summaryLines({ ...result, warnings: [], ms: 0 })) {
+      for (const line of summaryLines(result)) {
         print(line);
       }
       return result.ok ? 0 : 1;
@@ -180,7 +180,7 @@ export async function main(args: string[]): Promise<number> {
           `${h.host}: ${
             h.state === "failed"
               ? `failed: ${h.reason}`
-              : `${h.changes.length} change(s)`
+              : `${changedFiles(h)} change(s)`
           }`,
         );
         for (const c of h.changes) print(`  ${c.kind.padEnd(7)} ${c.path}`);

@@ -220,6 +220,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
           [
             "-a",
             "--dry-run",
+            "--checksum",
             "--delete",
             "--itemize-changes",
             ...filterArgs(plan.rules),
@@ -278,9 +279,16 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
         await host.sh(prepareScript(id), { create: true });
         await host.rsync(["-a", `${meta}/`], `.tqdeploy/releases/${id}/`);
         // Unchanged files are hard-linked from the serving tree: only what
-        // changed crosses the network.
+        // changed crosses the network. Compared by checksum: a rebuild of
+        // the same size in the same second passes rsync's quick check.
         await host.rsync(
-          ["-a", "--link-dest=../..", ...filterArgs(plan.rules), `${root}/`],
+          [
+            "-a",
+            "--checksum",
+            "--link-dest=../..",
+            ...filterArgs(plan.rules),
+            `${root}/`,
+          ],
           ".tqdeploy/stage/",
         );
         const out = await host.sh(verifyApplyScript(id, target.keep_releases));
@@ -373,18 +381,22 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 }
 
+/** The changes that are files (created directories left out of counts). */
+export function changedFiles(report: HostReport): number {
+  return report.changes.filter((c) => !c.path.endsWith("/")).length;
+}
+
 /** One line per host: `web1 deployed`, `web2 failed: …`, `web3 untouched`. */
-export function summaryLines(result: DeployResult): string[] {
+export function summaryLines(result: { hosts: HostReport[] }): string[] {
   return result.hosts.map((h) => {
     const what = h.state === "failed"
       ? `failed: ${h.reason ?? "unknown error"}`
       : h.state;
+    const n = changedFiles(h);
     const more = h.state === "deployed" || h.state === "would change"
-      ? ` (${h.changes.length} file${
-        h.changes.length === 1 ? "" : "s"
-      } changed)`
-      : h.state === "rolled back" && h.reason
-      ? ` after: ${h.reason}`
+      ? ` (${n} file${n === 1 ? "" : "s"} changed)`
+      : h.reason && h.state !== "failed"
+      ? ` (${h.reason})`
       : "";
     return `${h.host} ${what}${more}`;
   });

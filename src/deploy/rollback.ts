@@ -13,6 +13,8 @@ export interface RollbackOptions {
   target: DeployTarget;
   /** The deploy to undo (with every later one); default: the newest deploy the hosts run. */
   id?: string;
+  /** Reload each host after its files are back and wait until it is healthy. Default true. */
+  reload?: boolean;
   /** `server.pid_file`, for a reload without the admin API. Default `logs/tqserver.pid`. */
   pidFile?: string;
   /** Bearer token for the hosts' admin API. Default none. */
@@ -49,6 +51,7 @@ export async function rollback(
 ): Promise<RollbackResult> {
   const {
     target,
+    reload = true,
     pidFile = "logs/tqserver.pid",
     adminToken = "",
     healthTimeoutMs = 60_000,
@@ -115,7 +118,7 @@ export async function rollback(
       reports[i]!.reason = "has no deploy";
     }
   });
-  await restoreHosts(fleet, id, true);
+  await restoreHosts(fleet, id, reload);
   return {
     id,
     ok: reports.every((r) => r.state !== "failed"),
