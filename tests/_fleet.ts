@@ -5,7 +5,7 @@
 // nginx on 127.0.0.1 balancing them. Everything lives in one temp dir and
 // every process is stopped by its PID.
 import { join } from "node:path";
-import { waitFor } from "./_helpers.ts";
+import { REPO, waitFor } from "./_helpers.ts";
 
 export const HOST_ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 
@@ -256,25 +256,55 @@ export interface Nginx {
   proc: Proc;
 }
 
-/** The nginx config of the docs (upstream keepalive, proxy_next_upstream), with paths in `dir`. */
+/**
+ * The fenced block of `lang` under the docs/deployment.md heading `heading`
+ * (the configurations the docs promise are tested).
+ */
+export function docBlock(heading: string, lang: string): string {
+  const text = Deno.readTextFileSync(join(REPO, "docs", "deployment.md"));
+  const at = text.indexOf(`\n### ${heading}\n`);
+  if (at < 0) throw new Error(`docs/deployment.md has no "### ${heading}"`);
+  const open = text.indexOf("```" + lang + "\n", at);
+  const close = text.indexOf("\n```", open + 4);
+  if (open < 0 || close < 0) {
+    throw new Error(`No \`\`\`${lang} block under "### ${heading}"`);
+  }
+  return text.slice(open + lang.length + 4, close + 1);
+}
+
+/** The documented upstreams, replaced by the test's. */
+export const DOC_UPSTREAMS = [
+  "10.0.0.11:8080",
+  "10.0.0.12:8080",
+  "10.0.0.13:8080",
+];
+
+function withUpstreams(conf: string, upstreams: string[]): string {
+  DOC_UPSTREAMS.forEach((u, i) => {
+    if (!conf.includes(u)) throw new Error(`The documented config lost ${u}`);
+    conf = conf.replaceAll(u, upstreams[i]!);
+  });
+  return conf;
+}
+
+/**
+ * The nginx config of the docs (upstream keepalive, proxy_next_upstream) on
+ * `port`, with `upstreams`, inside a main config whose paths are in `dir`;
+ * with `untrustedPort`, a copy of its server that connects from 127.0.0.9.
+ */
 export function nginxConfig(
   dir: string,
   upstreams: string[],
   port: number,
-  untrustedPort: number,
+  untrustedPort?: number,
 ): string {
-  const location = (extra: string) =>
-    `    location / {
-      proxy_pass http://tqserver;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_next_upstream error timeout http_502 http_503 http_504;
-      proxy_next_upstream_tries 3;
-      proxy_connect_timeout 2s;
-${extra}    }\n`;
+  const doc = withUpstreams(docBlock("nginx", "nginx"), upstreams);
+  const server = doc.slice(doc.indexOf("server {"));
+  let body = doc.replace("listen 80;", `listen 127.0.0.1:${port};`);
+  if (untrustedPort !== undefined) {
+    body += server.replace("listen 80;", `listen 127.0.0.1:${untrustedPort};`)
+      .replace("location / {", "location / {\n        proxy_bind 127.0.0.9;");
+  }
   return `daemon off;
 user root;
 worker_processes 1;
@@ -288,21 +318,45 @@ http {
   fastcgi_temp_path ${dir}/nginx-fastcgi;
   uwsgi_temp_path ${dir}/nginx-uwsgi;
   scgi_temp_path ${dir}/nginx-scgi;
-  upstream tqserver {
-${
-    upstreams.map((u) => `    server ${u} max_fails=2 fail_timeout=5s;\n`).join(
-      "",
-    )
-  }    keepalive 32;
-  }
-  server {
-    listen 127.0.0.1:${port};
-${location("")}  }
-  server {
-    listen 127.0.0.1:${untrustedPort};
-${location("      proxy_bind 127.0.0.9;\n")}  }
-}
+${body}}
 `;
+}
+
+/** The HAProxy config of the docs on `port` with `upstreams`. */
+export function haproxyConfig(upstreams: string[], port: number): string {
+  return withUpstreams(docBlock("HAProxy", "haproxy"), upstreams).replace(
+    "bind :80",
+    `bind 127.0.0.1:${port}`,
+  );
+}
+
+/** The Caddyfile of the docs on `port` with `upstreams`, its admin endpoint off. */
+export function caddyConfig(upstreams: string[], port: number): string {
+  return "{\n\tadmin off\n\tauto_https off\n}\n" +
+    withUpstreams(docBlock("Caddy", "caddyfile"), upstreams).replace(
+      ":80 {",
+      `http://127.0.0.1:${port} {`,
+    );
+}
+
+/** Waits until something accepts connections on 127.0.0.1:`port`. */
+export async function waitListening(
+  port: number,
+  proc: Proc,
+  what: string,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    `${what} on 127.0.0.1:${port}\n${proc.output()}`,
+  );
 }
 
 export async function startNginx(
