@@ -141,7 +141,9 @@ export interface Sshd {
  * command there (relative target paths resolve per host); after it, a host
  * whose directory holds `corrupt-stage` has a byte appended to every file
  * under `.../.tqdeploy/stage/workers/*\/bin/` — a transfer corrupted on
- * arrival.
+ * arrival; and one whose directory holds `drop-connection` (a count, initially 0)
+ * kills its ssh session when the transfer into the stage starts — a
+ * connection dropped in the middle of a deploy.
  */
 export async function startSshd(dir: string): Promise<Sshd> {
   Deno.mkdirSync("/run/sshd", { recursive: true });
@@ -178,7 +180,12 @@ export async function startSshd(dir: string): Promise<Sshd> {
     const enter = join(dir, `enter${i + 1}.sh`);
     Deno.writeTextFileSync(
       enter,
-      `#!/bin/sh\ncd '${hd}' || exit 1\nsh -c "$SSH_ORIGINAL_COMMAND"\nstatus=$?\n` +
+      `#!/bin/sh\ncd '${hd}' || exit 1\n` +
+        // drop-connection: the session dies at the host's second rsync of a
+        // deploy (the transfer into the stage), after the release folder came.
+        `if [ -f drop-connection ]; then case "$SSH_ORIGINAL_COMMAND" in "rsync --server"*)\n` +
+        `  n=$(( $(cat drop-connection) + 1 )); echo $n > drop-connection; [ $n -eq 2 ] && kill -9 $PPID;; esac; fi\n` +
+        `sh -c "$SSH_ORIGINAL_COMMAND"\nstatus=$?\n` +
         `if [ -f corrupt-stage ]; then\n  find . -path '*/.tqdeploy/stage/workers/*/bin/*' -type f -links 1 | while IFS= read -r f; do printf 'X' >> "$f"; done\nfi\n` +
         `exit $status\n`,
       { mode: 0o755 },
@@ -299,7 +306,7 @@ export function nginxConfig(
   untrustedPort?: number,
 ): string {
   const doc = withUpstreams(docBlock("nginx", "nginx"), upstreams);
-  const server = doc.slice(doc.indexOf("server {"));
+  const server = doc.slice(doc.indexOf("\nserver {") + 1);
   let body = doc.replace("listen 80;", `listen 127.0.0.1:${port};`);
   if (untrustedPort !== undefined) {
     body += server.replace("listen 80;", `listen 127.0.0.1:${untrustedPort};`)

@@ -2,7 +2,9 @@
 // hosts (three tqservers on 127.0.0.2-4), behind a real nginx on 127.0.0.1.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO, type RunningServer, startServer } from "./_helpers.ts";
+import { Admin } from "../src/deploy/_admin.ts";
+import { Host, runCommand, type RunFn } from "../src/deploy/_host.ts";
+import { REPO, type RunningServer, startServer, waitFor } from "./_helpers.ts";
 import {
   fleetMissing,
   HOST_ADDRS,
@@ -316,6 +318,12 @@ workers:
       admin_url: http://{host}:${adminPort}
       canary_seconds: 2
       keep_releases: 4
+    fleet-sighup:
+      hosts: [${HOST_ADDRS.map((a) => `root@${a}`).join(", ")}]
+      path: "${TARGET_PATH}"
+      ssh_options: "${sshd.sshOptions}"
+      keep_releases: 4
+      batch: 3
 `,
       );
       writeBuild(src, "v1", { view: "view-1", pub: "public-1" });
@@ -373,6 +381,40 @@ workers:
             assert.match(
               table.out,
               new RegExp(`root@${a.replaceAll(".", "\\.")}\\s+yes`),
+            );
+          }
+        },
+      );
+
+      await t.step(
+        "the admin API over ssh: curl on the host gets the token on stdin, never in its arguments",
+        async () => {
+          const commands: string[][] = [];
+          const run: RunFn = (cmd, options) => {
+            commands.push(cmd);
+            return runCommand(cmd, options);
+          };
+          const host = new Host(`root@${HOST_ADDRS[0]}`, TARGET_PATH, {
+            sshOptions: sshd.sshOptions,
+            run,
+          });
+          const admin = new Admin(host, `http://{host}:${adminPort}`, {
+            token: TOKEN,
+          });
+          admin.useSsh();
+          const workers = await admin.workers();
+          assert.equal(workers[0]?.name, "app");
+          const wrong = new Admin(host, `http://{host}:${adminPort}`, {
+            token: "not-the-token",
+          });
+          wrong.useSsh();
+          await assert.rejects(() => wrong.workers(), /answered 401/);
+          assert.ok(commands.length >= 2);
+          for (const cmd of commands) {
+            assert.ok(
+              !cmd.join(" ").includes(TOKEN) &&
+                !cmd.join(" ").includes("not-the-token"),
+              cmd.join(" "),
             );
           }
         },
@@ -523,6 +565,11 @@ workers:
             r.out,
             /root@127\.0\.0\.3 failed: worker app: .*; rolled back/,
           );
+          numbers.push(
+            r.out.split("\n").filter((l) => /^(deploy|root@)/.test(l)).join(
+              "\n",
+            ),
+          );
           assert.match(r.out, /root@127\.0\.0\.4 untouched/);
           const took = /rolled back in ([\d.]+) s/.exec(r.out)?.[1];
           assert.ok(took, r.out);
@@ -606,6 +653,37 @@ workers:
       );
 
       await t.step(
+        "a connection dropped in the middle of a deploy fails that host; the host before it is rolled back",
+        async () => {
+          Deno.writeTextFileSync(
+            join(sshd.hostDirs[1]!, "drop-connection"),
+            "",
+          );
+          writeBuild(src, "v3c", { view: "view-3", pub: "public-3" });
+          const r = await deploySh(src, "--reload", "fleet");
+          Deno.removeSync(join(sshd.hostDirs[1]!, "drop-connection"));
+          assert.equal(r.code, 1, r.out);
+          assert.match(r.out, /root@127\.0\.0\.2 rolled back/);
+          assert.match(
+            r.out,
+            /root@127\.0\.0\.3 failed: rsync on root@127\.0\.0\.3 failed/,
+          );
+          assert.match(r.out, /root@127\.0\.0\.4 untouched/);
+          assert.deepEqual(await allServe(fleet), [
+            "v2/view-2/public-2",
+            "v2/view-2/public-2",
+            "v2/view-2/public-2",
+          ]);
+          for (const root of fleet.hostRoots) {
+            assert.equal(
+              Deno.readTextFileSync(join(root, ".tqdeploy", "current")).trim(),
+              d1,
+            );
+          }
+        },
+      );
+
+      await t.step(
         "--canary with a build that answers 500: aborted after the canary, rolled back",
         async () => {
           writeBuild(src, "v4", {
@@ -682,6 +760,30 @@ workers:
               "public-1",
             );
           }
+        },
+      );
+
+      await t.step(
+        "without an admin_url the reload is a SIGHUP to the PID file's process (batch: 3, all hosts at once)",
+        async () => {
+          writeBuild(src, "v6", {});
+          const r = await deploySh(src, "--reload", "fleet-sighup");
+          assert.equal(r.code, 0, r.out);
+          await waitFor(
+            async () =>
+              (await allServe(fleet)).every((s) => s.startsWith("v6/")),
+            15_000,
+            "every host on v6 after SIGHUP",
+          );
+          const releases = [
+            ...Deno.readDirSync(
+              join(fleet.hostRoots[0]!, ".tqdeploy", "releases"),
+            ),
+          ];
+          assert.ok(
+            releases.length <= 4,
+            `keep_releases: 4, found ${releases.length}`,
+          );
         },
       );
 
