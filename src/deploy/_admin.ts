@@ -65,6 +65,7 @@ export class Admin {
   readonly #token: string;
   readonly #fetch: typeof fetch;
   #viaSsh: boolean;
+  #probed = false;
 
   constructor(host: Host, adminUrl: string, options: AdminOptions = {}) {
     const { token = "", fetch: fetchFn = fetch } = options;
@@ -76,6 +77,13 @@ export class Admin {
     this.#token = token;
     this.#fetch = fetchFn;
     this.#viaSsh = host.login !== "" && isLoopbackUrl(adminUrl);
+  }
+
+  #headers(): Record<string, string> {
+    return {
+      "Content-Type": "application/json",
+      ...(this.#token ? { Authorization: `Bearer ${this.#token}` } : {}),
+    };
   }
 
   /** How the last call went: `direct` or `ssh`. */
@@ -97,14 +105,25 @@ export class Admin {
     path: string,
     method: "GET" | "POST" = "GET",
   ): Promise<AdminAnswer> {
+    if (!this.#viaSsh && !this.#probed && this.#host.login) {
+      // Once per host, briefly: a firewalled port would otherwise hold a
+      // reload for the whole request timeout before the ssh way is tried.
+      this.#probed = true;
+      try {
+        const res = await this.#fetch(`${this.url}/api/status`, {
+          headers: this.#headers(),
+          signal: AbortSignal.timeout(3000),
+        });
+        await res.body?.cancel();
+      } catch {
+        this.#viaSsh = true;
+      }
+    }
     if (!this.#viaSsh) {
       try {
         const res = await this.#fetch(`${this.url}${path}`, {
           method,
-          headers: {
-            "Content-Type": "application/json",
-            ...(this.#token ? { Authorization: `Bearer ${this.#token}` } : {}),
-          },
+          headers: this.#headers(),
           signal: AbortSignal.timeout(method === "POST" ? 120_000 : 10_000),
         });
         const text = await res.text();

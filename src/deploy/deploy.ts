@@ -257,17 +257,17 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       hosts: hosts.length,
     });
 
+    // One per host: it remembers whether the host's admin API answers from here.
+    const admins = hosts.map((h) =>
+      target.admin_url
+        ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+        : undefined
+    );
     const fleet: Fleet = {
       hosts,
       reports,
       took: new Set<number>(),
-      admin: (i) =>
-        target.admin_url
-          ? new Admin(hosts[i]!, target.admin_url, {
-            token: adminToken,
-            fetch: fetchFn,
-          })
-          : undefined,
+      admin: (i) => admins[i],
       pidFile,
       healthTimeoutMs,
       logger,

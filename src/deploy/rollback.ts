@@ -97,17 +97,16 @@ export async function rollback(
       ),
     };
   }
+  const admins = hosts.map((h) =>
+    target.admin_url
+      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+      : undefined
+  );
   const fleet: Fleet = {
     hosts,
     reports,
     took: new Set(),
-    admin: (i) =>
-      target.admin_url
-        ? new Admin(hosts[i]!, target.admin_url, {
-          token: adminToken,
-          fetch: fetchFn,
-        })
-        : undefined,
+    admin: (i) => admins[i],
     pidFile,
     healthTimeoutMs,
     logger,
