@@ -181,10 +181,10 @@ export async function startSshd(dir: string): Promise<Sshd> {
     Deno.writeTextFileSync(
       enter,
       `#!/bin/sh\ncd '${hd}' || exit 1\n` +
-        // drop-connection: the session dies at the host's second rsync of a
+        // drop-connection: the session dies at the host's first rsync of a
         // deploy (the transfer into the stage), after the release folder came.
         `if [ -f drop-connection ]; then case "$SSH_ORIGINAL_COMMAND" in "rsync --server"*)\n` +
-        `  n=$(( $(cat drop-connection) + 1 )); echo $n > drop-connection; [ $n -eq 2 ] && kill -9 $PPID;; esac; fi\n` +
+        `  n=$(( $(cat drop-connection) + 1 )); echo $n > drop-connection; [ $n -eq 1 ] && kill -9 $PPID;; esac; fi\n` +
         `sh -c "$SSH_ORIGINAL_COMMAND"\nstatus=$?\n` +
         `if [ -f corrupt-stage ]; then\n  find . -path '*/.tqdeploy/stage/workers/*/bin/*' -type f -links 1 | while IFS= read -r f; do printf 'X' >> "$f"; done\nfi\n` +
         `exit $status\n`,

@@ -201,9 +201,10 @@ export class Host {
   ): Promise<RunResult> {
     const { create = false, ifExists = false, ...run } = options;
     const dir = shellQuote(this.path);
-    // ifExists: a host without the project yet prints "fresh=1" instead of failing.
+    // ifExists: on a host without the project yet the script runs in the
+    // login directory with TQ_FRESH=1 (and "fresh=1" printed) instead of failing.
     const full = ifExists
-      ? `if cd -- ${dir} 2>/dev/null; then\n${script}\nelse echo fresh=1; fi`
+      ? `TQ_FRESH=; if ! cd -- ${dir} 2>/dev/null; then TQ_FRESH=1; echo fresh=1; fi\n{\n${script}\n}`
       : `${
         create ? `mkdir -p -- ${dir} && ` : ""
       }cd -- ${dir} && {\n${script}\n}`;

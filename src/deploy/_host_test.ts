@@ -32,7 +32,11 @@ Deno.test("Host.sh() runs in a project root whose path has spaces and quotes, an
     const fresh = await new Host("", join(dir, "missing")).sh("echo here", {
       ifExists: true,
     });
-    assert.equal(fresh.trim(), "fresh=1");
+    assert.equal(
+      fresh.trim(),
+      "fresh=1\nhere",
+      "the script runs in the login directory",
+    );
     await assert.rejects(
       () => host.sh("echo nope >&2; exit 3"),
       /failed \(exit 3\): nope/,

@@ -11,21 +11,29 @@ import { shellQuote } from "./_host.ts";
 
 const D = ".tqdeploy";
 
-/** Read-only look at a host before anything is shipped: `key=value` lines. */
+/** Read-only look at a host before anything is shipped: `key=value` lines (run with `ifExists`). */
 export function inspectScript(): string {
   return [
-    `printf 'current=%s\\n' "$(cat ${D}/current 2>/dev/null)"`,
-    `if [ -x server/bin/tqserver ]; then echo compiled=1; fi`,
+    `if [ -z "$TQ_FRESH" ]; then printf 'current=%s\\n' "$(cat ${D}/current 2>/dev/null)"; fi`,
+    `if [ -z "$TQ_FRESH" ] && [ -x server/bin/tqserver ]; then echo compiled=1; fi`,
     `if command -v rsync >/dev/null 2>&1; then echo rsync=1; fi`,
   ].join("\n");
 }
 
-/** Empties the stage and makes the release folder (run with `create`). */
-export function prepareScript(id: string): string {
+/**
+ * Empties the stage and makes the release folder with its rsync filter
+ * `rules` and the manifest, which comes on stdin (run with `create`).
+ */
+export function prepareScript(id: string, rules: string[]): string {
+  const R = `${D}/releases/${id}`;
   return [
     "set -e",
-    `rm -rf ${D}/stage ${D}/releases/${id}`,
-    `mkdir -p ${D}/stage ${D}/releases/${id}`,
+    `rm -rf ${D}/stage ${R}`,
+    `mkdir -p ${D}/stage ${R}`,
+    `cat > ${R}/manifest.sha256`,
+    `cat > ${R}/filter <<'TQ_FILTER_END'`,
+    ...rules,
+    "TQ_FILTER_END",
   ].join("\n");
 }
 

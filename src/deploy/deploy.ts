@@ -191,7 +191,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     }
     const info = look.value;
     if (
-      hosts[i]!.login && !/^rsync=1$/m.test(info) && !/^fresh=1$/m.test(info)
+      hosts[i]!.login && !/^rsync=1$/m.test(info)
     ) {
       problems.push(
         `rsync is not installed on ${hosts[i]!.label} (apt-get install rsync)`,
@@ -239,146 +239,137 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 
   const id = newDeployId();
-  const meta = await Deno.makeTempDir({ prefix: "tq-deploy-" });
-  try {
-    const files = await listShipped(root, plan.rules, run);
-    await Deno.writeTextFile(
-      join(meta, "manifest.sha256"),
-      await buildManifest(root, files),
-    );
-    await Deno.writeTextFile(
-      join(meta, "filter"),
-      plan.rules.join("\n") + "\n",
-    );
-    logger.info("deploy started", {
-      target: options.name,
-      id,
-      files: files.length,
-      hosts: hosts.length,
-    });
+  const files = await listShipped(root, plan.rules, run);
+  const manifest = await buildManifest(root, files);
+  logger.info("deploy started", {
+    target: options.name,
+    id,
+    files: files.length,
+    hosts: hosts.length,
+  });
 
-    // One per host: it remembers whether the host's admin API answers from here.
-    const admins = hosts.map((h) =>
-      target.admin_url
-        ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
-        : undefined
-    );
-    const fleet: Fleet = {
-      hosts,
-      reports,
-      took: new Set<number>(),
-      admin: (i) => admins[i],
-      pidFile,
-      healthTimeoutMs,
-      logger,
-    };
-    const ship = async (i: number): Promise<void> => {
-      const host = hosts[i]!;
-      const report = reports[i]!;
-      try {
-        await host.sh(prepareScript(id), { create: true });
-        await host.rsync(["-a", `${meta}/`], `.tqdeploy/releases/${id}/`);
-        // Unchanged files are hard-linked from the serving tree: only what
-        // changed crosses the network. Compared by checksum: a rebuild of
-        // the same size in the same second passes rsync's quick check.
-        await host.rsync(
-          [
-            "-a",
-            "--checksum",
-            "--link-dest=../..",
-            ...filterArgs(plan.rules),
-            `${root}/`,
-          ],
-          ".tqdeploy/stage/",
+  // One per host: it remembers whether the host's admin API answers from here.
+  const admins = hosts.map((h) =>
+    target.admin_url
+      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+      : undefined
+  );
+  const fleet: Fleet = {
+    hosts,
+    reports,
+    took: new Set<number>(),
+    admin: (i) => admins[i],
+    pidFile,
+    healthTimeoutMs,
+    logger,
+  };
+  const ship = async (i: number): Promise<void> => {
+    const host = hosts[i]!;
+    const report = reports[i]!;
+    try {
+      // The manifest comes on stdin, the filter in the script: one round trip.
+      await host.sh(prepareScript(id, plan.rules), {
+        create: true,
+        stdin: manifest,
+      });
+      // Unchanged files are hard-linked from the serving tree: only what
+      // changed crosses the network. Compared by checksum: a rebuild of
+      // the same size in the same second passes rsync's quick check.
+      await host.rsync(
+        [
+          "-a",
+          "--checksum",
+          "--link-dest=../..",
+          ...filterArgs(plan.rules),
+          `${root}/`,
+        ],
+        ".tqdeploy/stage/",
+      );
+      const out = await host.sh(verifyApplyScript(id, target.keep_releases));
+      fleet.took.add(i);
+      report.changes = parseChanges(out);
+      report.state = "deployed";
+      logger.info("host updated", {
+        host: host.label,
+        id,
+        changes: report.changes.length,
+      });
+    } catch (err) {
+      report.state = "failed";
+      report.reason = (err as Error).message;
+      if (!fleet.took.has(i)) {
+        await host.sh(discardScript(id)).catch(() => {});
+      }
+      throw err;
+    }
+    if (!reload) return;
+    const admin = fleet.admin(i);
+    try {
+      const via = await reloadServer(host, admin, pidFile);
+      report.reloaded = true;
+      if (admin) {
+        await waitHealthy(
+          admin,
+          report.changes,
+          plan.workers,
+          healthTimeoutMs,
         );
-        const out = await host.sh(verifyApplyScript(id, target.keep_releases));
-        fleet.took.add(i);
-        report.changes = parseChanges(out);
-        report.state = "deployed";
-        logger.info("host updated", {
+      } else {
+        logger.warn("no admin_url: reloaded without a health check", {
           host: host.label,
-          id,
-          changes: report.changes.length,
+          via,
         });
-      } catch (err) {
-        report.state = "failed";
-        report.reason = (err as Error).message;
-        if (!fleet.took.has(i)) {
-          await host.sh(discardScript(id)).catch(() => {});
-        }
-        throw err;
       }
-      if (!reload) return;
-      const admin = fleet.admin(i);
-      try {
-        const via = await reloadServer(host, admin, pidFile);
-        report.reloaded = true;
-        if (admin) {
-          await waitHealthy(
-            admin,
-            report.changes,
-            plan.workers,
-            healthTimeoutMs,
-          );
-        } else {
-          logger.warn("no admin_url: reloaded without a health check", {
-            host: host.label,
-            via,
-          });
-        }
-        logger.info("host live", { host: host.label, id, via });
-      } catch (err) {
-        report.state = "failed";
-        report.reason = (err as Error).message;
-        throw err;
-      }
-    };
+      logger.info("host live", { host: host.label, id, via });
+    } catch (err) {
+      report.state = "failed";
+      report.reason = (err as Error).message;
+      throw err;
+    }
+  };
 
-    const order = hosts.map((_, i) => i);
-    const batches: number[][] = [];
-    let rest = order;
-    if (canarySeconds !== undefined && reload && order.length > 0) {
-      batches.push([0]);
-      rest = order.slice(1);
+  const order = hosts.map((_, i) => i);
+  const batches: number[][] = [];
+  let rest = order;
+  if (canarySeconds !== undefined && reload && order.length > 0) {
+    batches.push([0]);
+    rest = order.slice(1);
+  }
+  for (let i = 0; i < rest.length; i += target.batch) {
+    batches.push(rest.slice(i, i + target.batch));
+  }
+  let failedAt: number | undefined;
+  for (const [b, batch] of batches.entries()) {
+    const canary = b === 0 && canarySeconds !== undefined && reload;
+    const admin = canary ? fleet.admin(0) : undefined;
+    const before = admin
+      ? await admin.requestCounts().catch(() => undefined)
+      : undefined;
+    const settled = await Promise.allSettled(batch.map(ship));
+    if (settled.some((s) => s.status === "rejected")) {
+      failedAt = performance.now();
+      break;
     }
-    for (let i = 0; i < rest.length; i += target.batch) {
-      batches.push(rest.slice(i, i + target.batch));
-    }
-    let failedAt: number | undefined;
-    for (const [b, batch] of batches.entries()) {
-      const canary = b === 0 && canarySeconds !== undefined && reload;
-      const admin = canary ? fleet.admin(0) : undefined;
-      const before = admin
-        ? await admin.requestCounts().catch(() => undefined)
-        : undefined;
-      const settled = await Promise.allSettled(batch.map(ship));
-      if (settled.some((s) => s.status === "rejected")) {
+    if (canary && admin) {
+      try {
+        await watchCanary(admin, before, canarySeconds * 1000, logger);
+      } catch (err) {
+        reports[0]!.state = "failed";
+        reports[0]!.reason = `canary: ${(err as Error).message}`;
         failedAt = performance.now();
         break;
       }
-      if (canary && admin) {
-        try {
-          await watchCanary(admin, before, canarySeconds * 1000, logger);
-        } catch (err) {
-          reports[0]!.state = "failed";
-          reports[0]!.reason = `canary: ${(err as Error).message}`;
-          failedAt = performance.now();
-          break;
-        }
-      }
     }
-    if (failedAt === undefined) return result(id, true);
-    logger.error("deploy failed, rolling back", {
-      id,
-      hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
-    });
-    await restoreHosts(fleet, id, reload);
-    const done = result(id, false);
-    done.rollbackMs = Math.round(performance.now() - failedAt);
-    return done;
-  } finally {
-    await Deno.remove(meta, { recursive: true });
   }
+  if (failedAt === undefined) return result(id, true);
+  logger.error("deploy failed, rolling back", {
+    id,
+    hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
+  });
+  await restoreHosts(fleet, id, reload);
+  const done = result(id, false);
+  done.rollbackMs = Math.round(performance.now() - failedAt);
+  return done;
 }
 
 /** The changes that are files (created directories left out of counts). */
