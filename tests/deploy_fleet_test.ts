@@ -228,6 +228,8 @@ function startWrk(
   const proc = spawn([
     "wrk",
     "-t2",
+    "--timeout",
+    "10s",
     "-c20",
     "-d120s",
     "--latency",
@@ -303,7 +305,7 @@ workers:
   restart_delay_ms: 20
   shutdown_grace_period_ms: 2000
   default:
-    startup_timeout_ms: 3000
+    startup_timeout_ms: 5000
     drain_timeout_ms: 5000
 `,
       );
