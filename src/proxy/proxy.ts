@@ -18,9 +18,6 @@ import {
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
 import { cidrMatcher } from "../cidr.ts";
-
-/** Who may set `X-Forwarded-*` when `trustedProxies` is not given: loopback. */
-const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 import { proxyWebSocket } from "./_websocket.ts";
 import {
   CLIENT_CLOSED,
@@ -43,6 +40,9 @@ import {
   prepareBody,
   type RequestBody,
 } from "./_request_writer.ts";
+
+/** Who may set `X-Forwarded-*` when `trustedProxies` is not given: loopback. */
+const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 
 /** Options for {@linkcode createProxy}. */
 export interface ProxyOptions {
@@ -105,8 +105,8 @@ export type ProxyHandler =
     /** Closes idle keep-alive connections to workers (call on shutdown). */
     close(): void;
     /**
-     * Applies a reloaded config's body limits, read timeout and retry window
-     * to the requests that start from now on.
+     * Applies a reloaded config's body limits, read timeout, retry window and
+     * trusted proxies to the requests that start from now on.
      */
     reconfigure(next: ProxyLimits): void;
     /**
