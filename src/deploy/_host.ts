@@ -43,6 +43,7 @@ export async function runCommand(
   try {
     const writer = child.stdin.getWriter();
     if (stdin) {
+      // A command that exits without reading its stdin fails its own way.
       await writer.write(new TextEncoder().encode(stdin)).catch(() => {});
     }
     await writer.close().catch(() => {});

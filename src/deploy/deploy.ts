@@ -298,7 +298,13 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       report.state = "failed";
       report.reason = (err as Error).message;
       if (!fleet.took.has(i)) {
-        await host.sh(discardScript(id)).catch(() => {});
+        await host.sh(discardScript(id)).catch((cleanup) =>
+          logger.warn("stage left on host", {
+            host: host.label,
+            id,
+            error: cleanup,
+          })
+        );
       }
       throw err;
     }
@@ -343,7 +349,14 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     const canary = b === 0 && canarySeconds !== undefined && reload;
     const admin = canary ? fleet.admin(0) : undefined;
     const before = admin
-      ? await admin.requestCounts().catch(() => undefined)
+      ? await admin.requestCounts().catch((err) => {
+        // Without a baseline the canary is judged against a 0% rate.
+        logger.warn("canary baseline unavailable", {
+          url: admin.url,
+          error: err,
+        });
+        return undefined;
+      })
       : undefined;
     const settled = await Promise.allSettled(batch.map(ship));
     if (settled.some((s) => s.status === "rejected")) {
