@@ -128,6 +128,54 @@ export async function planShipment(
   return { rules, workers: shipped, skipped, extras };
 }
 
+async function newestSourceMtime(dir: string): Promise<number> {
+  let newest = 0;
+  const walk = async (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) {
+        newest = Math.max(newest, (await Deno.stat(p)).mtime?.getTime() ?? 0);
+      }
+    }
+  };
+  await walk(dir);
+  return newest;
+}
+
+/**
+ * What the user should hear before a deploy: workers skipped for want of a
+ * binary, and builds older than their sources (shipped anyway).
+ */
+export async function shipWarnings(
+  root: string,
+  plan: ShipPlan,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of plan.skipped) {
+    out.push(
+      `worker "${name}" skipped: it has no executable binary yet (build it first: scripts/build-prod.sh)`,
+    );
+  }
+  for (const w of plan.workers) {
+    const src = await newestSourceMtime(join(root, w.dir, "src"));
+    if (src > w.binMtimeMs) {
+      out.push(
+        `worker "${w.name}": its build ${w.bin} is older than its sources (src/ changed ${
+          new Date(src).toISOString()
+        }); build before deploying, or this ships the old build`,
+      );
+    }
+  }
+  return out;
+}
+
 /** rsync arguments that apply `rules`. */
 export function filterArgs(rules: string[]): string[] {
   return rules.map((r) => `--filter=${r}`);

@@ -10,7 +10,7 @@ import {
   newDeployId,
   parseChanges,
   planShipment,
-  type ShipPlan,
+  shipWarnings,
 } from "./_release.ts";
 import {
   discardScript,
@@ -71,47 +71,6 @@ export interface DeployResult {
   rollbackMs?: number;
 }
 
-async function newestSourceMtime(dir: string): Promise<number> {
-  let newest = 0;
-  const walk = async (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(d));
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else if (e.isFile) {
-        newest = Math.max(newest, (await Deno.stat(p)).mtime?.getTime() ?? 0);
-      }
-    }
-  };
-  await walk(dir);
-  return newest;
-}
-
-async function warnings(root: string, plan: ShipPlan): Promise<string[]> {
-  const out: string[] = [];
-  for (const name of plan.skipped) {
-    out.push(
-      `worker "${name}" skipped: it has no executable binary yet (build it first: scripts/build-prod.sh)`,
-    );
-  }
-  for (const w of plan.workers) {
-    const src = await newestSourceMtime(join(root, w.dir, "src"));
-    if (src > w.binMtimeMs) {
-      out.push(
-        `worker "${w.name}": its build ${w.bin} is older than its sources (src/ changed ${
-          new Date(src).toISOString()
-        }); build before deploying, or this ships the old build`,
-      );
-    }
-  }
-  return out;
-}
-
 /**
  * Deploys to every host of a target, one host (or `batch` hosts) at a time:
  * transfer to a stage beside the serving tree, check the SHA-256 manifest,
@@ -156,7 +115,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       }`,
     );
   }
-  const warned = await warnings(root, plan);
+  const warned = await shipWarnings(root, plan);
   for (const w of warned) logger.warn("deploy warning", { problem: w });
   const hosts = (target.hosts.length ? target.hosts : [""]).map((login) =>
     new Host(login, target.path, { sshOptions: target.ssh_options, run })
