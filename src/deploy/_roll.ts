@@ -30,7 +30,7 @@ function sameSecond(iso: string | null, ms: number): boolean {
  * Waits until every worker the changes touched is healthy: on the shipped
  * binary's mtime when its binary changed, and without `last_error` when it
  * was restarted (binary or private change). A config change checks every
- * shipped worker.
+ * shipped worker's health.
  *
  * @throws {Error} Naming the worker and what it showed when the time runs out.
  */
@@ -41,17 +41,21 @@ export async function waitHealthy(
   timeoutMs: number,
 ): Promise<void> {
   const changed = changedWorkers(changes, shipped);
-  const checks = changed.config
-    ? shipped.map((w) => ({
-      worker: w,
-      binary: changed.workers.some((c) => c.name === w.name && c.binary),
-      restarted: true,
-    }))
-    : changed.workers.map((c) => ({
-      worker: shipped.find((w) => w.name === c.name)!,
-      binary: c.binary,
-      restarted: c.binary || c.private,
-    }));
+  // A config change may restart any worker: all must be healthy, but only
+  // those whose own files changed are held to a clean last_error (another's
+  // may predate this deploy).
+  const checks =
+    (changed.config
+      ? shipped
+      : shipped.filter((w) => changed.workers.some((c) => c.name === w.name)))
+      .map((w) => {
+        const c = changed.workers.find((x) => x.name === w.name);
+        return {
+          worker: w,
+          binary: c?.binary ?? false,
+          restarted: (c?.binary || c?.private) ?? false,
+        };
+      });
   if (checks.length === 0) return;
   const deadline = Date.now() + timeoutMs;
   let problem = "";
