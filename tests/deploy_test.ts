@@ -38,7 +38,7 @@ async function deploy(root: string, ...args: string[]): Promise<string> {
 
 Deno.test({
   name:
-    "deploy.sh ships what changed, reloads with no failed request, and rolls back",
+    "deploy.sh to a local directory ships what changed, reloads with no failed request, and rolls back",
   ignore: !hasRsync,
   fn: async () => {
     const source = makeProject({ workers: { index: { TAG: "v1" } } });
@@ -96,15 +96,36 @@ Deno.test({
         Deno.readTextFileSync(join(target, "workers/index/public/new.txt")),
         "new\n",
       );
-      assert.ok(
-        Deno.statSync(join(target, "workers/index/bin/index.prev")).isFile,
+      // The replaced binary is kept aside for --rollback, not beside the live one.
+      const id = Deno.readTextFileSync(join(target, ".tqdeploy", "current"))
+        .trim();
+      assert.match(
+        Deno.readTextFileSync(
+          join(
+            target,
+            ".tqdeploy/releases",
+            id,
+            "backup/workers/index/bin/index",
+          ),
+        ),
+        /TAG='v1'/,
+      );
+      assert.throws(
+        () => Deno.statSync(join(target, "workers/index/bin/index.prev")),
+        Deno.errors.NotFound,
       );
 
-      await deploy(source.root, "--rollback", "local", "index");
+      await deploy(source.root, "--rollback", "local");
       assert.equal(await tag(), "v1");
+      assert.throws(
+        () => Deno.statSync(join(target, "workers/index/public/new.txt")),
+        Deno.errors.NotFound,
+        "a file the deploy created is gone after its rollback",
+      );
 
       const dry = await deploy(source.root, "--dry-run", "local");
-      assert.match(dry, /rsync/);
+      assert.match(dry, /: 2 change\(s\)/);
+      assert.match(dry, /updated workers\/index\/bin\/index/);
     } finally {
       await server?.stop();
       source.cleanup();

@@ -1,5 +1,6 @@
 // Folder-private: the shape of the config files, used both to validate them
 // and to name the nearest known key for an unknown one.
+import { checkCidr } from "../cidr.ts";
 
 /** What a config value must be. `check` returns what was expected when the value is wrong. */
 export type Field =
@@ -201,6 +202,7 @@ export const SCHEMA: Field = {
           expected:
             "a positive integer up to 67108864 (Deno's WebSocket frame limit)",
         },
+        trusted_proxies: { kind: "strings", check: checkCidr },
         deployment_mode: {
           kind: "enum",
           values: ["dev", "prod"],
@@ -305,6 +307,9 @@ export const SCHEMA: Field = {
               path: { kind: "string" },
               ssh_options: { kind: "string" },
               admin_url: { kind: "string" },
+              batch: { kind: "int", min: 1 },
+              canary_seconds: duration,
+              keep_releases: { kind: "int", min: 1 },
             },
           },
         },

@@ -135,6 +135,8 @@ export function defaultConfig(): Config {
       max_body_bytes: 0,
       body_temp_dir: "",
       max_ws_message_bytes: 64 * 1024 * 1024,
+      // Loopback: a front on this machine (nginx, Caddy) may set X-Forwarded-*.
+      trusted_proxies: ["127.0.0.0/8", "::1/128"],
       deployment_mode: undefined,
       log_file: "",
       pid_file: "logs/tqserver.pid",

@@ -129,6 +129,9 @@ export async function loadConfig(
       path: target.path ?? "",
       ssh_options: target.ssh_options ?? "",
       admin_url: target.admin_url ?? "",
+      batch: target.batch ?? 1,
+      canary_seconds: target.canary_seconds ?? 60,
+      keep_releases: target.keep_releases ?? 5,
     };
   }
   checkCrossFields(config, locations);

@@ -202,6 +202,9 @@ Deno.test("loadConfig() merges both files over the defaults", async () => {
         path: "/srv/app",
         ssh_options: "",
         admin_url: "",
+        batch: 1,
+        canary_seconds: 60,
+        keep_releases: 5,
       },
     });
   });
@@ -584,4 +587,34 @@ Deno.test("the example config files (as shipped in config/) load without warning
   ]);
   assert.deepEqual(warnings, []);
   assert.deepEqual(config, defaultConfig());
+});
+
+Deno.test("server.trusted_proxies takes CIDR ranges (default loopback); a bad entry is an error naming it", async () => {
+  await withProject({}, async (root) => {
+    const { config } = await load(root);
+    assert.deepEqual(config.server.trusted_proxies, ["127.0.0.0/8", "::1/128"]);
+  });
+  await withProject({
+    "config/server.yaml":
+      `server:\n  trusted_proxies: ["10.0.0.0/8", "2001:db8::/32"]\n`,
+  }, async (root) => {
+    const { config } = await load(root);
+    assert.deepEqual(config.server.trusted_proxies, [
+      "10.0.0.0/8",
+      "2001:db8::/32",
+    ]);
+  });
+  const err = await loadError({
+    "config/server.yaml": `server:\n  trusted_proxies: ["10.0.0.0/33"]\n`,
+  });
+  assert.match(err.message, /trusted_proxies/);
+  assert.match(err.message, /CIDR range/);
+});
+
+Deno.test("deployment.targets.*.batch and keep_releases must be at least 1", async () => {
+  const err = await loadError({
+    "config/deployment.yaml":
+      `deployment:\n  targets:\n    live:\n      path: /srv\n      keep_releases: 0\n`,
+  });
+  assert.match(err.message, /keep_releases/);
 });

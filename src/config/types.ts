@@ -142,8 +142,19 @@ export interface DeployTarget {
   path: string;
   /** Extra ssh options. */
   ssh_options: string;
-  /** Admin base URL of the target's server for `--reload`, e.g. `http://127.0.0.1:8081`. */
+  /**
+   * Admin base URL of each host's server, `{host}` standing for the host's
+   * address, e.g. `http://{host}:8081`; called from the host over ssh when it
+   * is not reachable from here (always for a loopback address). Empty = no
+   * health checks, reload by PID file or `killall -HUP tqserver`.
+   */
   admin_url: string;
+  /** Hosts deployed at a time. Default 1. */
+  batch: number;
+  /** How long `--canary` watches the first host, in seconds. Default 60. */
+  canary_seconds: number;
+  /** Deploys kept aside on each host for `--rollback`. Default 5. */
+  keep_releases: number;
 }
 
 /** The whole, validated configuration with every default filled in. */
@@ -163,6 +174,8 @@ export interface Config {
     body_temp_dir: string;
     /** A WebSocket message over this size closes both legs with 1009. Default 67108864 (Deno's limit). */
     max_ws_message_bytes: number;
+    /** Peers (addresses or CIDR ranges) whose `X-Forwarded-*` are appended to, not replaced. Default loopback. */
+    trusted_proxies: string[];
     /** Expanded `server.deployment_mode`; undefined when it expands to nothing. */
     deployment_mode: Mode | undefined;
     /** Log file path (root-relative, `{date}` expanded daily); empty = stderr only. */

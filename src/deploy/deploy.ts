@@ -1,12 +1,27 @@
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { Admin, reloadServer } from "./_admin.ts";
+import { Host, runCommand, type RunFn } from "./_host.ts";
+import {
+  buildManifest,
+  filterArgs,
+  listShipped,
+  newDeployId,
+  parseChanges,
+  planShipment,
+  shipWarnings,
+} from "./_release.ts";
+import {
+  discardScript,
+  inspectScript,
+  prepareScript,
+  verifyApplyScript,
+} from "./_scripts.ts";
+import { type Fleet, restoreHosts, waitHealthy, watchCanary } from "./_roll.ts";
+import type { HostReport } from "./types.ts";
 
-/** Runs a command; injectable for tests. Resolves with its exit code and output. */
-export type RunFn = (
-  cmd: string[],
-  options?: { cwd?: string },
-) => Promise<{ code: number; output: string }>;
+export type { HostReport, HostState } from "./types.ts";
 
 /** Options for {@linkcode deploy}. */
 export interface DeployOptions {
@@ -18,363 +33,334 @@ export interface DeployOptions {
   target: DeployTarget;
   /** Workers to deploy. */
   workers: WorkerSpec[];
-  /** True when the user named workers (then config/ and server/ are left alone). Default false. */
+  /** Root-relative workers folder (`workers.workers_dir`), mirrored on a whole deploy. Default `workers`. */
+  workersDir?: string;
+  /** True when the user named workers (then config/, server/ and other workers are left alone). Default false. */
   onlyWorkers?: boolean;
-  /** Print what would be done, change nothing. Default false. */
+  /** List per host the files that would change; change nothing. Default false. */
   dryRun?: boolean;
-  /** Ask the target's server to reload afterwards. Default false. */
+  /** Reload each host and wait until its changed workers are healthy before the next. Default false. */
   reload?: boolean;
-  /** Put `bin/{name}.prev` back instead of deploying. Default false. */
-  rollback?: boolean;
+  /** Deploy the first host alone and watch it this many seconds before the rest; undefined = no canary. */
+  canarySeconds?: number;
+  /** `server.pid_file` of the deployed config, for a reload without the admin API. Default `logs/tqserver.pid`. */
+  pidFile?: string;
+  /** Bearer token for the hosts' admin API (`server.admin.token`). Default none. */
+  adminToken?: string;
+  /** How long a host's changed workers may take to be healthy after a reload, in ms. Default 60000. */
+  healthTimeoutMs?: number;
   /** Logger. Default silent. */
   logger?: Logger;
-  /** Command runner. Default: `Deno.Command`. */
+  /** Command runner (ssh, rsync). Default: `Deno.Command`. */
   run?: RunFn;
-  /** fetch for the admin API. Default `globalThis.fetch`. */
+  /** fetch for admin APIs reachable from here. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
-  /** Bearer token for the target's admin API (`server.admin.token`). Default none. */
-  adminToken?: string;
 }
 
-/** What happened on one host. */
-export interface HostReport {
-  host: string;
-  workers: string[];
-  skipped: string[];
-  reloaded: boolean;
-}
-
-const decoder = new TextDecoder();
-
-async function defaultRun(cmd: string[], options: { cwd?: string } = {}) {
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
-  };
-}
-
-function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    const info = await Deno.stat(path);
-    return info.isFile && ((info.mode ?? 0o755) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
+/** What a deploy did. */
+export interface DeployResult {
+  /** The deploy id (also in each host's `.tqdeploy/current`). */
+  id: string;
+  ok: boolean;
+  hosts: HostReport[];
+  /** Warnings the user should see (stale builds, skipped workers). */
+  warnings: string[];
+  /** Wall time of the whole deploy, in ms. */
+  ms: number;
+  /** From the failure to every host back on the old release, in ms (when a rollback ran). */
+  rollbackMs?: number;
 }
 
 /**
- * Deploys worker folders (without `src/`) and, unless workers are named,
- * `config/` and `server/` to every host of a target, one host at a time:
- * rsync with mtimes preserved, the replaced binary kept as `bin/{name}.prev`,
- * then an optional reload that must come back healthy before the next host.
+ * Deploys to every host of a target, one host (or `batch` hosts) at a time:
+ * transfer to a stage beside the serving tree, check the SHA-256 manifest,
+ * apply with everything replaced or deleted kept for `--rollback`, reload,
+ * and wait until the changed workers are healthy on their new binaries.
+ * With a canary the first host is watched first. Any failure stops the roll
+ * and rolls back every host that took the deploy.
  *
- * @throws {Error} When a command fails or a host does not come back healthy; later hosts are left alone.
+ * @returns Per host where it stands; `ok` is false after a failure.
+ * @throws {Error} Before any host is touched: nothing to ship, or a guard
+ *   (the compiled server would be deleted, rsync missing on a host).
+ *
+ * @example
+ * ```ts
+ * const result = await deploy({ root, name: "production", target, workers, reload: true });
+ * for (const line of summaryLines(result)) console.log(line);
+ * ```
  */
-export async function deploy(options: DeployOptions): Promise<HostReport[]> {
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const {
     root,
-    name,
     target,
     workers,
+    workersDir = "workers",
     onlyWorkers = false,
     dryRun = false,
     reload = false,
-    rollback = false,
-    logger = silentLogger,
-    run = defaultRun,
-    fetch: fetchFn = fetch,
+    canarySeconds,
+    pidFile = "logs/tqserver.pid",
     adminToken = "",
+    healthTimeoutMs = 60_000,
+    logger = silentLogger,
+    run = runCommand,
+    fetch: fetchFn = fetch,
   } = options;
-  const hosts = target.hosts.length > 0 ? target.hosts : [""];
-  // Never wait for a password prompt or a host that does not answer.
-  const sshArgs = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=10",
-    ...target.ssh_options.split(/\s+/).filter(Boolean),
-  ];
-  const reports: HostReport[] = [];
-  const exec = async (cmd: string[]) => {
-    logger.info(dryRun && cmd[0] !== "rsync" ? "would run" : "run", {
-      cmd: cmd.map(shellQuote).join(" "),
-    });
-    if (dryRun && cmd[0] !== "rsync") return "";
-    const res = await run(cmd, { cwd: root });
-    if (res.code !== 0) {
-      throw new Error(
-        `Command failed with code ${res.code}: ${
-          cmd.map(shellQuote).join(" ")
-        }\n${res.output.trim()}`,
-      );
-    }
-    return res.output;
-  };
-  for (const host of hosts) {
-    const dest = (path: string) =>
-      host ? `${host}:${join(target.path, path)}` : join(target.path, path);
-    const remote = async (script: string) => {
-      if (host) return await exec(["ssh", ...sshArgs, host, script]);
-      return await exec(["sh", "-c", script]);
-    };
-    const report: HostReport = {
-      host: host || target.path,
-      workers: [],
-      skipped: [],
-      reloaded: false,
-    };
-    for (const worker of workers) {
-      // The same root-relative places as here: the workers folder and binaries.path.
-      const rel = relative(root, worker.dir);
-      const binRel = relative(root, worker.binPath);
-      const binInWorker = relative(worker.dir, worker.binPath);
-      if (rollback) {
-        const bin = shellQuote(join(target.path, binRel));
-        await remote(
-          `set -e; if [ -e ${bin}.prev ]; then mv -f ${bin} ${bin}.rollback && mv -f ${bin}.prev ${bin} && ` +
-            `mv -f ${bin}.rollback ${bin}.prev && touch ${bin}; else echo "no previous binary" >&2; exit 3; fi`,
-        );
-        report.workers.push(worker.name);
-        continue;
-      }
-      if (!(await isExecutable(worker.binPath))) {
-        logger.warn("worker skipped: no binary", {
-          worker: worker.name,
-          fix: "build it first (scripts/build-prod.sh)",
-        });
-        report.skipped.push(worker.name);
-        continue;
-      }
-      if (!dryRun) {
-        await remote(
-          `mkdir -p ${shellQuote(join(target.path, rel))} ${
-            shellQuote(join(target.path, dirname(binRel)))
-          }`,
-        );
-      }
-      const rsync = [
-        "rsync",
-        "-a",
-        ...(host ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
-        ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
-      ];
-      // Everything but src/ and bin/, mirrored; then the binary alone, the replaced one kept as .prev.
-      await exec([
-        ...rsync,
-        "--delete",
-        "--exclude=/src/",
-        "--exclude=/bin/",
-        ...(binInWorker.startsWith("..") ? [] : [`--exclude=/${binInWorker}`]),
-        `${join(root, rel)}/`,
-        `${dest(rel)}/`,
-      ]);
-      await exec([
-        ...rsync,
-        // A rebuilt binary of the same size in the same second passes rsync's quick check.
-        "--checksum",
-        "--backup",
-        "--suffix=.prev",
-        worker.binPath,
-        `${dest(dirname(binRel))}/`,
-      ]);
-      report.workers.push(worker.name);
-    }
-    if (!onlyWorkers && !rollback) {
-      for (const dir of ["config", "server"]) {
-        try {
-          await Deno.stat(join(root, dir));
-        } catch {
-          continue;
-        }
-        if (!dryRun) {
-          await remote(`mkdir -p ${shellQuote(join(target.path, dir))}`);
-        }
-        await exec([
-          "rsync",
-          "-a",
-          ...(host ? ["-e", `ssh ${sshArgs.join(" ")}`] : []),
-          ...(dryRun ? ["--dry-run", "--itemize-changes"] : []),
-          `${join(root, dir)}/`,
-          `${dest(dir)}/`,
-        ]);
-      }
-    }
-    if ((reload || rollback) && !dryRun) {
-      await reloadHost(host, target, {
-        remote,
-        fetch: fetchFn,
-        logger,
-        workers: report.workers,
-        token: adminToken,
-      });
-      report.reloaded = true;
-    }
-    reports.push(report);
-    logger.info("host done", {
-      target: name,
-      host: report.host,
-      workers: report.workers.join(",") || "-",
-    });
-  }
-  return reports;
-}
-
-interface ReloadOptions {
-  remote: (script: string) => Promise<string>;
-  fetch: typeof fetch;
-  logger: Logger;
-  workers: string[];
-  token: string;
-}
-
-type AdminCall = (
-  path: string,
-  method: "GET" | "POST",
-) => Promise<{ ok: boolean; status: number; body: unknown }>;
-
-/**
- * Calls the target's admin API: directly for a local target, and on the host
- * itself (`ssh host curl`) for a remote one, since the admin listener is
- * bound to the host's loopback by default.
- */
-function adminCall(
-  host: string,
-  adminUrl: string,
-  token: string,
-  remote: (script: string) => Promise<string>,
-  fetchFn: typeof fetch,
-): AdminCall {
-  // The admin API takes POSTs only as JSON (no web page can forge one), and
-  // every call with the Bearer token when server.admin.token is set.
-  const headers: Record<string, string> = {
-    "Content-Type": "application/json",
-    ...(token ? { Authorization: `Bearer ${token}` } : {}),
-  };
-  if (!host) {
-    return async (path, method) => {
-      const res = await fetchFn(`${adminUrl}${path}`, {
-        method,
-        headers,
-        signal: AbortSignal.timeout(60_000),
-      });
-      const text = await res.text();
-      return { ok: res.ok, status: res.status, body: parseBody(text) };
-    };
-  }
-  return async (path, method) => {
-    // The status code on a line of its own after the body: a 401 or 500 is
-    // an answer to report, not a success with an odd body.
-    const out = await remote(
-      `curl -sS --max-time 60 -w '\\n%{http_code}' -X ${method} ${
-        Object.entries(headers).map(([k, v]) =>
-          `-H ${shellQuote(`${k}: ${v}`)}`
-        )
-          .join(" ")
-      } ${shellQuote(`${adminUrl}${path}`)}`,
+  const started = performance.now();
+  const plan = await planShipment(root, workers, workersDir, { onlyWorkers });
+  if (plan.workers.length === 0 && plan.extras.length === 0) {
+    throw new Error(
+      `Nothing to deploy: no worker has a binary${
+        onlyWorkers ? "" : " and there is no config/ or server/"
+      }`,
     );
-    const cut = out.trimEnd().lastIndexOf("\n");
-    const status = Number(out.trimEnd().slice(cut + 1)) || 0;
-    return {
-      ok: status >= 200 && status < 300,
-      status,
-      body: parseBody(cut < 0 ? "" : out.slice(0, cut)),
-    };
-  };
-}
-
-function parseBody(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return { error: text.trim().slice(0, 200) };
   }
-}
+  const warned = await shipWarnings(root, plan);
+  for (const w of warned) logger.warn("deploy warning", { problem: w });
+  const hosts = (target.hosts.length ? target.hosts : [""]).map((login) =>
+    new Host(login, target.path, { sshOptions: target.ssh_options, run })
+  );
+  const reports = hosts.map((h): HostReport => ({
+    host: h.label,
+    state: "untouched",
+    changes: [],
+    reloaded: false,
+  }));
+  const result = (id: string, ok: boolean): DeployResult => ({
+    id,
+    ok,
+    hosts: reports,
+    warnings: warned,
+    ms: Math.round(performance.now() - started),
+  });
 
-async function reloadHost(
-  host: string,
-  target: DeployTarget,
-  options: ReloadOptions,
-): Promise<void> {
-  const { remote, fetch: fetchFn, logger, workers, token } = options;
-  const where = host || target.path;
-  if (target.admin_url) {
-    const call = adminCall(host, target.admin_url, token, remote, fetchFn);
-    let res: Awaited<ReturnType<AdminCall>> | undefined;
-    try {
-      res = await call("/api/reload", "POST");
-    } catch (err) {
-      logger.warn("admin reload unreachable, falling back to SIGHUP", {
-        host: where,
-        url: target.admin_url,
-        error: err,
-      });
-    }
-    if (res) {
-      const body = res.body as {
-        error?: string;
-        report?: {
-          actions?: { worker: string; action: string; error?: string }[];
-          config?: string;
-          config_error?: string;
-        };
-      };
-      const failed = (body.report?.actions ?? []).filter((a) =>
-        a.action === "failed"
-      ).map((a) => `${a.worker}: ${a.error ?? "failed"}`);
-      // The deployed config did not load: the server keeps running the old one.
-      if (body.report?.config === "rejected") {
-        failed.unshift(
-          `config rejected: ${body.report.config_error ?? "invalid"}`,
-        );
-      }
-      if (!res.ok || failed.length) {
-        throw new Error(
-          `Reload on "${where}" failed: ${
-            failed.join("; ") ||
-            `status ${res.status}${body.error ? ` (${body.error})` : ""}`
-          }`,
-        );
-      }
-      await waitHealthy(call, where, workers);
-      logger.info("reloaded", { host: where, via: "admin" });
+  // A read-only look at every host first: an unreachable host or a guard
+  // stops the deploy before any host has changed.
+  const looks = await Promise.allSettled(
+    hosts.map((h) =>
+      h.sh(inspectScript(), { ifExists: true, timeoutMs: 30_000 })
+    ),
+  );
+  const problems: string[] = [];
+  looks.forEach((look, i) => {
+    if (look.status === "rejected") {
+      reports[i]!.state = "failed";
+      reports[i]!.reason = (look.reason as Error).message;
       return;
     }
-  }
-  await remote("killall -HUP tqserver");
-  logger.info("reloaded", { host: where, via: "SIGHUP" });
-}
-
-async function waitHealthy(
-  call: AdminCall,
-  where: string,
-  workers: string[],
-): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const { ok, status: code, body } = await call("/api/status", "GET");
-    if (!ok) {
-      throw new Error(
-        `Status of "${where}" answered ${code}: ${
-          (body as { error?: string }).error ?? "no reason given"
-        }`,
+    const info = look.value;
+    if (
+      hosts[i]!.login && !/^rsync=1$/m.test(info)
+    ) {
+      problems.push(
+        `rsync is not installed on ${hosts[i]!.label} (apt-get install rsync)`,
       );
     }
-    const status = body as { workers: { name: string; status: string }[] };
-    const bad = status.workers.filter((w) =>
-      workers.includes(w.name) && w.status !== "healthy"
-    );
-    if (bad.length === 0) return;
-    await new Promise((r) => setTimeout(r, 200));
+    if (/^compiled=1$/m.test(info) && plan.extras.includes("server")) {
+      try {
+        Deno.statSync(join(root, "server", "bin", "tqserver"));
+      } catch {
+        problems.push(
+          `${
+            hosts[i]!.label
+          } runs the compiled server (server/bin/tqserver) but it is not here: ` +
+            `shipping server/ would delete it. Build it (./compile.sh) or deploy named workers only`,
+        );
+      }
+    }
+  });
+  if (problems.length) throw new Error(problems.join("\n"));
+  if (reports.some((r) => r.state === "failed")) return result("", false);
+
+  if (dryRun) {
+    for (const [i, host] of hosts.entries()) {
+      try {
+        const out = await host.rsync(
+          [
+            "-a",
+            "--dry-run",
+            "--checksum",
+            "--delete",
+            "--itemize-changes",
+            ...filterArgs(plan.rules),
+            `${root}/`,
+          ],
+          "",
+        );
+        reports[i]!.changes = parseChanges(out);
+        reports[i]!.state = "would change";
+      } catch (err) {
+        reports[i]!.state = "failed";
+        reports[i]!.reason = (err as Error).message;
+      }
+    }
+    return result("", reports.every((r) => r.state !== "failed"));
   }
-  throw new Error(`Workers not healthy on "${where}" after 60 s`);
+
+  const id = newDeployId();
+  const files = await listShipped(root, plan.rules, run);
+  const manifest = await buildManifest(root, files);
+  logger.info("deploy started", {
+    target: options.name,
+    id,
+    files: files.length,
+    hosts: hosts.length,
+  });
+
+  // One per host: it remembers whether the host's admin API answers from here.
+  const admins = hosts.map((h) =>
+    target.admin_url
+      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+      : undefined
+  );
+  const fleet: Fleet = {
+    hosts,
+    reports,
+    took: new Set<number>(),
+    admin: (i) => admins[i],
+    pidFile,
+    healthTimeoutMs,
+    logger,
+  };
+  const ship = async (i: number): Promise<void> => {
+    const host = hosts[i]!;
+    const report = reports[i]!;
+    try {
+      // The manifest comes on stdin, the filter in the script: one round trip.
+      await host.sh(prepareScript(id, plan.rules), {
+        create: true,
+        stdin: manifest,
+      });
+      // Unchanged files are hard-linked from the serving tree: only what
+      // changed crosses the network. Compared by checksum: a rebuild of
+      // the same size in the same second passes rsync's quick check.
+      await host.rsync(
+        [
+          "-a",
+          "--checksum",
+          "--link-dest=../..",
+          ...filterArgs(plan.rules),
+          `${root}/`,
+        ],
+        ".tqdeploy/stage/",
+      );
+      const out = await host.sh(verifyApplyScript(id, target.keep_releases));
+      fleet.took.add(i);
+      report.changes = parseChanges(out);
+      report.state = "deployed";
+      logger.info("host updated", {
+        host: host.label,
+        id,
+        changes: report.changes.length,
+      });
+    } catch (err) {
+      report.state = "failed";
+      report.reason = (err as Error).message;
+      if (!fleet.took.has(i)) {
+        await host.sh(discardScript(id)).catch((cleanup) =>
+          logger.warn("stage left on host", {
+            host: host.label,
+            id,
+            error: cleanup,
+          })
+        );
+      }
+      throw err;
+    }
+    if (!reload) return;
+    const admin = fleet.admin(i);
+    try {
+      const via = await reloadServer(host, admin, pidFile);
+      report.reloaded = true;
+      if (admin) {
+        await waitHealthy(
+          admin,
+          report.changes,
+          plan.workers,
+          healthTimeoutMs,
+        );
+      } else {
+        logger.warn("no admin_url: reloaded without a health check", {
+          host: host.label,
+          via,
+        });
+      }
+      logger.info("host live", { host: host.label, id, via });
+    } catch (err) {
+      report.state = "failed";
+      report.reason = (err as Error).message;
+      throw err;
+    }
+  };
+
+  const order = hosts.map((_, i) => i);
+  const batches: number[][] = [];
+  let rest = order;
+  if (canarySeconds !== undefined && reload && order.length > 0) {
+    batches.push([0]);
+    rest = order.slice(1);
+  }
+  for (let i = 0; i < rest.length; i += target.batch) {
+    batches.push(rest.slice(i, i + target.batch));
+  }
+  let failedAt: number | undefined;
+  for (const [b, batch] of batches.entries()) {
+    const canary = b === 0 && canarySeconds !== undefined && reload;
+    const admin = canary ? fleet.admin(0) : undefined;
+    const before = admin
+      ? await admin.requestCounts().catch((err) => {
+        // Without a baseline the canary is judged against a 0% rate.
+        logger.warn("canary baseline unavailable", {
+          url: admin.url,
+          error: err,
+        });
+        return undefined;
+      })
+      : undefined;
+    const settled = await Promise.allSettled(batch.map(ship));
+    if (settled.some((s) => s.status === "rejected")) {
+      failedAt = performance.now();
+      break;
+    }
+    if (canary && admin) {
+      try {
+        await watchCanary(admin, before, canarySeconds * 1000, logger);
+      } catch (err) {
+        reports[0]!.state = "failed";
+        reports[0]!.reason = `canary: ${(err as Error).message}`;
+        failedAt = performance.now();
+        break;
+      }
+    }
+  }
+  if (failedAt === undefined) return result(id, true);
+  logger.error("deploy failed, rolling back", {
+    id,
+    hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
+  });
+  await restoreHosts(fleet, id, reload);
+  const done = result(id, false);
+  done.rollbackMs = Math.round(performance.now() - failedAt);
+  return done;
+}
+
+/** The changes that are files (created directories left out of counts). */
+export function changedFiles(report: HostReport): number {
+  return report.changes.filter((c) => !c.path.endsWith("/")).length;
+}
+
+/** One line per host: `web1 deployed`, `web2 failed: …`, `web3 untouched`. */
+export function summaryLines(result: { hosts: HostReport[] }): string[] {
+  return result.hosts.map((h) => {
+    const what = h.state === "failed"
+      ? `failed: ${h.reason ?? "unknown error"}`
+      : h.state;
+    const n = changedFiles(h);
+    const more = h.state === "deployed" || h.state === "would change"
+      ? ` (${n} file${n === 1 ? "" : "s"} changed)`
+      : h.reason && h.state !== "failed"
+      ? ` (${h.reason})`
+      : "";
+    return `${h.host} ${what}${more}`;
+  });
 }

@@ -1,17 +1,27 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { WorkerSpec } from "../config/mod.ts";
+import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
 import { defaultWorkerSettings } from "../config/mod.ts";
-import { deploy, type RunFn } from "./deploy.ts";
+import { runCommand, type RunFn } from "./_host.ts";
+import { deploy, summaryLines } from "./deploy.ts";
+import { rollback } from "./rollback.ts";
+import { formatFleet } from "./status.ts";
 
-function project(): { root: string; worker: WorkerSpec } {
-  const root = Deno.makeTempDirSync({ prefix: "tq-deploy-unit-" });
+const hasRsync = (() => {
+  try {
+    return new Deno.Command("rsync", { args: ["--version"], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+function project(root: string): WorkerSpec {
   const dir = join(root, "workers", "index");
   Deno.mkdirSync(join(dir, "bin"), { recursive: true });
-  Deno.writeTextFileSync(join(dir, "bin", "index"), "#!/bin/sh\n", {
-    mode: 0o755,
-  });
-  const worker: WorkerSpec = {
+  Deno.mkdirSync(join(dir, "public"), { recursive: true });
+  Deno.mkdirSync(join(dir, "private", "views"), { recursive: true });
+  return {
     name: "index",
     dir,
     route: "/",
@@ -20,314 +30,190 @@ function project(): { root: string; worker: WorkerSpec } {
     binPath: join(dir, "bin", "index"),
     settings: defaultWorkerSettings(),
   };
-  return { root, worker };
 }
 
-function recorder(reloadReport: unknown): { run: RunFn; calls: string[][] } {
-  const calls: string[][] = [];
-  const run: RunFn = (cmd) => {
-    calls.push(cmd);
-    const last = cmd[cmd.length - 1] ?? "";
-    if (cmd[0] === "ssh" && last.includes("/api/reload")) {
-      return Promise.resolve({
-        code: 0,
-        output: JSON.stringify({ ok: true, report: reloadReport }) + "\n200",
-      });
-    }
-    if (cmd[0] === "ssh" && last.includes("/api/status")) {
-      return Promise.resolve({
-        code: 0,
-        output: JSON.stringify({
-          workers: [{ name: "index", status: "healthy" }],
-        }) + "\n200",
-      });
-    }
-    return Promise.resolve({ code: 0, output: "" });
-  };
-  return { run, calls };
-}
-
-const target = {
-  hosts: ["deploy@web1", "deploy@web2"],
-  path: "/opt/app",
-  ssh_options: "-p 2222",
-  admin_url: "http://127.0.0.1:8081",
-};
-
-Deno.test("deploy() ships to each host in turn and reloads it through its own admin API", async () => {
-  const { root, worker } = project();
-  const { run, calls } = recorder({
-    actions: [{ worker: "index", action: "replaced" }],
-  });
-  try {
-    const reports = await deploy({
-      root,
-      name: "production",
-      target,
-      workers: [worker],
-      onlyWorkers: true,
-      reload: true,
-      run,
-    });
-    assert.deepEqual(reports.map((r) => [r.host, r.workers, r.reloaded]), [
-      ["deploy@web1", ["index"], true],
-      ["deploy@web2", ["index"], true],
-    ]);
-    const hostOf = (cmd: string[]) =>
-      cmd.find((a) => a.includes("web1"))
-        ? 1
-        : cmd.find((a) => a.includes("web2"))
-        ? 2
-        : 0;
-    const order = calls.map(hostOf).filter((h) => h > 0);
-    assert.deepEqual(
-      order,
-      [...order].sort(),
-      "web2 was touched before web1 was done",
-    );
-    const rsyncBin = calls.find((c) =>
-      c[0] === "rsync" && c.includes("--backup")
-    )!;
-    assert.ok(rsyncBin.includes("--checksum"));
-    assert.equal(
-      rsyncBin[rsyncBin.length - 1],
-      "deploy@web1:/opt/app/workers/index/bin/",
-    );
-    assert.deepEqual(
-      rsyncBin.slice(rsyncBin.indexOf("-e"), rsyncBin.indexOf("-e") + 2),
-      ["-e", "ssh -o BatchMode=yes -o ConnectTimeout=10 -p 2222"],
-    );
-    const reload = calls.find((c) =>
-      c[0] === "ssh" && c.at(-1)!.includes("/api/reload")
-    )!;
-    assert.deepEqual(reload.slice(0, 8), [
-      "ssh",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "ConnectTimeout=10",
-      "-p",
-      "2222",
-      "deploy@web1",
-    ]);
-    assert.match(
-      reload.at(-1)!,
-      /curl .* -X POST -H 'Content-Type: application\/json' http:\/\/127\.0\.0\.1:8081\/api\/reload/,
-    );
-  } finally {
-    Deno.removeSync(root, { recursive: true });
+function build(root: string, tag: string, files: Record<string, string>): void {
+  const bin = join(root, "workers", "index", "bin", "index");
+  Deno.writeTextFileSync(bin, `#!/bin/sh\n# ${tag}\n`, { mode: 0o755 });
+  Deno.chmodSync(bin, 0o755);
+  for (const [rel, text] of Object.entries(files)) {
+    Deno.writeTextFileSync(join(root, "workers", "index", rel), text);
   }
-});
+}
 
-Deno.test("deploy() stops at the first host whose reload fails, leaving the next host alone", async () => {
-  const { root, worker } = project();
-  const { run, calls } = recorder({
-    actions: [{
-      worker: "index",
-      action: "failed",
-      error: "exec format error",
-    }],
-  });
-  try {
-    await assert.rejects(
-      deploy({
-        root,
-        name: "production",
+const read = (p: string) => Deno.readTextFileSync(p);
+
+Deno.test({
+  name:
+    "deploy() to a directory keeps what it replaced or deleted, and rollback() restores every file of that deploy",
+  ignore: !hasRsync,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
+    try {
+      const src = join(tmp, "src");
+      const path = join(tmp, "target dir's");
+      const target: DeployTarget = {
+        hosts: [],
+        path,
+        ssh_options: "",
+        admin_url: "",
+        batch: 1,
+        canary_seconds: 0,
+        keep_releases: 2,
+      };
+      const w = project(src);
+      build(src, "v1", {
+        "public/a.txt": "a1",
+        "private/views/v.html": "v1",
+        "public/gone.txt": "bye",
+      });
+      const first = await deploy({
+        root: src,
+        name: "t",
         target,
-        workers: [worker],
-        onlyWorkers: true,
-        reload: true,
-        run,
-      }),
-      /Reload on "deploy@web1" failed: index: exec format error/,
-    );
-    assert.ok(!calls.some((c) => c.some((a) => a.includes("web2"))));
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
-
-Deno.test("deploy() skips a worker without a binary with a warning instead of aborting", async () => {
-  const { root, worker } = project();
-  Deno.removeSync(worker.binPath);
-  const { run, calls } = recorder({ actions: [] });
-  try {
-    const [report] = await deploy({
-      root,
-      name: "share",
-      target: { hosts: [], path: "/mnt/app", ssh_options: "", admin_url: "" },
-      workers: [worker],
-      onlyWorkers: true,
-      run,
-    });
-    assert.deepEqual(report!.skipped, ["index"]);
-    assert.equal(calls.filter((c) => c[0] === "rsync").length, 0);
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
-
-Deno.test("deploy() ships and rolls back the binary at its binaries.path, outside the worker folder too", async () => {
-  const { root, worker } = project();
-  Deno.mkdirSync(join(root, "build"));
-  const binPath = join(root, "build", "index.exe");
-  Deno.writeTextFileSync(binPath, "#!/bin/sh\n", { mode: 0o755 });
-  const moved = { ...worker, binPath };
-  const { run, calls } = recorder({});
-  try {
-    await deploy({
-      root,
-      name: "production",
-      target: { ...target, hosts: ["deploy@web1"] },
-      workers: [moved],
-      onlyWorkers: true,
-      run,
-    });
-    const rsyncs = calls.filter((c) => c[0] === "rsync");
-    const binary = rsyncs.find((c) => c.includes(binPath))!;
-    assert.equal(binary.at(-1), "deploy@web1:/opt/app/build/");
-    assert.ok(binary.includes("--suffix=.prev"));
-    const mkdir = calls.find((c) => c.at(-1)?.startsWith("mkdir -p"))!;
-    assert.match(
-      mkdir.at(-1)!,
-      /\/opt\/app\/workers\/index \/opt\/app\/build$/,
-    );
-    calls.length = 0;
-    await deploy({
-      root,
-      name: "production",
-      target: { ...target, hosts: ["deploy@web1"] },
-      workers: [moved],
-      onlyWorkers: true,
-      rollback: true,
-      run,
-    });
-    assert.match(calls[0]!.at(-1)!, /\/opt\/app\/build\/index\.exe\.prev/);
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
-
-Deno.test("deploy() --reload sends server.admin.token to a token-protected admin, and a 401 fails the deploy", async (t) => {
-  const { root, worker } = project();
-  const { run } = recorder({});
-  const seen: string[] = [];
-  // A real listener with the admin's rule: no Bearer token, no answer.
-  const admin = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    (req) => {
-      const path = new URL(req.url).pathname;
-      seen.push(`${req.method} ${path}`);
-      if (req.headers.get("authorization") !== "Bearer s3cret") {
-        return Response.json({ error: "Missing or wrong Bearer token" }, {
-          status: 401,
-        });
-      }
-      return path === "/api/reload"
-        ? Response.json({ ok: true, report: { actions: [] } })
-        : Response.json({ workers: [{ name: "index", status: "healthy" }] });
-    },
-  );
-  const local = {
-    hosts: [],
-    path: join(root, "target"),
-    ssh_options: "",
-    admin_url: `http://127.0.0.1:${admin.addr.port}`,
-  };
-  try {
-    await t.step("with the token: reloaded, status checked", async () => {
-      const [report] = await deploy({
-        root,
-        name: "local",
-        target: local,
-        workers: [worker],
-        onlyWorkers: true,
-        reload: true,
-        adminToken: "s3cret",
-        run,
+        workers: [w],
       });
-      assert.equal(report!.reloaded, true);
-      assert.deepEqual(seen, ["POST /api/reload", "GET /api/status"]);
-    });
-    await t.step("without it: the 401 and its reason, no SIGHUP", async () => {
-      const { run, calls } = recorder({});
-      await assert.rejects(
-        deploy({
-          root,
-          name: "local",
-          target: local,
-          workers: [worker],
-          onlyWorkers: true,
-          reload: true,
-          run,
-        }),
-        /Reload on ".*" failed: status 401 \(Missing or wrong Bearer token\)/,
+      assert.equal(first.ok, true);
+      assert.deepEqual(summaryLines(first), [
+        `${path} deployed (4 files changed)`,
+      ]);
+
+      build(src, "v2", {
+        "public/a.txt": "a2",
+        "private/views/v.html": "v2",
+        "public/new.txt": "new",
+      });
+      Deno.removeSync(join(src, "workers/index/public/gone.txt"));
+      const second = await deploy({
+        root: src,
+        name: "t",
+        target,
+        workers: [w],
+      });
+      assert.equal(second.ok, true, JSON.stringify(second.hosts));
+      assert.match(read(join(path, "workers/index/bin/index")), /v2/);
+      assert.throws(() =>
+        Deno.statSync(join(path, "workers/index/public/gone.txt"))
       );
-      assert.ok(!calls.some((c) => c.at(-1)!.includes("killall")));
-    });
-  } finally {
-    await admin.shutdown();
-    Deno.removeSync(root, { recursive: true });
-  }
-});
 
-Deno.test("deploy() over ssh sends the token to curl and reports the admin's status code", async () => {
-  const { root, worker } = project();
-  const calls: string[][] = [];
-  const run: RunFn = (cmd) => {
-    calls.push(cmd);
-    if (cmd[0] === "ssh" && cmd.at(-1)!.includes("curl")) {
-      // What curl -w '\n%{http_code}' prints for a refused call.
-      return Promise.resolve({
-        code: 0,
-        output: '{"error":"Missing or wrong Bearer token"}\n401',
-      });
+      const back = await rollback({ target, reload: false });
+      assert.equal(back.ok, true, JSON.stringify(back));
+      assert.equal(back.id, second.id);
+      assert.match(read(join(path, "workers/index/bin/index")), /v1/);
+      assert.equal(read(join(path, "workers/index/public/a.txt")), "a1");
+      assert.equal(
+        read(join(path, "workers/index/private/views/v.html")),
+        "v1",
+      );
+      assert.equal(
+        read(join(path, "workers/index/public/gone.txt")),
+        "bye",
+        "a deleted file comes back",
+      );
+      assert.throws(
+        () => Deno.statSync(join(path, "workers/index/public/new.txt")),
+        "a created file goes",
+      );
+      assert.equal(read(join(path, ".tqdeploy/current")).trim(), first.id);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
     }
-    return Promise.resolve({ code: 0, output: "" });
-  };
-  try {
-    await assert.rejects(
-      deploy({
-        root,
-        name: "production",
-        target: { ...target, hosts: ["deploy@web1"] },
-        workers: [worker],
-        onlyWorkers: true,
-        reload: true,
-        adminToken: "it's",
-        run,
-      }),
-      /status 401 \(Missing or wrong Bearer token\)/,
-    );
-    const curl = calls.find((c) => c.at(-1)!.includes("curl"))!.at(-1)!;
-    assert.match(curl, /-H 'Authorization: Bearer it'"'"'s'/);
-    assert.match(curl, /-w '\\n%\{http_code\}'/);
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
+  },
 });
 
-Deno.test("deploy() fails when the host rejected the deployed config (the old one keeps running)", async () => {
-  const { root, worker } = project();
-  const { run, calls } = recorder({
-    config: "rejected",
-    config_error: "config/server.yaml:3 server.port: expected a port",
-    actions: [],
-  });
-  try {
-    await assert.rejects(
-      deploy({
-        root,
-        name: "production",
+Deno.test({
+  name:
+    "deploy() fails a host whose staged files do not match the manifest, before its serving tree changes",
+  ignore: !hasRsync,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
+    try {
+      const src = join(tmp, "src");
+      const path = join(tmp, "target");
+      const target: DeployTarget = {
+        hosts: [],
+        path,
+        ssh_options: "",
+        admin_url: "",
+        batch: 1,
+        canary_seconds: 0,
+        keep_releases: 5,
+      };
+      const w = project(src);
+      build(src, "v1", {});
+      assert.equal(
+        (await deploy({ root: src, name: "t", target, workers: [w] })).ok,
+        true,
+      );
+      build(src, "v2", {});
+      // A transfer that arrives damaged: one byte more in the staged binary.
+      const run: RunFn = async (cmd, options) => {
+        const res = await runCommand(cmd, options);
+        const dest = cmd.at(-1) ?? "";
+        if (cmd[0] === "rsync" && dest.endsWith(".tqdeploy/stage/")) {
+          Deno.writeTextFileSync(join(dest, "workers/index/bin/index"), "X", {
+            append: true,
+          });
+        }
+        return res;
+      };
+      const result = await deploy({
+        root: src,
+        name: "t",
         target,
-        workers: [worker],
-        reload: true,
+        workers: [w],
         run,
-      }),
-      /Reload on "deploy@web1" failed: config rejected: config\/server\.yaml:3 server\.port: expected a port/,
-    );
-    assert.ok(!calls.some((c) => c.some((a) => a.includes("web2"))));
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
+      });
+      assert.equal(result.ok, false);
+      assert.match(
+        result.hosts[0]!.reason ?? "",
+        /manifest mismatch: workers\/index\/bin\/index: FAILED/,
+      );
+      assert.match(read(join(path, "workers/index/bin/index")), /v1/);
+      assert.throws(
+        () => Deno.statSync(join(path, ".tqdeploy/stage")),
+        "the stage is cleaned up",
+      );
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test("formatFleet() prints one row per worker and the reason for an unreachable host", () => {
+  const text = formatFleet([
+    {
+      host: "web1",
+      reachable: true,
+      error: null,
+      deploy_id: "20260101T000000Z-abcd",
+      workers: [{
+        name: "index",
+        status: "healthy",
+        binary_mtime: "2026-01-01T00:00:00.000Z",
+        restarts: 2,
+        last_error: null,
+      }],
+    },
+    {
+      host: "web2",
+      reachable: false,
+      error: "ssh to web2 failed: timeout",
+      deploy_id: null,
+      workers: [],
+    },
+  ]);
+  const lines = text.split("\n");
+  assert.match(
+    lines[0]!,
+    /^HOST\s+REACHABLE\s+DEPLOY\s+WORKER\s+STATE\s+BINARY MTIME\s+RESTARTS\s+LAST ERROR$/,
+  );
+  assert.match(
+    lines[1]!,
+    /^web1\s+yes\s+20260101T000000Z-abcd\s+index\s+healthy\s+2026-01-01T00:00:00.000Z\s+2\s+-$/,
+  );
+  assert.match(
+    lines[2]!,
+    /^web2\s+no\s+-\s+-\s+-\s+-\s+-\s+ssh to web2 failed: timeout$/,
+  );
 });

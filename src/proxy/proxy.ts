@@ -18,6 +18,7 @@ import {
 } from "./_headers.ts";
 import { releasingBody } from "./_body.ts";
 import { proxyWebSocket, type WebSocketBridge } from "./_websocket.ts";
+import { cidrMatcher } from "../cidr.ts";
 import {
   CLIENT_CLOSED,
   clientFailure,
@@ -42,13 +43,17 @@ import {
   SpoolError,
 } from "./_request_writer.ts";
 
+/** Who may set `X-Forwarded-*` when `trustedProxies` is not given: loopback. */
+const LOOPBACK = ["127.0.0.0/8", "::1/128"];
+
 /** Options for {@linkcode createProxy}. */
 export interface ProxyOptions {
   /** Logger for worker failures. Default: `silentLogger`. */
   logger?: Logger;
   /**
-   * Peers whose inbound `X-Forwarded-*` headers are trusted and appended to;
-   * from anyone else they are stripped. Default: `["127.0.0.1", "::1"]`.
+   * Peers (addresses or CIDR ranges, `server.trusted_proxies`) whose inbound
+   * `X-Forwarded-*` headers are trusted and appended to; from anyone else they
+   * are replaced. Default: loopback, `["127.0.0.0/8", "::1/128"]`.
    */
   trustedProxies?: string[];
   /**
@@ -100,6 +105,7 @@ export type ProxyLimits = Pick<
   | "retryWindowMs"
   | "bodyTempDir"
   | "maxWebSocketMessageBytes"
+  | "trustedProxies"
 >;
 
 /**
@@ -115,8 +121,8 @@ export type ProxyHandler =
     /** Closes idle keep-alive connections to workers (call on shutdown). */
     close(): void;
     /**
-     * Applies a reloaded config's body limits, read timeout and retry window
-     * to the requests that start from now on.
+     * Applies a reloaded config's body limits, read timeout, retry window and
+     * trusted proxies to the requests that start from now on.
      */
     reconfigure(next: ProxyLimits): void;
     /**
@@ -244,7 +250,6 @@ export function createProxy(
 ): ProxyHandler {
   const {
     logger = silentLogger,
-    trustedProxies = ["127.0.0.1", "::1"],
     idleTimeoutMs = 30_000,
   } = options;
   // Reloadable (see `reconfigure`).
@@ -256,7 +261,7 @@ export function createProxy(
     bodyTempDir,
     maxWebSocketMessageBytes = 64 * 1024 * 1024,
   } = options;
-  const trusted = new Set(trustedProxies.map(normalizeIp));
+  let trusted = cidrMatcher(options.trustedProxies ?? LOOPBACK);
   const transport = new Transport({ idleTimeoutMs });
   const origins = new Map<string, Origin>();
 
@@ -287,7 +292,7 @@ export function createProxy(
     (req as Tagged)[REQUEST_ID] = requestId;
     const clientIp = normalizeIp(info.remoteAddr.hostname);
     const host = hostFor(req.url, fields.host ?? "");
-    const isTrusted = trusted.has(clientIp);
+    const isTrusted = trusted(clientIp);
 
     if (isWebSocketUpgrade(fields)) {
       const instance = upstream.acquire();
@@ -583,6 +588,7 @@ export function createProxy(
       if ("bodyTempDir" in next) bodyTempDir = next.bodyTempDir;
       maxWebSocketMessageBytes = next.maxWebSocketMessageBytes ??
         maxWebSocketMessageBytes;
+      if (next.trustedProxies) trusted = cidrMatcher(next.trustedProxies);
     },
     closeWebSockets(): void {
       for (const socket of sockets) socket.close(1001, "Server shutting down");

@@ -227,6 +227,7 @@ function proxyLimits(config: Config, root: string): ProxyLimits {
     // Empty: the OS temp dir (what `Deno.makeTempFile` picks).
     bodyTempDir: tempDir ? resolve(root, tempDir) : undefined,
     maxWebSocketMessageBytes: config.server.max_ws_message_bytes,
+    trustedProxies: config.server.trusted_proxies,
   };
 }
 
