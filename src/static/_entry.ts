@@ -119,7 +119,10 @@ export async function resolveFile(
   } else if (trailingSlash) {
     return { kind: "not-found", reason: "file with a trailing slash" };
   }
-  const read = await readChecked(real, idOf(info), settings.fileMaxBytes);
+  const read = await readChecked(real, {
+    expected: idOf(info),
+    fileMaxBytes: settings.fileMaxBytes,
+  });
   if (read === null) return { kind: "not-found", reason: "changed while read" };
   const { id, body } = read;
   const contentType = contentTypeFor(statPath);
@@ -166,11 +169,10 @@ export async function resolveFile(
     }
     const siblingInfo = await orNull(() => Deno.stat(siblingReal));
     if (!siblingInfo?.isFile) continue;
-    const sibling = await readChecked(
-      siblingReal,
-      idOf(siblingInfo),
-      settings.fileMaxBytes,
-    );
+    const sibling = await readChecked(siblingReal, {
+      expected: idOf(siblingInfo),
+      fileMaxBytes: settings.fileMaxBytes,
+    });
     if (sibling === null) continue;
     entry.siblings.push({ statPath: siblingPath, id: sibling.id });
     entry.precompressed.push(encoding);

@@ -59,6 +59,14 @@ export async function realInside(
   return real === root || real.startsWith(root + sep) ? real : null;
 }
 
+/** Options for {@linkcode readChecked}. */
+export interface ReadCheckedOptions {
+  /** The version the path's `stat` found. */
+  expected: FileId;
+  /** Larger files are not read: the answer holds no bytes. */
+  fileMaxBytes: number;
+}
+
 /**
  * Opens a regular file inside `root` and returns its identity and, when it is
  * small enough, its bytes. The handle's `fstat` must match the `stat` taken
@@ -67,9 +75,9 @@ export async function realInside(
  */
 export async function readChecked(
   realPath: string,
-  expected: FileId,
-  fileMaxBytes: number,
+  options: ReadCheckedOptions,
 ): Promise<{ id: FileId; body: Uint8Array<ArrayBuffer> | undefined } | null> {
+  const { expected, fileMaxBytes } = options;
   if (expected.size > fileMaxBytes) return { id: expected, body: undefined };
   const file = await orNull(() => Deno.open(realPath, { read: true }));
   if (file === null) return null;
