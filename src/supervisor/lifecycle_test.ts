@@ -231,13 +231,17 @@ Deno.test("an instance that crashes while a replace is under way leaves no retry
     // The new instance takes a while to come up: the old one crashes meanwhile.
     writeEcho(t.dir, "v2", "sleep 0.6\n");
     const replaced = t.supervisor.replace("index", "manual");
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      await until(() => entry.starting.size > 0, 5000),
+      "the new instance never started",
+    );
     await (await fetch(origin + "/crash")).text();
     assert.equal(await replaced, true);
     const fresh = entry.active[0]!.pid;
     assert.equal(entry.retryArmed, false);
     assert.equal(entry.state.status, "healthy");
     assert.equal(entry.lastError, null);
+    // What is tested is that nothing happens: no condition to wait for, only time.
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(
       entry.active[0]?.pid,
@@ -260,7 +264,10 @@ Deno.test("a changed route switches only once its new instance is healthy", asyn
       async () => {
         writeEcho(t.dir, "v2", "sleep 0.4\n");
         const updated = t.supervisor.update({ ...t.spec, route: "/new" });
-        await new Promise((r) => setTimeout(r, 150));
+        assert.ok(
+          await until(() => entry.starting.size > 0, 5000),
+          "the new instance never started",
+        );
         assert.equal(t.table.match("/new/x"), undefined);
         assert.equal(t.table.match("/old/x")?.name, "index");
         assert.equal(await updated, "replaced");
@@ -319,7 +326,8 @@ Deno.test("a worker being removed shows as stopping while it drains", async () =
     const target = t.table.match("/")!.acquire()!;
     const slow = fetch(target.origin + "/slow?ms=600").then((r) => r.text())
       .finally(() => target.release());
-    await new Promise((r) => setTimeout(r, 100));
+    // acquire() counted the request in flight: the drain waits for it.
+    assert.equal(t.supervisor.workers.get("index")!.active[0]!.inFlight, 1);
     const removed = t.supervisor.remove("index");
     assert.equal(t.supervisor.status()[0]?.status, "stopping");
     assert.equal(t.table.match("/"), undefined, "no new request goes there");
