@@ -17,6 +17,7 @@ import { type ReplaceHost, replaceOnce } from "./_replace.ts";
 import { type RetireConnections, retireInstance } from "./_retire.ts";
 import { InstanceStarter } from "./_starter.ts";
 import { enqueue } from "./_queue.ts";
+import { signalReload } from "./_reload_signal.ts";
 
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
@@ -295,34 +296,7 @@ export class Supervisor {
   ): Promise<"signalled" | "replaced" | "failed"> {
     const entry = this.#workers.get(name);
     if (!entry) throw new TypeError(`Unknown worker "${name}"`);
-    const active = entry.active;
-    const signal = active[0]?.reloadSignal;
-    if (
-      active.length > 0 && signal &&
-      active.every((i) => i.reloadSignal === signal)
-    ) {
-      for (const instance of active) {
-        try {
-          instance.signal(signal);
-        } catch (err) {
-          this.#log.warn("reload signal failed", {
-            worker: name,
-            pid: instance.pid,
-            error: err,
-          });
-          return await this.replace(name, "private-changed")
-            ? "replaced"
-            : "failed";
-        }
-        this.#log.info("worker signalled", {
-          worker: name,
-          pid: instance.pid,
-          signal,
-          reason: "private-changed",
-        });
-      }
-      return "signalled";
-    }
+    if (signalReload(entry, this.#log) === "signalled") return "signalled";
     return await this.replace(name, "private-changed") ? "replaced" : "failed";
   }
 
