@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
 import { RouteTable } from "../routes/mod.ts";
 import { Backoff } from "./backoff.ts";
-import type { Clock } from "./clock.ts";
+import { FakeClock } from "./_testing.ts";
 import { IllegalTransitionError } from "./instance.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { WorkerEntry } from "./worker.ts";
@@ -150,32 +150,6 @@ Deno.test("the crash backoff doubles from 100 ms to 30 s and resets after 10 s u
   assert.equal(backoff.next(), 100, "10 s up starts again");
   assert.equal(backoff.next(), 200);
 });
-
-/** A clock whose timers fire only when the test says so. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  timers = new Map<number, { fn: () => void; at: number; ms: number }>();
-  delays: number[] = [];
-  #id = 0;
-  now(): number {
-    return this.time;
-  }
-  setTimeout(fn: () => void, ms: number): number {
-    this.delays.push(ms);
-    this.timers.set(++this.#id, { fn, at: this.time + ms, ms });
-    return this.#id;
-  }
-  clearTimeout(id: number | undefined): void {
-    if (id !== undefined) this.timers.delete(id);
-  }
-  /** Jumps to the next timer and runs it. */
-  fireNext(): void {
-    const [id, timer] = [...this.timers].sort((a, b) => a[1].at - b[1].at)[0]!;
-    this.timers.delete(id);
-    this.time = timer.at;
-    timer.fn();
-  }
-}
 
 Deno.test("a crashing worker is retried after 100, 200, 400, 800 ms (fake clock) with Retry-After", async () => {
   const clock = new FakeClock();
