@@ -3,14 +3,18 @@ import { join } from "node:path";
 import { silentLogger } from "../log/mod.ts";
 import { Instance } from "./instance.ts";
 import { FakeClock } from "./_testing.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 /** An instance of a shell script that ignores SIGTERM, on an injected clock. */
 function stubborn(clock: FakeClock): { instance: Instance; dir: string } {
   const dir = Deno.makeTempDirSync({ prefix: "tq-inst-clock-" });
   const bin = join(dir, "stubborn");
-  Deno.writeTextFileSync(bin, "#!/bin/sh\ntrap '' TERM\nsleep 30\n", {
-    mode: 0o755,
-  });
+  // "ready" once SIGTERM is ignored (sleep inherits that).
+  Deno.writeTextFileSync(
+    bin,
+    "#!/bin/sh\ntrap '' TERM\necho ready\nexec sleep 30\n",
+    { mode: 0o755 },
+  );
   const instance = new Instance({
     name: "stubborn",
     command: bin,
@@ -27,6 +31,11 @@ Deno.test("Instance times its drain and its stop's grace period on the injected 
   const clock = new FakeClock();
   const { instance, dir } = stubborn(clock);
   try {
+    await waitFor(
+      () => instance.recentOutput().includes("ready"),
+      5000,
+      "the script to ignore SIGTERM",
+    );
     await t.step(
       "waitIdle() gives up when the clock's timer fires",
       async () => {
