@@ -82,7 +82,6 @@ export interface SupervisorOptions {
  */
 export class Supervisor {
   #config: Config;
-  #mode: Mode;
   #table: RouteTable;
   #log: Logger;
   #pool: PortPool;
@@ -153,7 +152,6 @@ export class Supervisor {
     this.#instanceClock = instanceClock;
     this.#strict = strict;
     this.#config = config;
-    this.#mode = mode;
     this.#table = table;
     this.#log = logger;
     this.#monitor = new HealthMonitor(this.#workers, {
