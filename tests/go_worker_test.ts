@@ -273,6 +273,7 @@ Deno.test({
           await server.waitForLog("config reloaded", 10_000);
           const seen = events.list.length;
           Deno.writeTextFileSync(css, "body { color: blue }\n");
+          // What is tested is that nothing happens: no condition, only time.
           await new Promise((r) => setTimeout(r, 1500));
           // Still watching sources: this edit is served, and the CSS one was not acted on.
           writeGoWorker(project.root, "api_users", "api_users-v2");
@@ -401,6 +402,8 @@ Deno.test({
         async () => {
           const { child, origin } = await run();
           const slow = fetch(`${origin}/hello/go/slow`);
+          // Nothing outside the worker shows the request arrived: a moment
+          // for it to be in flight before the SIGTERM.
           await new Promise((r) => setTimeout(r, 150));
           child.kill("SIGTERM");
           const res = await slow;

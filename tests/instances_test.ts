@@ -60,6 +60,7 @@ function sampleHealthy(admin: string, name: string) {
       fewest = Math.min(fewest, healthyPids(w).length);
       for (const i of w.instances) states.add(i.status);
       samples++;
+      // The sampling rate: what is measured is the server as it runs.
       await new Promise((r) => setTimeout(r, 5));
     }
   })();

@@ -52,10 +52,12 @@ async function signalDuringStartup(
   spawnedAt: number,
   signal: Deno.Signal,
 ): Promise<number> {
+  // The moment of the signal is what is tested: 50 ms into the startup.
   await new Promise((r) => setTimeout(r, 50 - (Date.now() - spawnedAt)));
   const deadline = Date.now() + 5000;
   while (!catchesSignals(server.process.pid)) {
     assert.ok(Date.now() < deadline, "the server never caught signals");
+    // A bounded poll, tight so the signal still lands in the startup.
     await new Promise((r) => setTimeout(r, 2));
   }
   // Deno sets the handler a moment before the listener is attached; a signal
@@ -431,7 +433,13 @@ Deno.test("a worker removed by SIGHUP shows as stopping in /api/status while it 
     const slow = fetch(`${server.base}/other/slow?ms=1500`).then((r) =>
       r.text()
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(
+      async () =>
+        (await server.status()).workers.find((w) => w.name === "other")
+          ?.in_flight === 1,
+      1000,
+      "the slow request in flight at other",
+    );
     Deno.removeSync(join(project.root, "workers", "other"), {
       recursive: true,
     });

@@ -40,15 +40,23 @@ export interface ServerStatusJson extends UsageJson {
   workers: WorkerWithUsageJson[];
 }
 
+/** Options for {@linkcode withUsage}. */
+export interface WithUsageOptions {
+  /** Memory and CPU of process groups. */
+  stats: ProcessStats;
+  /** The worker's answers by status class. */
+  responses: ResponseCounts;
+}
+
 /**
  * A worker's status with the memory and CPU of its instances' process groups
  * (each instance's, and their sum) and its answers by status class.
  */
 export function withUsage(
   worker: WorkerStatusJson,
-  stats: ProcessStats,
-  responses: ResponseCounts,
+  options: WithUsageOptions,
 ): WorkerWithUsageJson {
+  const { stats, responses } = options;
   const instances = worker.instances.map((i) => {
     const u = stats.group(i.pid);
     return {

@@ -22,12 +22,19 @@ export class PerKeyQueue {
   }
 }
 
+/** Options for {@linkcode inLanes}. */
+export interface InLanesOptions {
+  /** How many tasks run at once (at least one). */
+  lanes: number;
+}
+
 /** Calls `task` on every item, at most `lanes` at a time; results keep the items' order. */
 export async function inLanes<T, R>(
   items: readonly T[],
-  lanes: number,
   task: (item: T) => Promise<R>,
+  options: InLanesOptions,
 ): Promise<R[]> {
+  const { lanes } = options;
   const results: R[] = new Array(items.length);
   let next = 0;
   const lane = async () => {
@@ -48,16 +55,25 @@ export interface BuildProgress {
   total: number;
 }
 
+/** Options for {@linkcode logBuildResult}. */
+export interface LogBuildResultOptions {
+  /** The logger. */
+  log: Logger;
+  /** Builds done so far; counted up by one. */
+  progress: BuildProgress;
+  /** What was built (`esbuild`, `compile`, `go`), logged with a built result. */
+  format: string;
+}
+
 /**
  * Logs a build as its progress line, `[2/5] api_users 180 ms` (counting it
  * as done), and a failure with its file and line.
  */
 export function logBuildResult(
-  log: Logger,
   result: BuildResult,
-  progress: BuildProgress,
-  format: string,
+  options: LogBuildResultOptions,
 ): void {
+  const { log, progress, format } = options;
   const line = `[${++progress
     .done}/${progress.total}] ${result.name} ${result.ms} ms`;
   const fields = { worker: result.name, ms: result.ms };

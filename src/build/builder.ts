@@ -288,11 +288,15 @@ export class Builder {
   ): Promise<BuildResult[]> {
     const started = performance.now();
     const progress = options.progress ?? { done: 0, total: targets.length };
-    const results = await inLanes(targets, this.#parallel, async (target) => {
+    const results = await inLanes(targets, async (target) => {
       const result = await this.build(target, options);
-      logBuildResult(this.#log, result, progress, this.#format);
+      logBuildResult(result, {
+        log: this.#log,
+        progress,
+        format: this.#format,
+      });
       return result;
-    });
+    }, { lanes: this.#parallel });
     const count = (status: BuildResult["status"]) =>
       results.filter((r) => r.status === status).length;
     this.#log.info("build finished", {

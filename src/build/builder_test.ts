@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BIN_GITIGNORE, Builder, type CommandRunner } from "./builder.ts";
 import { runCommand } from "./_run.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 import {
   fixtureProject,
   recordingLogger,
@@ -220,17 +221,15 @@ Deno.test("Builder bundles workers into runnable binaries, incrementally and ato
       let exited = false;
       child.status.then(() => exited = true);
       try {
-        const deadline = Date.now() + 10_000;
-        let body = "";
-        while (!exited && Date.now() < deadline) {
-          try {
-            const res = await fetch(`http://127.0.0.1:${port}/`);
-            body = await res.text();
-            break;
-          } catch {
-            await new Promise((r) => setTimeout(r, 20));
-          }
-        }
+        // A worker that exited answers "exited": the match below fails at once.
+        const body = await waitFor(
+          async () =>
+            exited
+              ? "exited"
+              : await (await fetch(`http://127.0.0.1:${port}/`)).text(),
+          10_000,
+          `the compiled worker to answer on port ${port}`,
+        );
         assert.match(body, /^hello from beta/);
       } finally {
         if (!exited) child.kill("SIGTERM");

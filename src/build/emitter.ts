@@ -35,13 +35,21 @@ export interface EmitterOptions {
   timeoutKey?: string;
 }
 
-/** The failure of a deno command that was killed, or undefined when it was not. */
+/** Options for {@linkcode killedError}: the timeout the command ran under. */
+export interface KilledErrorOptions {
+  /** The timeout, in ms. */
+  timeoutMs: number;
+  /** The setting that names it (`build.timeout_ms`). */
+  timeoutKey: string;
+}
+
+/** The failure of a deno command (`what`) that was killed, or undefined when it was not. */
 export function killedError(
   what: string,
   res: { killed?: "timeout" | "aborted" },
-  timeoutMs: number,
-  timeoutKey: string,
+  options: KilledErrorOptions,
 ): BuildError | undefined {
+  const { timeoutMs, timeoutKey } = options;
   if (res.killed === "timeout") {
     return {
       message:
@@ -154,8 +162,7 @@ export class Emitter {
     const killed = killedError(
       `deno bundle of "${target.name}"`,
       res,
-      this.#timeoutMs,
-      this.#timeoutKey,
+      { timeoutMs: this.#timeoutMs, timeoutKey: this.#timeoutKey },
     );
     if (killed) return killed;
     if (!res.success) return parseBuildError(res.stderr);
@@ -197,8 +204,7 @@ export class Emitter {
     const killed = killedError(
       `deno compile of "${target.name}"`,
       res,
-      this.#timeoutMs,
-      this.#timeoutKey,
+      { timeoutMs: this.#timeoutMs, timeoutKey: this.#timeoutKey },
     );
     if (killed) return killed;
     if (res.success) return undefined;

@@ -218,11 +218,11 @@ export class GoBuilder {
     options: BuildCallOptions = {},
   ): Promise<BuildResult[]> {
     const progress = options.progress ?? { done: 0, total: targets.length };
-    const results = await inLanes(targets, this.#parallel, async (target) => {
+    const results = await inLanes(targets, async (target) => {
       const result = await this.build(target, options);
-      logBuildResult(this.#log, result, progress, "go");
+      logBuildResult(result, { log: this.#log, progress, format: "go" });
       return result;
-    });
+    }, { lanes: this.#parallel });
     return results;
   }
 

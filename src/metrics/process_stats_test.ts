@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ProcessStats } from "./process_stats.ts";
 import { ServerMetrics } from "./server_metrics.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 const linux = Deno.build.os === "linux";
 
@@ -16,8 +17,12 @@ Deno.test({
       stdin: "null",
     }).spawn();
     try {
-      await new Promise((r) => setTimeout(r, 200));
       const stats = new ProcessStats({ maxAgeMs: 0 });
+      await waitFor(
+        () => stats.group(child.pid)?.processes === 2,
+        5000,
+        "the shell and its child in the group",
+      );
       const group = stats.group(child.pid);
       assert.ok(group, "no usage for the group");
       assert.equal(group.processes, 2);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ServerMetrics } from "./server_metrics.ts";
 import { meterRequests } from "./meter.ts";
 import { parsePrometheus } from "./_prom_parse.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 import type { AccessEntry, LogRecord } from "../log/mod.ts";
 
@@ -161,11 +162,14 @@ Deno.test("meterRequests counts a request in flight until its headers exist, and
     return new Response("ok");
   }, { metrics, classify: () => "api" });
   const pending = handler(new Request("http://h/wait"), info);
-  await new Promise((r) => setTimeout(r, 10));
-  let parsed = parsePrometheus(metrics.render());
-  assert.equal(
-    parsed.value("tqserver_http_requests_in_flight", { worker: "api" }),
-    1,
+  await waitFor(
+    () =>
+      parsePrometheus(metrics.render()).value(
+        "tqserver_http_requests_in_flight",
+        { worker: "api" },
+      ) === 1,
+    5000,
+    "the request to count as in flight",
   );
   release();
   await pending;
@@ -173,7 +177,7 @@ Deno.test("meterRequests counts a request in flight until its headers exist, and
     Promise.resolve(handler(new Request("http://h/boom"), info)),
     /boom/,
   );
-  parsed = parsePrometheus(metrics.render());
+  const parsed = parsePrometheus(metrics.render());
   assert.equal(
     parsed.value("tqserver_http_requests_in_flight", { worker: "api" }),
     0,
@@ -219,6 +223,7 @@ Deno.test("meterRequests logs a streamed body's bytes as sent, once it ended or 
       return new Response(
         new ReadableStream<Uint8Array>({
           pull: async (c) => {
+            // The pace of the endless stream under test, not a wait.
             await new Promise((r) => setTimeout(r, 5));
             c.enqueue(chunk);
           },

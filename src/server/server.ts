@@ -349,7 +349,10 @@ export class TqServer {
       cpu_seconds: self?.cpuSeconds ?? null,
       responses: this.metrics.responses(),
       workers: this.supervisor.status().map((w) =>
-        withUsage(w, this.processStats, this.metrics.responses(w.name))
+        withUsage(w, {
+          stats: this.processStats,
+          responses: this.metrics.responses(w.name),
+        })
       ),
     };
   }

@@ -31,6 +31,16 @@ function httpSeconds(value: string): number {
   return Number.isNaN(ms) ? NaN : Math.floor(ms / 1000);
 }
 
+/** Options for {@linkcode evaluatePreconditions}: the selected representation. */
+export interface PreconditionOptions {
+  /** Its ETag, for `If-None-Match`. */
+  etag: string;
+  /** The file's ETags in every encoding, for `If-Match`. */
+  matchTags: readonly string[];
+  /** The file's mtime in whole seconds, for the date headers. */
+  mtimeSeconds: number;
+}
+
 /**
  * Evaluates the preconditions in RFC 9110 §13.2.2's order for a GET or HEAD:
  * `If-Match` (strong, against any of `matchTags`: the file's version in every
@@ -41,10 +51,9 @@ function httpSeconds(value: string): number {
  */
 export function evaluatePreconditions(
   headers: Headers,
-  etag: string,
-  matchTags: readonly string[],
-  mtimeSeconds: number,
+  options: PreconditionOptions,
 ): Precondition {
+  const { etag, matchTags, mtimeSeconds } = options;
   const ifMatch = headers.get("if-match");
   if (ifMatch !== null) {
     if (!listMatches(ifMatch, matchTags, false)) return "failed";
@@ -67,12 +76,20 @@ export function evaluatePreconditions(
   return "proceed";
 }
 
-/** True when a `Range` may be honoured under `If-Range` (RFC 9110 §13.1.5). */
+/** Options for {@linkcode ifRangeHolds}: the representation the range is of. */
+export interface IfRangeOptions {
+  /** Its ETag (compared strongly). */
+  etag: string;
+  /** Its `Last-Modified`. */
+  lastModified: string;
+}
+
+/** True when a `Range` may be honoured under `If-Range` (RFC 9110 §13.1.5): `value` is the header or null. */
 export function ifRangeHolds(
   value: string | null,
-  etag: string,
-  lastModified: string,
+  options: IfRangeOptions,
 ): boolean {
+  const { etag, lastModified } = options;
   if (value === null) return true;
   const trimmed = value.trim();
   if (trimmed.startsWith('"') || trimmed.startsWith("W/")) {

@@ -2,20 +2,30 @@
 import { compressStream, emptyStream } from "../compress/mod.ts";
 import type { StaticCacheStats } from "./cache.ts";
 import { evaluatePreconditions, ifRangeHolds } from "./_conditional.ts";
-import { type FileEntry, openChecked, type Variant } from "./_entry.ts";
+import type { FileEntry } from "./_entry.ts";
+import { openChecked } from "./_file_id.ts";
+import type { Variant } from "./_variant.ts";
 import { parseRange } from "./_range.ts";
 import { rangeStream } from "./_stream.ts";
 import { READ_WHOLE_MAX_BYTES, type ScratchBuffer } from "./_buffers.ts";
 
 const encoder = new TextEncoder();
 
+/** Options for {@linkcode textResponse}. */
+export interface TextResponseOptions {
+  /** Headers added to (or replacing) the plain-text ones. Default: none. */
+  headers?: Record<string, string>;
+  /** Answer a HEAD: the GET's headers, no body. Default false. */
+  head?: boolean;
+}
+
 /** A short text answer with an explicit length: a HEAD carries the GET's headers (RFC 9110 §9.3.2). */
 export function textResponse(
   status: number,
   text: string,
-  headers: Record<string, string> = {},
-  head = false,
+  options: TextResponseOptions = {},
 ): Response {
+  const { headers = {}, head = false } = options;
   const body = encoder.encode(text + "\n");
   // An explicit length: a HEAD answer carries the GET's headers (RFC 9110 §9.3.2).
   return new Response(head ? null : body, {
@@ -29,6 +39,22 @@ export function textResponse(
   });
 }
 
+/** Options for {@linkcode respond}. */
+export interface RespondOptions {
+  /** The resolved file. */
+  entry: FileEntry;
+  /** The representation chosen for the request. */
+  variant: Variant;
+  /** The request's `Range` header, or null. */
+  rangeHeader: string | null;
+  /** Answer a HEAD: headers only. */
+  head: boolean;
+  /** Where the bytes served are counted. */
+  counters: StaticCacheStats;
+  /** The buffer mid-sized files are read into. */
+  scratch: ScratchBuffer;
+}
+
 /**
  * Answers a GET or HEAD from an entry and its chosen variant: 412 or 304 by
  * the preconditions, 206/416 for a byte range of the identity bytes, else
@@ -39,21 +65,16 @@ export function textResponse(
  */
 export function respond(
   req: Request,
-  entry: FileEntry,
-  variant: Variant,
-  rangeHeader: string | null,
-  head: boolean,
-  counters: StaticCacheStats,
-  scratch: ScratchBuffer,
+  options: RespondOptions,
 ): Response | "stale" {
-  const pre = evaluatePreconditions(
-    req.headers,
-    variant.etag,
-    entry.matchTags,
-    entry.mtimeSeconds,
-  );
+  const { entry, variant, rangeHeader, head, counters, scratch } = options;
+  const pre = evaluatePreconditions(req.headers, {
+    etag: variant.etag,
+    matchTags: entry.matchTags,
+    mtimeSeconds: entry.mtimeSeconds,
+  });
   if (pre === "failed") {
-    return textResponse(412, "Precondition failed", {}, head);
+    return textResponse(412, "Precondition failed", { head });
   }
   if (pre === "not-modified") {
     variant.notModifiedResponse ??= new Response(null, {
@@ -66,19 +87,21 @@ export function respond(
     const size = entry.id.size;
     let range = parseRange(rangeHeader, size);
     if (
-      !ifRangeHolds(
-        req.headers.get("if-range"),
-        variant.etag,
-        entry.lastModified,
-      )
+      !ifRangeHolds(req.headers.get("if-range"), {
+        etag: variant.etag,
+        lastModified: entry.lastModified,
+      })
     ) {
       range = { kind: "none" };
     }
     if (range.kind === "unsatisfiable") {
       return textResponse(416, "Range not satisfiable", {
-        "content-range": `bytes */${size}`,
-        "accept-ranges": "bytes",
-      }, head);
+        headers: {
+          "content-range": `bytes */${size}`,
+          "accept-ranges": "bytes",
+        },
+        head,
+      });
     }
     if (range.kind === "range") {
       const length = range.end - range.start + 1;
@@ -99,7 +122,7 @@ export function respond(
           // To the end: the file's own stream, pumped without JS per chunk.
           file.seekSync(range.start, Deno.SeekMode.Start);
           body = file.readable;
-        } else body = rangeStream(file, range.start, length);
+        } else body = rangeStream(file, { start: range.start, length });
       }
       counters.servedBytes += length;
       return new Response(body, { status: 206, headers });

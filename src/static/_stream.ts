@@ -1,5 +1,13 @@
 const CHUNK_SIZE = 64 * 1024;
 
+/** Options for {@linkcode rangeStream}: the bytes to send. */
+export interface RangeStreamOptions {
+  /** Offset of the first byte. */
+  start: number;
+  /** How many bytes. */
+  length: number;
+}
+
 /**
  * Streams `length` bytes of an open file from `start`, reading one chunk per
  * pull so a large file is never held in memory. The stream owns the file: it
@@ -8,9 +16,9 @@ const CHUNK_SIZE = 64 * 1024;
  */
 export function rangeStream(
   file: Deno.FsFile,
-  start: number,
-  length: number,
+  options: RangeStreamOptions,
 ): ReadableStream<Uint8Array> {
+  const { start, length } = options;
   let remaining = length;
   let positioned = false;
   let open = true;

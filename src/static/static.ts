@@ -9,16 +9,14 @@ import {
 } from "../compress/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { StaticCache, type StaticCacheStats } from "./cache.ts";
+import { type FileEntry, resolveFile, stillValid } from "./_entry.ts";
+import { isClientPathError } from "./_file_id.ts";
 import {
-  type FileEntry,
   heldBytes,
-  isClientPathError,
   makeVariant,
-  resolveFile,
-  stillValid,
   type Variant,
   variantEtag,
-} from "./_entry.ts";
+} from "./_variant.ts";
 import { parseStaticPath, rawPathOf } from "./_path.ts";
 import { respond, textResponse } from "./_respond.ts";
 import { ScratchBuffer } from "./_buffers.ts";
@@ -162,7 +160,7 @@ export function createStaticHandler(
     variant: Variant,
     rangeHeader: string | null,
     head: boolean,
-  ) => respond(req, entry, variant, rangeHeader, head, counters, scratch);
+  ) => respond(req, { entry, variant, rangeHeader, head, counters, scratch });
 
   /** The cached entry for `key` when it is still valid (revalidated with one `stat` when due). */
   function cachedEntry(key: string): FileEntry | undefined {
@@ -188,10 +186,10 @@ export function createStaticHandler(
     counters.misses++;
     const resolved = await resolveFile(
       join(workersDir, path.worker, "public"),
-      path.worker,
-      path.segments,
-      path.trailingSlash,
       {
+        worker: path.worker,
+        segments: path.segments,
+        trailingSlash: path.trailingSlash,
         fileMaxBytes,
         cacheControl,
         compressible,
@@ -228,15 +226,13 @@ export function createStaticHandler(
       pending = compressBytes(body, encoding).then((bytes) => {
         // Not worth it when it saves nothing: the identity bytes answer instead.
         const variant = bytes.length < body.length
-          ? makeVariant(
-            entry,
+          ? makeVariant(entry, {
             cacheControl,
             encoding,
-            variantEtag(entry.id, encoding),
-            bytes.length,
-            bytes,
-            undefined,
-          )
+            etag: variantEtag(entry.id, encoding),
+            size: bytes.length,
+            body: bytes,
+          })
           : null;
         if (variant) {
           entry.variants[encoding] = variant;
@@ -290,8 +286,8 @@ export function createStaticHandler(
         reason: parsed.reason,
       });
       return parsed.status === 400
-        ? textResponse(400, "Bad request", {}, head)
-        : textResponse(404, "Not found", {}, head);
+        ? textResponse(400, "Bad request", { head })
+        : textResponse(404, "Not found", { head });
     }
     const { worker, segments, trailingSlash } = parsed;
     const path: ParsedPath = {
@@ -320,11 +316,14 @@ export function createStaticHandler(
       if (entry === undefined) {
         const found = cachedEntry(path.key) ?? await resolve(path.key, path);
         if (found === "not-found") {
-          return textResponse(404, "Not found", {}, head);
+          return textResponse(404, "Not found", { head });
         }
         if (found === "redirect") {
           const location = rawPath + "/" + new URL(req.url).search;
-          return textResponse(301, "Moved permanently", { location }, head);
+          return textResponse(301, "Moved permanently", {
+            headers: { location },
+            head,
+          });
         }
         entry = found;
       }
@@ -335,7 +334,7 @@ export function createStaticHandler(
       entry = undefined;
     }
     logger.debug("static file keeps changing", { path: rawPath });
-    return textResponse(404, "Not found", {}, head);
+    return textResponse(404, "Not found", { head });
   }
 
   function serve(req: Request, rawPath: string): Response | Promise<Response> {
@@ -343,7 +342,7 @@ export function createStaticHandler(
     const path = parse(rawPath, head);
     if (path instanceof Response) return path;
     if (isWorker && !isWorker(path.worker)) {
-      return textResponse(404, "Not found", {}, head);
+      return textResponse(404, "Not found", { head });
     }
     // The hot path stays synchronous: a valid entry whose variant is ready.
     const entry = cachedEntry(path.key);
@@ -364,17 +363,19 @@ export function createStaticHandler(
     const head = req.method === "HEAD";
     if (isClientPathError(err)) {
       logger.debug("static file not found", { path: rawPath, error: err });
-      return textResponse(404, "Not found", {}, head);
+      return textResponse(404, "Not found", { head });
     }
     logger.error("static file failed", { path: rawPath, error: err });
-    return textResponse(500, "Internal server error", {}, head);
+    return textResponse(500, "Internal server error", { head });
   }
 
   const serveStatic = function serveStatic(
     req: Request,
   ): Response | Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return textResponse(405, "Method not allowed", { allow: ALLOW });
+      return textResponse(405, "Method not allowed", {
+        headers: { allow: ALLOW },
+      });
     }
     const rawPath = rawPathOf(req.url);
     try {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createStaticHandler } from "./mod.ts";
 import { READ_WHOLE_MAX_BYTES } from "./_buffers.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 import {
   BIG_SIZE,
   CSS,
@@ -345,11 +346,11 @@ Deno.test("a client that disconnects mid-download releases the file", async () =
           // Also on a failed assertion: shutdown() waits for this response.
           conn.close();
         }
-        const deadline = Date.now() + 3000;
-        while ((await openFilesUnder(huge)).length > 0) {
-          assert.ok(Date.now() < deadline, "file still open after disconnect");
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        await waitFor(
+          async () => (await openFilesUnder(huge)).length === 0,
+          3000,
+          "the file to be closed after the disconnect",
+        );
       }
     } finally {
       await server.shutdown();

@@ -39,6 +39,16 @@ export interface RollHost {
   retryLater(entry: WorkerEntry, error: string): void;
 }
 
+/** Options for {@linkcode rollInstances}. */
+export interface RollOptions {
+  /** Why the instances are replaced (`start` for missing ones at start). */
+  reason: RestartReason | "start";
+  /** Which instances to replace: every one, or those in the set (empty: only start the missing ones). */
+  scope: ReplaceScope;
+  /** What the supervisor lends. */
+  host: RollHost;
+}
+
 /** Resolves when `signal` aborts (never, if it does not); `dispose` drops the listener. */
 function aborted(signal: AbortSignal): {
   promise: Promise<void>;
@@ -67,10 +77,9 @@ function aborted(signal: AbortSignal): {
  */
 export async function rollInstances(
   entry: WorkerEntry,
-  reason: RestartReason | "start",
-  scope: ReplaceScope,
-  host: RollHost,
+  options: RollOptions,
 ): Promise<boolean> {
+  const { reason, scope, host } = options;
   const log = host.log();
   const fields = { worker: entry.name, reason };
   const victims = scope === "all" ? [...entry.active] : [...scope];

@@ -17,3 +17,20 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
 };
+
+/** A pending wait on a {@linkcode Clock}: `fired` resolves after its time unless cancelled. */
+export interface Wait {
+  /** Resolves once the time has passed; never, when cancelled first. */
+  readonly fired: Promise<void>;
+  /** Cancels the timer; harmless once it fired. */
+  cancel(): void;
+}
+
+/** Starts a wait of `ms` on `clock`; cancel it once something else settled the race. */
+export function wait(clock: Clock, ms: number): Wait {
+  let id: TimerId | undefined;
+  const fired = new Promise<void>((resolve) => {
+    id = clock.setTimeout(resolve, ms);
+  });
+  return { fired, cancel: () => clock.clearTimeout(id) };
+}

@@ -1,7 +1,20 @@
 import type { Logger } from "../log/mod.ts";
 import { groupAlive, killGroup, killGroupAndWait } from "./_process_group.ts";
+import { type Clock, systemClock, wait } from "./clock.ts";
+import {
+  IllegalTransitionError,
+  INSTANCE_TRANSITIONS,
+  type InstanceState,
+} from "./instance_state.ts";
+import { OutputTail } from "./_output.ts";
+import { probeProblem, startFailure } from "./_probe.ts";
 
 export { groupAlive, killGroup, killGroupAndWait };
+export {
+  IllegalTransitionError,
+  INSTANCE_TRANSITIONS,
+  type InstanceState,
+} from "./instance_state.ts";
 
 /**
  * A spawned process; `spawnedAt` (ms since the epoch) when it was started
@@ -34,6 +47,11 @@ export interface InstanceOptions {
   spawn?: SpawnFn;
   /** fetch used by the health probe. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /**
+   * Time and timers of the health wait, the drain and the stop's grace
+   * period. Default: the system clock.
+   */
+  clock?: Clock;
 }
 
 /** Options for {@linkcode Instance.waitHealthy}. */
@@ -55,24 +73,7 @@ function defaultSpawn(
   return new Deno.Command(command, options).spawn();
 }
 
-async function pipeLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-) {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const text = rest + chunk;
-    const lines = text.split("\n");
-    rest = lines.pop() ?? "";
-    for (const line of lines) onLine(line.replace(/\r$/, ""));
-  }
-  if (rest) onLine(rest);
-}
-
 let nextId = 1;
-
-// deno-lint-ignore no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 /** For this long after the first probe, probes are at most {@linkcode EAGER_PROBE_GAP_MS} apart. */
 const EAGER_PROBE_MS = 200;
@@ -82,41 +83,6 @@ const EAGER_PROBE_GAP_MS = 4;
 const OUTPUT_DRAIN_MS = 1000;
 /** Longest wait for a killed group's last processes to go. */
 const GROUP_GONE_MS = 2000;
-/** Output lines an instance keeps for error messages. */
-const KEPT_LINES = 20;
-/** Output lines quoted in a start failure. */
-const QUOTED_LINES = 5;
-
-/**
- * The life of one instance: `starting` until healthy, `ready` while it takes
- * requests, `draining` while its in-flight requests finish, `stopping` once
- * signalled, `exited` when its whole process group is gone.
- */
-export type InstanceState =
-  | "starting"
-  | "ready"
-  | "draining"
-  | "stopping"
-  | "exited";
-
-/** The moves an instance may make; anything else is a bug. */
-export const INSTANCE_TRANSITIONS: Readonly<
-  Record<InstanceState, readonly InstanceState[]>
-> = {
-  starting: ["ready", "stopping", "exited"],
-  ready: ["draining", "stopping", "exited"],
-  draining: ["stopping", "exited"],
-  stopping: ["exited"],
-  exited: [],
-};
-
-/** Thrown on a lifecycle move that the transition table does not allow. */
-export class IllegalTransitionError extends Error {
-  constructor(what: string, from: string, to: string) {
-    super(`Illegal transition of ${what}: "${from}" to "${to}"`);
-    this.name = "IllegalTransitionError";
-  }
-}
 
 /**
  * One OS process of a worker: spawned in its own process group with stdin a
@@ -131,7 +97,7 @@ export class Instance {
   /** Process id (also its process group id). */
   readonly pid: number;
   /** When the process was spawned. */
-  readonly startedAt: Date = new Date();
+  readonly startedAt: Date;
   /** Resolves with the exit status once the process has exited. */
   readonly exited: Promise<Deno.CommandStatus>;
   /** Requests currently being proxied to this instance. */
@@ -150,13 +116,13 @@ export class Instance {
   #exitStatus: Deno.CommandStatus | undefined;
   #state: InstanceState = "starting";
   #stopped: Promise<Deno.CommandStatus> | undefined;
-  #lines: string[] = [];
   #healthUrl = "";
   #log: Logger;
   #name: string;
   #fetch: typeof fetch;
   #idle: (() => void) | undefined;
-  #output: Promise<unknown>;
+  #output: OutputTail;
+  #clock: Clock;
 
   /**
    * Spawns the process.
@@ -173,7 +139,10 @@ export class Instance {
       logger,
       spawn = defaultSpawn,
       fetch: fetchFn = fetch,
+      clock = systemClock,
     } = options;
+    this.#clock = clock;
+    this.startedAt = new Date(clock.now());
     this.port = port;
     this.#fetch = fetchFn;
     this.#log = logger;
@@ -189,24 +158,12 @@ export class Instance {
       detached: true,
     });
     this.pid = this.#child.pid;
-    this.spawnedAt = (this.#child as SpawnedProcess).spawnedAt ?? Date.now();
+    this.spawnedAt = (this.#child as SpawnedProcess).spawnedAt ?? clock.now();
     this.exited = this.#child.status.then((status) => {
       this.#exitStatus = status;
       return status;
     });
-    const prefix = name;
-    const onLine = (line: string) => {
-      // Kept for error messages (last_error, the overlay, log fields): no colour codes.
-      this.#lines.push(line.replace(ANSI, ""));
-      if (this.#lines.length > KEPT_LINES) this.#lines.shift();
-      logger.line(prefix, line);
-    };
-    this.#output = Promise.all([
-      pipeLines(this.#child.stdout, onLine),
-      pipeLines(this.#child.stderr, onLine),
-    ]).catch((err) =>
-      logger.debug("worker output closed", { worker: name, error: err })
-    );
+    this.#output = new OutputTail(this.#child, { name, logger });
   }
 
   /** Where the instance is in its life. */
@@ -216,7 +173,7 @@ export class Instance {
 
   /** The last lines the instance printed (stdout and stderr), oldest first. */
   recentOutput(): string[] {
-    return [...this.#lines];
+    return this.#output.lines();
   }
 
   /** Moves to `next`; a move the table does not allow throws. */
@@ -239,13 +196,11 @@ export class Instance {
 
   /** What a failed start says: `problem`, then the URL probed, the port given, what the instance printed. */
   #startFailure(problem: string): Error {
-    const lines = this.#lines.slice(-QUOTED_LINES);
-    const output = lines.length
-      ? `last output: ${lines.map((l) => JSON.stringify(l)).join(" | ")}`
-      : "it printed nothing";
-    return new Error(
-      `${problem}; probed GET ${this.#healthUrl} (TQ_PORT=${this.port}); ${output}`,
-    );
+    return startFailure(problem, {
+      url: this.#healthUrl,
+      port: this.port,
+      lines: this.#output.lines(),
+    });
   }
 
   /** The exit status, once the process has exited. */
@@ -269,16 +224,17 @@ export class Instance {
     signal?: AbortSignal,
   ): Promise<void> {
     const { path, delayMs, timeoutMs, intervalMs = 20 } = options;
-    const deadline = Date.now() + timeoutMs;
+    const clock = this.#clock;
+    const deadline = clock.now() + timeoutMs;
     this.#healthUrl = this.origin + path;
     let lastProblem = "no answer";
     // The delay counts from the process start, which a standby had long ago.
-    const delay = Math.min(delayMs - (Date.now() - this.spawnedAt), timeoutMs);
+    const delay = Math.min(delayMs - (clock.now() - this.spawnedAt), timeoutMs);
     if (delay > 0) await this.#sleepUnlessExit(delay);
     // Probe soon and often at first (a warm process answers within a few
     // ms), then every intervalMs: a refused connection costs next to nothing.
     let pause = 1;
-    const probing = Date.now();
+    const probing = clock.now();
     while (true) {
       signal?.throwIfAborted();
       const status = this.#exitStatus;
@@ -291,7 +247,7 @@ export class Instance {
           }`,
         );
       }
-      const remaining = deadline - Date.now();
+      const remaining = deadline - clock.now();
       if (remaining <= 0) {
         throw this.#startFailure(
           `Not healthy after ${timeoutMs} ms (last probe: ${lastProblem})`,
@@ -314,7 +270,7 @@ export class Instance {
       } catch (err) {
         lastProblem = probeProblem(err);
       }
-      const early = Date.now() - probing < EAGER_PROBE_MS;
+      const early = clock.now() - probing < EAGER_PROBE_MS;
       await this.#sleepUnlessExit(
         Math.min(pause, early ? EAGER_PROBE_GAP_MS : intervalMs),
       );
@@ -337,12 +293,9 @@ export class Instance {
   }
 
   async #sleepUnlessExit(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-      this.exited,
-    ]);
-    clearTimeout(timer);
+    const timer = wait(this.#clock, ms);
+    await Promise.race([timer.fired, this.exited]);
+    timer.cancel();
   }
 
   /** Counts a request in flight; returns its release function (idempotent). */
@@ -361,15 +314,13 @@ export class Instance {
   /** Resolves when no request is in flight, or after `timeoutMs`. Returns true when idle. */
   async waitIdle(timeoutMs: number): Promise<boolean> {
     if (this.inFlight === 0) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timer = wait(this.#clock, timeoutMs);
     const idle = await Promise.race([
       new Promise<boolean>((resolve) => this.#idle = () => resolve(true)),
-      new Promise<boolean>((resolve) =>
-        timer = setTimeout(() => resolve(false), timeoutMs)
-      ),
+      timer.fired.then(() => false),
       this.exited.then(() => true),
     ]);
-    clearTimeout(timer);
+    timer.cancel();
     this.#idle = undefined;
     return idle;
   }
@@ -396,14 +347,12 @@ export class Instance {
     if (!this.#exitStatus) {
       this.#to("stopping");
       killGroup(this.pid, "SIGTERM");
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timer = wait(this.#clock, graceMs);
       const exited = await Promise.race([
         this.exited.then(() => true),
-        new Promise<false>((resolve) =>
-          timer = setTimeout(() => resolve(false), graceMs)
-        ),
+        timer.fired.then(() => false),
       ]);
-      clearTimeout(timer);
+      timer.cancel();
       if (!exited) killGroup(this.pid, "SIGKILL");
     }
     const status = await this.exited;
@@ -429,21 +378,8 @@ export class Instance {
   }
 
   async #outputSettled(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#output,
-      new Promise((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-    clearTimeout(timer);
+    const timer = wait(this.#clock, ms);
+    await Promise.race([this.#output.settled, timer.fired]);
+    timer.cancel();
   }
-}
-
-function probeProblem(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  if (err.name === "TimeoutError") return "no answer in time";
-  let text = err.message.split("\n")[0] ?? err.name;
-  // fetch's message repeats the URL; what went wrong is at its end.
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof Error && cause.message) text = cause.message;
-  return /connection refused/i.test(text) ? "connection refused" : text;
 }

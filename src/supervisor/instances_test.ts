@@ -141,6 +141,7 @@ Deno.test("a rolling replace keeps every instance serving and starts the next ne
         );
         const live = [...entry.active, ...entry.starting, ...entry.draining];
         most = Math.max(most, live.filter((i) => !i.exitStatus).length);
+        // The sampling rate: what is measured is the replace as it runs.
         await new Promise((r) => setTimeout(r, 2));
       }
     })();
@@ -308,7 +309,10 @@ Deno.test("an old instance that crashes during a rolling replace is replaced by 
     // Each new instance takes a while to come up: the last old one crashes meanwhile.
     writeEcho(t.dir, "v2", "sleep 0.2\n");
     const replaced = t.supervisor.replace("index", "manual");
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      await until(() => entry.starting.size > 0),
+      "no new instance started",
+    );
     await (await fetch(last.origin + "/crash")).text().catch(() => "");
     assert.equal(await replaced, true);
     assert.equal(entry.active.length, 3);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
 import { RouteTable } from "../routes/mod.ts";
 import { Backoff } from "./backoff.ts";
-import type { Clock } from "./clock.ts";
+import { FakeClock } from "./_testing.ts";
 import { IllegalTransitionError } from "./instance.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { WorkerEntry } from "./worker.ts";
@@ -151,32 +151,6 @@ Deno.test("the crash backoff doubles from 100 ms to 30 s and resets after 10 s u
   assert.equal(backoff.next(), 200);
 });
 
-/** A clock whose timers fire only when the test says so. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  timers = new Map<number, { fn: () => void; at: number; ms: number }>();
-  delays: number[] = [];
-  #id = 0;
-  now(): number {
-    return this.time;
-  }
-  setTimeout(fn: () => void, ms: number): number {
-    this.delays.push(ms);
-    this.timers.set(++this.#id, { fn, at: this.time + ms, ms });
-    return this.#id;
-  }
-  clearTimeout(id: number | undefined): void {
-    if (id !== undefined) this.timers.delete(id);
-  }
-  /** Jumps to the next timer and runs it. */
-  fireNext(): void {
-    const [id, timer] = [...this.timers].sort((a, b) => a[1].at - b[1].at)[0]!;
-    this.timers.delete(id);
-    this.time = timer.at;
-    timer.fn();
-  }
-}
-
 Deno.test("a crashing worker is retried after 100, 200, 400, 800 ms (fake clock) with Retry-After", async () => {
   const clock = new FakeClock();
   const t = setup({ clock });
@@ -231,13 +205,17 @@ Deno.test("an instance that crashes while a replace is under way leaves no retry
     // The new instance takes a while to come up: the old one crashes meanwhile.
     writeEcho(t.dir, "v2", "sleep 0.6\n");
     const replaced = t.supervisor.replace("index", "manual");
-    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      await until(() => entry.starting.size > 0, 5000),
+      "the new instance never started",
+    );
     await (await fetch(origin + "/crash")).text();
     assert.equal(await replaced, true);
     const fresh = entry.active[0]!.pid;
     assert.equal(entry.retryArmed, false);
     assert.equal(entry.state.status, "healthy");
     assert.equal(entry.lastError, null);
+    // What is tested is that nothing happens: no condition to wait for, only time.
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(
       entry.active[0]?.pid,
@@ -260,7 +238,10 @@ Deno.test("a changed route switches only once its new instance is healthy", asyn
       async () => {
         writeEcho(t.dir, "v2", "sleep 0.4\n");
         const updated = t.supervisor.update({ ...t.spec, route: "/new" });
-        await new Promise((r) => setTimeout(r, 150));
+        assert.ok(
+          await until(() => entry.starting.size > 0, 5000),
+          "the new instance never started",
+        );
         assert.equal(t.table.match("/new/x"), undefined);
         assert.equal(t.table.match("/old/x")?.name, "index");
         assert.equal(await updated, "replaced");
@@ -319,7 +300,8 @@ Deno.test("a worker being removed shows as stopping while it drains", async () =
     const target = t.table.match("/")!.acquire()!;
     const slow = fetch(target.origin + "/slow?ms=600").then((r) => r.text())
       .finally(() => target.release());
-    await new Promise((r) => setTimeout(r, 100));
+    // acquire() counted the request in flight: the drain waits for it.
+    assert.equal(t.supervisor.workers.get("index")!.active[0]!.inFlight, 1);
     const removed = t.supervisor.remove("index");
     assert.equal(t.supervisor.status()[0]?.status, "stopping");
     assert.equal(t.table.match("/"), undefined, "no new request goes there");

@@ -1,7 +1,7 @@
 import type { Config, Mode, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import type { RouteTable } from "../routes/mod.ts";
-import { Instance, type SpawnFn } from "./instance.ts";
+import type { Instance, SpawnFn } from "./instance.ts";
 import { PortPool } from "./port_pool.ts";
 import { HealthMonitor } from "./_health_monitor.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -11,12 +11,13 @@ import {
   WorkerEntry,
   type WorkerStatusJson,
 } from "./worker.ts";
-import { baseEnv, errorMessage, fileExists, workerEnv } from "./_env.ts";
-import { type RollHost, rollInstances } from "./_rolling.ts";
-import { within } from "../timeouts.ts";
-
-/** What an instance's connection drain that ran out of time rejects with (never shown). */
-const DRAIN_OVER = new Error("WebSocket drain over");
+import { baseEnv } from "./_env.ts";
+import { type CrashHost, startFailed, watchExit } from "./_crash.ts";
+import { type ReplaceHost, replaceOnce } from "./_replace.ts";
+import { type RetireConnections, retireInstance } from "./_retire.ts";
+import { InstanceStarter } from "./_starter.ts";
+import { enqueue } from "./_queue.ts";
+import { signalReload } from "./_reload_signal.ts";
 
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
@@ -47,6 +48,13 @@ export interface SupervisorOptions {
   healthIntervalMs?: number;
   /** Time and timers of crash-restart backoff. Default: the system clock. */
   clock?: Clock;
+  /**
+   * Time and timers of the instances: health waits, the pause before an old
+   * instance drains, the drain, the stop's grace period. Default: the system
+   * clock (not `clock`: one whose timers fire only when a test says so
+   * would hold every health wait).
+   */
+  instanceClock?: Clock;
   /** Throw on an illegal lifecycle transition. Default: when `TQ_STRICT_LIFECYCLE=1` (the tests set it). */
   strict?: boolean;
   /**
@@ -56,9 +64,7 @@ export interface SupervisorOptions {
    * instance is stopped once the returned promise settles, or `drainMs` +
    * 1 s passed, and its in-flight requests are done. Default: nothing.
    */
-  retireConnections?: (
-    instance: { worker: string; origin: string; drainMs: number },
-  ) => Promise<void>;
+  retireConnections?: RetireConnections;
 }
 
 /**
@@ -76,12 +82,8 @@ export interface SupervisorOptions {
  */
 export class Supervisor {
   #config: Config;
-  #mode: Mode;
   #table: RouteTable;
   #log: Logger;
-  #spawn: SpawnFn | undefined;
-  #fetch: typeof fetch | undefined;
-  #env: Record<string, string>;
   #pool: PortPool;
   #workers = new Map<string, WorkerEntry>();
   #retiring = new Set<Promise<void>>();
@@ -90,20 +92,24 @@ export class Supervisor {
   #closing = new AbortController();
   #monitor: HealthMonitor;
   #clock: Clock;
+  #instanceClock: Clock;
+  #starter: InstanceStarter;
   #strict: boolean;
-  /** What a rolling replace uses of the supervisor. */
-  #rollHost: RollHost = {
+  /** What a replace uses of the supervisor. */
+  #host: ReplaceHost = {
     log: () => this.#log,
     restartDelayMs: () => this.#config.workers.restart_delay_ms,
     signal: (entry) =>
       AbortSignal.any([this.#closing.signal, entry.stopSignal]),
     ended: (entry) => this.#closed || stopping(entry),
     startHealthy: (entry, count, signal) =>
-      this.#startHealthy(entry, count, signal),
-    startFailed: (entry, fields, err) => this.#startFailed(entry, fields, err),
+      this.#starter.startHealthy(entry, { count, signal }),
+    startFailed: (entry, fields, err) =>
+      startFailed(entry, err, { fields, host: this.#crashHost }),
     retire: (entry, instance, delayMs) =>
       this.#retire(entry, instance, delayMs),
-    watchExit: (entry, instance) => this.#watchExit(entry, instance),
+    watchExit: (entry, instance) =>
+      watchExit(entry, { instance, host: this.#crashHost }),
     // The missing instances come back after the crash backoff; the worker
     // is `unhealthy` meanwhile, or `crashed` when none serves.
     retryLater: (entry, error) =>
@@ -111,6 +117,18 @@ export class Supervisor {
         error,
         () => this.#enqueue(entry, "crashed", new Set()),
       ),
+    publish: (entry) => this.#table.put(entry.view),
+  };
+  /** What a failed start or a crash uses of the supervisor. */
+  #crashHost: CrashHost = {
+    log: () => this.#log,
+    closing: () => this.#closing.signal.aborted,
+    ended: (entry) => this.#closed || stopping(entry),
+    retryLater: (entry, error) => this.#host.retryLater(entry, error),
+    retryAll: (entry, error) =>
+      entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed")),
+    release: (instance) => this.#pool.release(instance.port),
+    now: () => this.#clock.now(),
   };
   #retireConnections: SupervisorOptions["retireConnections"];
 
@@ -125,14 +143,15 @@ export class Supervisor {
       pool,
       healthIntervalMs = 5000,
       clock = systemClock,
+      instanceClock = systemClock,
       strict = Deno.env.get("TQ_STRICT_LIFECYCLE") === "1",
       retireConnections,
     } = options;
     this.#retireConnections = retireConnections;
     this.#clock = clock;
+    this.#instanceClock = instanceClock;
     this.#strict = strict;
     this.#config = config;
-    this.#mode = mode;
     this.#table = table;
     this.#log = logger;
     this.#monitor = new HealthMonitor(this.#workers, {
@@ -141,14 +160,21 @@ export class Supervisor {
       onUnhealthy: (entry, instance) =>
         this.#enqueue(entry, "health-failed", new Set([instance])),
     });
-    this.#spawn = spawn;
-    this.#fetch = fetchFn;
-    this.#env = env;
     this.#pool = pool ??
       new PortPool(
         config.workers.port_range_start,
         config.workers.port_range_end,
       );
+    this.#starter = new InstanceStarter({
+      mode,
+      config: () => this.#config,
+      pool: this.#pool,
+      logger,
+      env,
+      spawn,
+      fetch: fetchFn,
+      clock: instanceClock,
+    });
   }
 
   /** The workers known to the supervisor, by name. */
@@ -268,34 +294,7 @@ export class Supervisor {
   ): Promise<"signalled" | "replaced" | "failed"> {
     const entry = this.#workers.get(name);
     if (!entry) throw new TypeError(`Unknown worker "${name}"`);
-    const active = entry.active;
-    const signal = active[0]?.reloadSignal;
-    if (
-      active.length > 0 && signal &&
-      active.every((i) => i.reloadSignal === signal)
-    ) {
-      for (const instance of active) {
-        try {
-          instance.signal(signal);
-        } catch (err) {
-          this.#log.warn("reload signal failed", {
-            worker: name,
-            pid: instance.pid,
-            error: err,
-          });
-          return await this.replace(name, "private-changed")
-            ? "replaced"
-            : "failed";
-        }
-        this.#log.info("worker signalled", {
-          worker: name,
-          pid: instance.pid,
-          signal,
-          reason: "private-changed",
-        });
-      }
-      return "signalled";
-    }
+    if (signalReload(entry, this.#log) === "signalled") return "signalled";
     return await this.replace(name, "private-changed") ? "replaced" : "failed";
   }
 
@@ -345,315 +344,42 @@ export class Supervisor {
     await Promise.all([...this.#retiring]);
   }
 
-  /**
-   * Queues a replace of `scope` (default every instance) and runs the queue
-   * unless it runs already. A replace of every instance takes the reason of
-   * the last request; narrower requests add their instances to it.
-   */
+  /** Queues a replace of `scope` (default every instance); see {@linkcode enqueue}. */
   #enqueue(
     entry: WorkerEntry,
     reason: RestartReason | "start",
     scope: ReplaceScope = "all",
   ): Promise<boolean> {
-    const queued = entry.queuedScope;
-    if (entry.queued === undefined || scope === "all") {
-      entry.queued = reason;
-      entry.queuedScope = scope === "all" ? "all" : new Set(scope);
-    } else if (queued !== "all") {
-      for (const instance of scope) queued.add(instance);
-      if (scope.size > 0) entry.queued = reason;
-    }
-    if (!entry.running) {
-      entry.running = (async () => {
-        let ok = false;
-        while (entry.queued !== undefined) {
-          const next = entry.queued;
-          const nextScope = entry.queuedScope;
-          entry.queued = undefined;
-          entry.queuedScope = "all";
-          ok = await this.#replaceOnce(entry, next, nextScope);
-          // An instance that died after the replace last looked is restarted alone.
-          if (entry.queued === undefined && this.#short(entry)) {
-            entry.queued = "crashed";
-            entry.queuedScope = new Set();
-          }
-        }
-        return ok;
-      })().finally(() => entry.running = undefined);
-    }
-    return entry.running;
-  }
-
-  /** True when some but not all of a worker's instances serve and no retry is armed. */
-  #short(entry: WorkerEntry): boolean {
-    return !this.#closed && !stopping(entry) && !entry.retryArmed &&
-      entry.active.length > 0 && entry.active.length < entry.target;
-  }
-
-  #workerEnv(entry: WorkerEntry, port: number): Record<string, string> {
-    return workerEnv(entry.spec, port, {
-      base: this.#env,
-      mode: this.#mode,
-      memoryMb:
-        this.#config.deployment[this.#mode].resources.worker_max_memory_mb,
+    return enqueue(entry, reason, {
+      scope,
+      run: (next, nextScope) =>
+        replaceOnce(entry, {
+          reason: next,
+          scope: nextScope,
+          host: this.#host,
+        }),
+      // Some but not all instances serve, and no retry is armed.
+      short: (entry) =>
+        !this.#closed && !stopping(entry) && !entry.retryArmed &&
+        entry.active.length > 0 && entry.active.length < entry.target,
     });
   }
 
-  #startInstance(entry: WorkerEntry): Instance {
-    const port = this.#pool.acquire();
-    try {
-      return new Instance({
-        name: entry.name,
-        command: entry.spec.binPath,
-        cwd: entry.spec.dir,
-        env: this.#workerEnv(entry, port),
-        port,
-        logger: this.#log,
-        ...(this.#spawn ? { spawn: this.#spawn } : {}),
-        ...(this.#fetch ? { fetch: this.#fetch } : {}),
-      });
-    } catch (err) {
-      this.#pool.release(port);
-      throw err;
-    }
-  }
-
-  async #replaceOnce(
-    entry: WorkerEntry,
-    reason: RestartReason | "start",
-    scope: ReplaceScope,
-  ): Promise<boolean> {
-    if (this.#closed || stopping(entry)) return false;
-    entry.cancelRetry();
-    const { spec } = entry;
-    const fields = { worker: spec.name, reason };
-    if (!(await fileExists(spec.binPath))) {
-      const error = spec.kind === "binary"
-        ? `No executable at "${spec.binPath}"`
-        : `No binary at "${spec.binPath}": build it with "deno task build" or scripts/build-prod.sh${
-          spec.kind === "go" ? " (Go workers need go on PATH)" : ""
-        }, then reload`;
-      if (entry.active.length === 0) {
-        entry.transition({ status: "failed", error });
-      } else if (entry.active.length < entry.target) {
-        // Some instances serve: the missing ones are tried again, backing off.
-        this.#rollHost.retryLater(entry, error);
-      } else entry.noteError(error);
-      this.#log.error("worker cannot start", { ...fields, error });
-      return false;
-    }
-    // All at once: a first start, a worker with nothing serving, a new route
-    // (old and new instances cannot share a route), and one instance.
-    const whole = reason === "start" || entry.active.length === 0 ||
-      spec.route !== entry.route ||
-      (entry.target === 1 && (scope === "all" || scope.size > 0));
-    return whole
-      ? await this.#replaceAll(entry, reason)
-      : await rollInstances(entry, reason, scope, this.#rollHost);
-  }
-
-  /**
-   * Starts `count` instances and waits until each is healthy; on a failure
-   * every one of them is stopped (SIGKILL after the grace period) and its
-   * port freed, and the error is thrown.
-   */
-  async #startHealthy(
-    entry: WorkerEntry,
-    count: number,
-    signal: AbortSignal,
-  ): Promise<Instance[]> {
-    const { settings } = entry.spec;
-    const fresh: Instance[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const instance = this.#startInstance(entry);
-        fresh.push(instance);
-        entry.starting.add(instance);
-      }
-      await Promise.all(fresh.map((instance) =>
-        instance.waitHealthy({
-          path: settings.health_path,
-          delayMs: this.#config.workers.startup_delay_ms,
-          timeoutMs: settings.startup_timeout_ms,
-        }, signal)
-      ));
-      return fresh;
-    } catch (err) {
-      // Its whole group goes, SIGKILL after the grace period; then its port is free.
-      await Promise.all(fresh.map(async (instance) => {
-        await instance.stop(this.#config.workers.shutdown_grace_period_ms);
-        this.#pool.release(instance.port);
-      }));
-      throw err;
-    } finally {
-      for (const instance of fresh) entry.starting.delete(instance);
-    }
-  }
-
-  /**
-   * What a failed start leaves: nothing when the server stops or the worker
-   * goes; else a log line and, with fewer instances serving than configured,
-   * a retry after the crash backoff. Returns false.
-   */
-  #startFailed(
-    entry: WorkerEntry,
-    fields: Record<string, unknown>,
-    err: unknown,
-  ): false {
-    const cancelled = this.#closing.signal.aborted;
-    const error = cancelled
-      ? "Start cancelled: the server is stopping"
-      : errorMessage(err);
-    if (cancelled || stopping(entry)) {
-      this.#log.info("worker start cancelled", fields);
-      return false;
-    }
-    this.#log.error("worker start failed", {
-      ...fields,
-      error,
-      kept_old: entry.active.length > 0,
-    });
-    if (entry.active.length === 0) {
-      entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
-    } else if (entry.active.length < entry.target) {
-      this.#rollHost.retryLater(entry, error);
-    } else entry.noteError(error);
-    return false;
-  }
-
-  /** Starts every instance of the worker, then switches them all in at once. */
-  async #replaceAll(
-    entry: WorkerEntry,
-    reason: RestartReason | "start",
-  ): Promise<boolean> {
-    const fields = { worker: entry.name, reason };
-    if (
-      entry.active.length === 0 && entry.state.status !== "crashed" &&
-      entry.state.status !== "starting"
-    ) {
-      entry.transition({ status: "starting" });
-    }
-    if (reason !== "start") {
-      // Counted when tried, as the log shows it: a crash loop whose restarts
-      // fail must not read "restarts 0" in /api/status.
-      entry.restarts++;
-      entry.lastRestartReason = reason;
-      this.#log.info("worker restarting", fields);
-    }
-    const started = Date.now();
-    // The server stopping, or this worker being removed, ends a start at once.
-    const signal = AbortSignal.any([this.#closing.signal, entry.stopSignal]);
-    let fresh: Instance[];
-    try {
-      fresh = await this.#startHealthy(entry, entry.target, signal);
-    } catch (err) {
-      return this.#startFailed(entry, fields, err);
-    }
-    if (this.#closed || stopping(entry)) {
-      await Promise.all(
-        fresh.map((instance) => this.#retire(entry, instance, 0)),
-      );
-      return false;
-    }
-    const old = entry.serve(fresh);
-    // The route may have changed with the spec: it switches now, with the new instance.
-    this.#table.put(entry.view);
-    for (const instance of fresh) this.#watchExit(entry, instance);
-    this.#log.info(reason === "start" ? "worker started" : "worker replaced", {
-      ...fields,
-      pid: fresh.map((i) => i.pid).join(","),
-      port: fresh.map((i) => i.port).join(","),
-      old_pid: old.length ? old.map((i) => i.pid).join(",") : undefined,
-      ms: Date.now() - started,
-    });
-    for (const instance of old) {
-      this.#retire(entry, instance, this.#config.workers.restart_delay_ms);
-    }
-    return true;
-  }
-
-  #watchExit(entry: WorkerEntry, instance: Instance): void {
-    const healthyAt = this.#clock.now();
-    instance.exited.then(async (status) => {
-      if (!entry.active.includes(instance)) return;
-      entry.active = entry.active.filter((i) => i !== instance);
-      entry.retiredRequests += instance.requests;
-      entry.instanceEnded(this.#clock.now() - healthyAt);
-      const error = `Exited unexpectedly with ${
-        status.signal ? `signal ${status.signal}` : `code ${status.code}`
-      }`;
-      this.#log.warn("worker crashed", {
-        worker: entry.name,
-        pid: instance.pid,
-        error,
-      });
-      if (!this.#closed && !stopping(entry)) {
-        if (entry.running) {
-          // The replace under way brings new instances, or arms the retry if it fails.
-          entry.transition({ status: "unhealthy", error });
-        } else if (entry.active.length > 0) {
-          // The others serve on; this one alone comes back, after the backoff.
-          this.#rollHost.retryLater(entry, error);
-        } else {
-          entry.scheduleRetry(error, () => this.#enqueue(entry, "crashed"));
-        }
-      }
-      // What it left in its group dies at once; its port is free once the group is gone.
-      await instance.stop(0);
-      this.#pool.release(instance.port);
-    });
-  }
-
+  /** Drains and stops an instance taken out of service, after `delayMs`; awaited at shutdown. */
   #retire(
     entry: WorkerEntry,
     instance: Instance,
     delayMs: number,
   ): Promise<void> {
-    entry.draining.add(instance);
-    instance.drain();
-    const drainMs = entry.spec.settings.websocket_drain_ms;
-    const connections = this.#retireConnections?.({
-      worker: entry.name,
-      origin: instance.origin,
-      drainMs,
+    const done = retireInstance(instance, {
+      entry,
+      delayMs,
+      graceMs: () => this.#config.workers.shutdown_grace_period_ms,
+      pool: this.#pool,
+      logger: this.#log,
+      clock: this.#instanceClock,
+      retireConnections: this.#retireConnections,
     });
-    const done = (async () => {
-      if (delayMs > 0) {
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-      if (connections) {
-        // Bounded: the proxy's closing handshakes are, but this is its promise.
-        await within(connections, drainMs + 1000, () => DRAIN_OVER).catch(
-          () => {},
-        );
-      }
-      const idle = await instance.waitIdle(
-        entry.spec.settings.drain_timeout_ms,
-      );
-      if (!idle) {
-        this.#log.warn("drain timed out", {
-          worker: entry.name,
-          pid: instance.pid,
-          in_flight: instance.inFlight,
-        });
-      }
-      const status = await instance.stop(
-        this.#config.workers.shutdown_grace_period_ms,
-      );
-      this.#pool.release(instance.port);
-      entry.draining.delete(instance);
-      entry.retiredRequests += instance.requests;
-      // A worker that dies of another signal while it stops (SIGABRT from a
-      // thread left running) has a bug its author wants to hear about.
-      const abnormal = status.signal !== null && status.signal !== "SIGTERM" &&
-        status.signal !== "SIGKILL";
-      this.#log[abnormal ? "warn" : "info"]("worker instance stopped", {
-        worker: entry.name,
-        pid: instance.pid,
-        code: status.code,
-        signal: status.signal ?? undefined,
-      });
-    })();
     this.#retiring.add(done);
     entry.retiring.add(done);
     done.finally(() => {

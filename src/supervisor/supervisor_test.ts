@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
 import { RouteTable } from "../routes/mod.ts";
 import { Supervisor } from "./supervisor.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 const ECHO =
   new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
@@ -76,11 +77,11 @@ Deno.test("replace() switches to the new instance and stops the old one", async 
     assert.equal(entry.restarts, 1);
     assert.equal(entry.lastRestartReason, "binary-changed");
     // The old instance drains and stops.
-    const deadline = Date.now() + 5000;
-    while (entry.draining.size > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(entry.draining.size, 0);
+    await waitFor(
+      () => entry.draining.size === 0,
+      5000,
+      "the old instance to drain",
+    );
   } finally {
     await supervisor.shutdown();
     Deno.removeSync(root, { recursive: true });
@@ -157,11 +158,11 @@ Deno.test("an instance that served max_requests is replaced with reason max-requ
     const entry = supervisor.workers.get("index")!;
     const first = entry.active[0]!.pid;
     for (let i = 0; i < 3; i++) table.match("/")!.acquire()!.release();
-    const deadline = Date.now() + 5000;
-    while (entry.active[0]?.pid === first && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.notEqual(entry.active[0]!.pid, first);
+    await waitFor(
+      () => entry.active[0] && entry.active[0].pid !== first,
+      5000,
+      "the recycled instance to be replaced",
+    );
     assert.equal(entry.lastRestartReason, "max-requests");
   } finally {
     await supervisor.shutdown();
@@ -224,11 +225,11 @@ Deno.test("a live instance that fails its health checks is replaced with reason 
     const entry = supervisor.workers.get("index")!;
     const sick = entry.active[0]!.pid;
     Deno.writeTextFileSync(join(dir, "unhealthy-pid"), String(sick));
-    const deadline = Date.now() + 5000;
-    while (entry.active[0]?.pid === sick && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.notEqual(entry.active[0]!.pid, sick);
+    await waitFor(
+      () => entry.active[0] && entry.active[0].pid !== sick,
+      5000,
+      "the unhealthy instance to be replaced",
+    );
     assert.equal(entry.lastRestartReason, "health-failed");
     assert.equal(entry.state.status, "healthy");
   } finally {

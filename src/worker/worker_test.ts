@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exitWithin, startWorker } from "./testdata/process.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 const FIXTURE = join(import.meta.dirname!, "testdata", "app.ts");
 
@@ -99,12 +100,12 @@ Deno.test("serve() runs a fetch app by the worker contract", async (t) => {
           "one",
         ]);
         w.child.kill("SIGHUP");
-        let seen = "";
-        for (let i = 0; i < 100 && seen !== "two"; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          seen = (await text(`${w.origin}/app/read?f=msg.txt`))[1];
-        }
-        assert.equal(seen, "two");
+        await waitFor(
+          async () =>
+            (await text(`${w.origin}/app/read?f=msg.txt`))[1] === "two",
+          5000,
+          "the new text after SIGHUP",
+        );
         assert.deepEqual(await text(`${w.origin}/app/reloads`), [200, "1"]);
       },
     );
@@ -115,6 +116,8 @@ Deno.test("serve() runs a fetch app by the worker contract", async (t) => {
         const res = await fetch(`${w.origin}/app/slow?ms=400`);
         assert.equal(res.status, 200);
         w.child.kill("SIGTERM");
+        // Nothing outside the worker shows that it began draining (its log
+        // is read at exit): a moment for the first SIGTERM to be handled.
         await new Promise((resolve) => setTimeout(resolve, 50));
         // A repeated SIGTERM or a late SIGHUP while draining changes nothing.
         w.child.kill("SIGTERM");
