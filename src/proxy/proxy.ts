@@ -4,6 +4,13 @@ import type {
   UpstreamTarget,
 } from "../routes/route_table.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import {
+  DEFAULT_MAX_WS_MESSAGE_BYTES,
+  DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_REQUEST_BUFFER_BYTES,
+  DEFAULT_RETRY_WINDOW_MS,
+  DEFAULT_UPSTREAM_IDLE_MS,
+} from "../config/defaults.ts";
 import { describeError, errorResponse } from "./_errors.ts";
 import {
   downstreamPairs,
@@ -245,16 +252,16 @@ export function createProxy(
   const {
     logger = silentLogger,
     trustedProxies = ["127.0.0.1", "::1"],
-    idleTimeoutMs = 30_000,
+    idleTimeoutMs = DEFAULT_UPSTREAM_IDLE_MS,
   } = options;
   // Reloadable (see `reconfigure`).
   let {
-    requestBufferBytes = 1024 * 1024,
+    requestBufferBytes = DEFAULT_REQUEST_BUFFER_BYTES,
     maxBodyBytes = 0,
-    readTimeoutMs = 30_000,
-    retryWindowMs = 3000,
+    readTimeoutMs = DEFAULT_READ_TIMEOUT_MS,
+    retryWindowMs = DEFAULT_RETRY_WINDOW_MS,
     bodyTempDir,
-    maxWebSocketMessageBytes = 64 * 1024 * 1024,
+    maxWebSocketMessageBytes = DEFAULT_MAX_WS_MESSAGE_BYTES,
   } = options;
   const trusted = new Set(trustedProxies.map(normalizeIp));
   const transport = new Transport({ idleTimeoutMs });

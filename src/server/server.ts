@@ -6,6 +6,7 @@ import {
   loadConfig,
   type Mode,
   resolveMode,
+  withModeDefaults,
   type WorkerSpec,
 } from "../config/mod.ts";
 import {
@@ -53,7 +54,7 @@ import {
 import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
 import { createBuilders, createObservers, warnUnhonoured } from "./wiring.ts";
-import { ADMIN_CLOSE_MS, withBindHost, within } from "./_util.ts";
+import { ADMIN_CLOSE_MS, within } from "./_util.ts";
 import {
   type DevHooks,
   RESTART_EXIT_CODE,
@@ -123,7 +124,7 @@ export class TqServer {
     this.processStats = observed.processStats;
     this.root = resolve(options.root);
     this.#options = options;
-    this.config = withBindHost(config, mode);
+    this.config = withModeDefaults(config, mode);
     this.mode = mode;
     this.log = log;
     this.events = observed.events;
@@ -232,7 +233,7 @@ export class TqServer {
         ? { configFile: this.#options.configFile }
         : {}),
     });
-    withBindHost(loaded.config, this.mode);
+    withModeDefaults(loaded.config, this.mode);
     return loaded;
   }
 
