@@ -4,6 +4,7 @@ import {
   loadConfig,
   type LoadConfigOptions,
   type LoadedConfig,
+  resolveMode,
 } from "./load.ts";
 import type { Config, Mode } from "./types.ts";
 
@@ -40,6 +41,15 @@ export interface ConfigStoreOptions {
   load?: (options: LoadConfigOptions) => Promise<LoadedConfig>;
 }
 
+/** Options of {@linkcode ConfigStore.open}: the store's, with the mode still to be resolved. */
+export interface OpenConfigStoreOptions
+  extends Omit<ConfigStoreOptions, "mode"> {
+  /** `--mode`. Default: not given. */
+  modeFlag?: string | undefined;
+  /** The `DEPLOYMENT_MODE` environment value. Default: not set. */
+  modeEnv?: string | undefined;
+}
+
 /**
  * The one owner of the running config (SPEC §9): it reads and validates a
  * candidate, resolves its mode-dependent defaults, swaps it in and tells its
@@ -61,6 +71,32 @@ export class ConfigStore {
   #current: Config;
   #subscribers = new Set<ConfigSubscriber>();
   #options: ConfigStoreOptions;
+
+  /**
+   * Reads the config files, resolves the mode ({@linkcode resolveMode}) and
+   * holds the result as the running config.
+   *
+   * @returns The store and the config as read (its files and warnings).
+   * @throws {ConfigError} When a file is invalid.
+   * @throws {RangeError} When the mode flag or variable is neither dev nor prod.
+   */
+  static async open(
+    options: OpenConfigStoreOptions,
+  ): Promise<{ store: ConfigStore; loaded: LoadedConfig }> {
+    const { modeFlag, modeEnv, ...rest } = options;
+    const { root, configFile, env, load = loadConfig } = rest;
+    const loaded = await load({
+      root,
+      ...(configFile ? { configFile } : {}),
+      ...(env ? { env } : {}),
+    });
+    const mode = resolveMode({
+      flag: modeFlag,
+      env: modeEnv,
+      config: loaded.config,
+    });
+    return { store: new ConfigStore(loaded.config, { ...rest, mode }), loaded };
+  }
 
   /** Holds `initial` (its mode defaults filled in) as the running config. */
   constructor(initial: Config, options: ConfigStoreOptions) {

@@ -17,3 +17,9 @@ export async function within(
   clearTimeout(timer);
   return settled;
 }
+
+/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
+export function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}

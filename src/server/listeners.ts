@@ -248,12 +248,33 @@ function bind<T>(host: string, port: number, key: string, serve: () => T): T {
 }
 
 /**
+ * Fails when the public port (`port`, else `server.port`) or the enabled
+ * admin port is taken: a server checks both before any build or worker starts.
+ *
+ * @throws {Deno.errors.AddrInUse} Naming the port, host and config key.
+ */
+export async function assertPortsFree(
+  config: Config,
+  options: { port?: number | undefined },
+): Promise<void> {
+  await assertPortFree(
+    config.server.host,
+    options.port ?? config.server.port,
+    portKey(options),
+  );
+  const admin = config.server.admin;
+  if (admin.enabled) {
+    await assertPortFree(admin.host, admin.port, "server.admin.port");
+  }
+}
+
+/**
  * Fails when something already listens on `host:port`: with `reusePort` a
  * second server would otherwise share the port silently.
  *
  * @throws {Deno.errors.AddrInUse} Naming the port, host and config key.
  */
-export async function assertPortFree(
+async function assertPortFree(
   host: string,
   port: number,
   key: string,

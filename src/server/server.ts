@@ -1,10 +1,5 @@
 import { resolve } from "node:path";
-import {
-  ConfigError,
-  ConfigStore,
-  loadConfig,
-  resolveMode,
-} from "../config/mod.ts";
+import { ConfigError, ConfigStore } from "../config/mod.ts";
 import {
   type AdminHandler,
   type ServerStatusJson,
@@ -22,12 +17,7 @@ import {
 } from "../reload/mod.ts";
 import type { SpawnedProcess } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
-import {
-  assertPortFree,
-  type Listeners,
-  openListeners,
-  portKey,
-} from "./listeners.ts";
+import { assertPortsFree, type Listeners, openListeners } from "./listeners.ts";
 import { PidFile } from "./pid_file.ts";
 import { OpenStreams } from "./streams.ts";
 import {
@@ -41,7 +31,7 @@ import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
 import { createObservers } from "./wiring.ts";
 import { ServerHost, type ServerHostParts } from "./host.ts";
-import { ADMIN_CLOSE_MS, within } from "./_util.ts";
+import { ADMIN_CLOSE_MS, urlHost, within } from "./_util.ts";
 import {
   type DevHooks,
   RESTART_EXIT_CODE,
@@ -115,41 +105,19 @@ export class TqServer extends ServerHost {
    */
   static async start(options: ServerOptions): Promise<TqServer> {
     const root = resolve(options.root);
-    const loaded = await loadConfig({
-      root,
-      ...(options.configFile ? { configFile: options.configFile } : {}),
-    });
-    const mode = resolveMode({
-      flag: options.mode,
-      env: Deno.env.get("DEPLOYMENT_MODE"),
-      config: loaded.config,
-    });
-    const store = new ConfigStore(loaded.config, {
-      mode,
+    const { store, loaded } = await ConfigStore.open({
       root,
       configFile: options.configFile,
+      modeFlag: options.mode,
+      modeEnv: Deno.env.get("DEPLOYMENT_MODE"),
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const { events, metrics, serverLog, log, recordListeners, processStats } =
-      createObservers(
-        options,
-        loaded,
-        root,
-        ref,
-      );
+    const observers = createObservers(options, loaded, root, ref);
     for (const warning of loaded.warnings) {
-      log.warn("config warning", { problem: warning });
+      observers.log.warn("config warning", { problem: warning });
     }
-    const server = new TqServer(options, {
-      store,
-      log,
-      events,
-      metrics,
-      recordListeners,
-      processStats,
-      serverLog,
-    });
+    const server = new TqServer(options, { store, ...observers });
     ref.server = server;
     const { signal } = options;
     // Cancels health waits and builds under way; the start then unwinds below.
@@ -239,15 +207,7 @@ export class TqServer extends ServerHost {
     cancelled();
     if (!successor) {
       // Fail fast: both ports are ours before any build or worker starts.
-      await assertPortFree(
-        config.server.host,
-        this.#options.port ?? config.server.port,
-        portKey(this.#options),
-      );
-      const admin = config.server.admin;
-      if (admin.enabled) {
-        await assertPortFree(admin.host, admin.port, "server.admin.port");
-      }
+      await assertPortsFree(config, this.#options);
       this.#listen();
       // Only once both ports are ours: a second server started by mistake on
       // this root fails above and leaves the running one's PID file alone.
@@ -439,12 +399,6 @@ export class TqServer extends ServerHost {
   get foregroundSuccessor(): Deno.ChildProcess | undefined {
     return this.#successor;
   }
-}
-
-/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
-function urlHost(host: string): string {
-  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
 }
 
 export { ConfigError, type ServerOptions, StartCancelled };
