@@ -83,7 +83,11 @@ export class ServerHost {
         why,
       });
     }
-    const builders = createBuilders(this.root, config, this.mode, log);
+    const builders = createBuilders(config, {
+      root,
+      mode: this.mode,
+      logger: log,
+    });
     this.builder = builders.builder;
     this.goBuilder = builders.goBuilder;
     this.supervisor = new Supervisor(config, {

@@ -113,7 +113,7 @@ export class TqServer extends ServerHost {
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const observers = createObservers(options, loaded, root, ref);
+    const observers = createObservers(options, { loaded, root, ref });
     for (const warning of loaded.warnings) {
       observers.log.warn("config warning", { problem: warning });
     }

@@ -18,13 +18,22 @@ import { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 
+/** Options of {@linkcode createBuilders}. */
+export interface BuildersOptions {
+  /** Project root (absolute): its `deno.json`, when there is one, configures the builds. */
+  root: string;
+  /** The mode in force: whose `deployment.{mode}.build` applies. */
+  mode: Mode;
+  /** Logger of the builds. */
+  logger: Logger;
+}
+
 /** The builders of a server's TypeScript and Go workers, from `deployment.{mode}.build`. */
 export function createBuilders(
-  root: string,
   config: Config,
-  mode: Mode,
-  log: Logger,
+  options: BuildersOptions,
 ): { builder: Builder; goBuilder: GoBuilder } {
+  const { root, mode, logger: log } = options;
   const build = config.deployment[mode].build;
   const builder = new Builder({
     format: build.format,
@@ -75,9 +84,14 @@ export interface ObserverOptions {
  */
 export function createObservers(
   options: ObserverOptions,
-  loaded: LoadedConfig,
-  root: string,
-  ref: { server?: ObservedServer },
+  server: {
+    /** The config as first loaded. */
+    loaded: LoadedConfig;
+    /** Project root (absolute). */
+    root: string;
+    /** Set to the server once it exists. */
+    ref: { server?: ObservedServer };
+  },
 ): {
   events: EventLog;
   metrics: ServerMetrics;
@@ -88,6 +102,7 @@ export function createObservers(
   /** Memory and CPU of the server and the workers (`/api/status`, `/metrics`). */
   processStats: ProcessStats;
 } {
+  const { loaded, root, ref } = server;
   const events = new EventLog();
   const processStats = new ProcessStats();
   const metrics = new ServerMetrics({
