@@ -84,12 +84,7 @@ export class ConfigStore {
     options: OpenConfigStoreOptions,
   ): Promise<{ store: ConfigStore; loaded: LoadedConfig }> {
     const { modeFlag, modeEnv, ...rest } = options;
-    const { root, configFile, env, load = loadConfig } = rest;
-    const loaded = await load({
-      root,
-      ...(configFile ? { configFile } : {}),
-      ...(env ? { env } : {}),
-    });
+    const loaded = await readFiles(rest);
     const mode = resolveMode({
       flag: modeFlag,
       env: modeEnv,
@@ -136,12 +131,7 @@ export class ConfigStore {
    * @throws {ConfigError} When a file is invalid; the message names file, line and key.
    */
   async read(): Promise<LoadedConfig> {
-    const { root, configFile, env, load = loadConfig } = this.#options;
-    const loaded = await load({
-      root,
-      ...(configFile ? { configFile } : {}),
-      ...(env ? { env } : {}),
-    });
+    const loaded = await readFiles(this.#options);
     withModeDefaults(loaded.config, this.mode);
     return loaded;
   }
@@ -188,6 +178,17 @@ export class ConfigStore {
     const change = this.swap(loaded.config);
     return { loaded, accepted, change };
   }
+}
+
+function readFiles(
+  options: Omit<ConfigStoreOptions, "mode">,
+): Promise<LoadedConfig> {
+  const { root, configFile, env, load = loadConfig } = options;
+  return load({
+    root,
+    ...(configFile ? { configFile } : {}),
+    ...(env ? { env } : {}),
+  });
 }
 
 /** Maps whose keys are names (of paths, routes, variables), compared whole. */
