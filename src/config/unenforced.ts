@@ -112,3 +112,29 @@ export function unenforcedForWorkers(
   }
   return found;
 }
+
+/**
+ * Keys a reload does not apply: they shape the listener's routing, and take
+ * effect at the next server start.
+ */
+const RESTART_ONLY: readonly (readonly [string, (c: Config) => unknown])[] = [
+  ["server.static.enabled", (c) => c.server.static.enabled],
+  ["server.static.url_prefix", (c) => c.server.static.url_prefix],
+];
+
+/**
+ * The keys whose change from `running` to `next` a reload cannot apply (the
+ * server warns `config change takes effect at the next server start`).
+ *
+ * @example
+ * ```ts
+ * restartOnlyChanges(running, next); // ["server.static.url_prefix"]
+ * ```
+ */
+export function restartOnlyChanges(running: Config, next: Config): string[] {
+  const changed: string[] = [];
+  for (const [key, get] of RESTART_ONLY) {
+    if (get(running) !== get(next)) changed.push(key);
+  }
+  return changed;
+}

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { defaultConfig } from "./defaults.ts";
-import { unenforcedForWorkers, unenforcedSettings } from "./unenforced.ts";
+import {
+  restartOnlyChanges,
+  unenforcedForWorkers,
+  unenforcedSettings,
+} from "./unenforced.ts";
 import type { WorkerSpec } from "./discover.ts";
 import { setLocations } from "./_locations.ts";
 
@@ -58,4 +62,17 @@ Deno.test("unenforcedForWorkers() warns that worker_max_memory_mb does not limit
   assert.equal(found.length, 2);
   assert.match(found[0]!, /worker "b": it is a Go worker/);
   assert.match(found[1]!, /worker "c" as DENO_V8_FLAGS/);
+});
+
+Deno.test("restartOnlyChanges() names the static routing keys a reload cannot apply", () => {
+  const running = defaultConfig();
+  const next = defaultConfig();
+  next.server.static.cache_max_age_seconds = 1;
+  assert.deepEqual(restartOnlyChanges(running, next), []);
+  next.server.static.enabled = false;
+  next.server.static.url_prefix = "/assets";
+  assert.deepEqual(restartOnlyChanges(running, next), [
+    "server.static.enabled",
+    "server.static.url_prefix",
+  ]);
 });
