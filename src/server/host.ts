@@ -1,5 +1,4 @@
-import type { WorkerOutputJson } from "../admin/mod.ts";
-import type { EventLog } from "../admin/mod.ts";
+import type { EventLog, WorkerOutputJson } from "../admin/mod.ts";
 import type {
   Builder,
   BuildResult,

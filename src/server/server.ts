@@ -38,7 +38,11 @@ import {
   RUNNER_ENV,
 } from "../dev_contract.ts";
 
-/** The running server: public listener, admin listener, supervisor. */
+/**
+ * The running server: the {@linkcode ServerHost} (config, supervisor,
+ * builders) behind a public and an admin listener, with its lifecycle:
+ * start, reload, self-upgrade and shutdown.
+ */
 export class TqServer extends ServerHost {
   readonly startedAt = new Date();
   port = 0;
