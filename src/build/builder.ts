@@ -1,5 +1,6 @@
 import { dirname, join, resolve } from "node:path";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import type { BuildError } from "./_errors.ts";
 import { findProject, mtimeMs, removeQuietly } from "./_files.ts";
 import {
@@ -160,7 +161,7 @@ export class Builder {
       run = runCommand,
       onWrite,
       bundler = "deno",
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
       timeoutKey = "build.timeout_ms",
     } = options;
     if (!(timeoutMs > 0)) {

@@ -1,4 +1,5 @@
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   type BuildError,
   compileRuntimeError,
@@ -91,7 +92,7 @@ export class Emitter {
       minify = false,
       run = runCommand,
       logger = silentLogger,
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
       timeoutKey = "build.timeout_ms",
     } = options;
     this.#timeoutMs = timeoutMs;

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import type * as esbuild from "esbuild";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import type { BuildError } from "./_errors.ts";
 import { type Project, readHead } from "./_files.ts";
 import { launcherArgs, shellQuote } from "./_launcher.ts";
@@ -79,7 +80,7 @@ export class EsbuildEmitter {
       permissions,
       minify = false,
       logger = silentLogger,
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
       timeoutKey = "build.timeout_ms",
     } = options;
     this.#esbuild = esbuildModule;

@@ -1,6 +1,7 @@
 import { dirname, join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import type { BuildError } from "./_errors.ts";
 import { mtimeMs, removeQuietly } from "./_files.ts";
 import type { BuildCallOptions } from "./builder.ts";
@@ -160,7 +161,7 @@ export class GoBuilder {
       parallel = 2,
       goPath = "go",
       force = false,
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
       timeoutKey = "build.timeout_ms",
       logger = silentLogger,
       run = runGo(goPath),

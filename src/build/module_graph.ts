@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import { parseBuildError } from "./_errors.ts";
 import { findProject } from "./_files.ts";
 import { type CommandRunner, runCommand } from "./_run.ts";
@@ -44,7 +45,7 @@ export class ModuleGraphs {
       configPath,
       run = runCommand,
       logger = silentLogger,
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
     } = options;
     this.#timeoutMs = timeoutMs;
     this.#deno = denoPath;

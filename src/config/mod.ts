@@ -1,8 +1,11 @@
 /**
  * The configuration of tqserver: `config/server.yaml` and
  * `config/deployment.yaml` read and validated with every default filled in
- * ({@linkcode loadConfig}), the deployment mode ({@linkcode resolveMode}) and
- * the worker folders with their routes and settings ({@linkcode discoverWorkers}).
+ * ({@linkcode loadConfig}; the defaults in `defaults.ts`), the deployment
+ * mode ({@linkcode resolveMode}), the running config and its subscribers
+ * ({@linkcode ConfigStore}), the settings a mode cannot enforce
+ * ({@linkcode unenforcedSettings}) and the worker folders with their routes
+ * and settings ({@linkcode discoverWorkers}).
  *
  * @example
  * ```ts
@@ -21,3 +24,5 @@ export * from "./types.ts";
 export * from "./defaults.ts";
 export * from "./load.ts";
 export * from "./discover.ts";
+export * from "./store.ts";
+export * from "./unenforced.ts";

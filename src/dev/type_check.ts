@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import type { BuildTarget } from "../build/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
+import { DEFAULT_BUILD_TIMEOUT_MS } from "../config/defaults.ts";
 import type { LiveReload } from "./livereload.ts";
 
 /** The first type error of a `deno check` run. */
@@ -115,7 +116,7 @@ export class TypeChecker {
       noteError = () => {},
       denoPath = Deno.execPath(),
       configPath,
-      timeoutMs = 120_000,
+      timeoutMs = DEFAULT_BUILD_TIMEOUT_MS,
       delayMs = 1000,
       idle = () => true,
     } = options;

@@ -10,6 +10,7 @@
  * when nothing was written, or the request is idempotent and replayable.
  */
 import { Conn, Pool } from "./_conn.ts";
+import { DEFAULT_UPSTREAM_IDLE_MS } from "../config/defaults.ts";
 import type { HeaderDeadline } from "./_deadline.ts";
 import {
   BadResponseError,
@@ -119,7 +120,7 @@ export class Transport {
   constructor(options: TransportOptions = {}) {
     const {
       maxIdlePerOrigin = 256,
-      idleTimeoutMs = 30_000,
+      idleTimeoutMs = DEFAULT_UPSTREAM_IDLE_MS,
       bufferResponseBytes = 65536,
     } = options;
     this.#pool = new Pool({ maxIdlePerOrigin, idleTimeoutMs });

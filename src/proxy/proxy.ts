@@ -4,6 +4,14 @@ import type {
   UpstreamTarget,
 } from "../routes/route_table.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
+import {
+  DEFAULT_MAX_WS_MESSAGE_BYTES,
+  DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_REQUEST_BUFFER_BYTES,
+  DEFAULT_RETRY_WINDOW_MS,
+  DEFAULT_TRUSTED_PROXIES,
+  DEFAULT_UPSTREAM_IDLE_MS,
+} from "../config/defaults.ts";
 import { describeError, errorResponse } from "./_errors.ts";
 import {
   downstreamPairs,
@@ -42,9 +50,6 @@ import {
   type RequestBody,
   SpoolError,
 } from "./_request_writer.ts";
-
-/** Who may set `X-Forwarded-*` when `trustedProxies` is not given: loopback. */
-const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 
 /** Options for {@linkcode createProxy}. */
 export interface ProxyOptions {
@@ -250,18 +255,18 @@ export function createProxy(
 ): ProxyHandler {
   const {
     logger = silentLogger,
-    idleTimeoutMs = 30_000,
+    idleTimeoutMs = DEFAULT_UPSTREAM_IDLE_MS,
   } = options;
   // Reloadable (see `reconfigure`).
   let {
-    requestBufferBytes = 1024 * 1024,
+    requestBufferBytes = DEFAULT_REQUEST_BUFFER_BYTES,
     maxBodyBytes = 0,
-    readTimeoutMs = 30_000,
-    retryWindowMs = 3000,
+    readTimeoutMs = DEFAULT_READ_TIMEOUT_MS,
+    retryWindowMs = DEFAULT_RETRY_WINDOW_MS,
     bodyTempDir,
-    maxWebSocketMessageBytes = 64 * 1024 * 1024,
+    maxWebSocketMessageBytes = DEFAULT_MAX_WS_MESSAGE_BYTES,
   } = options;
-  let trusted = cidrMatcher(options.trustedProxies ?? LOOPBACK);
+  let trusted = cidrMatcher(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
   const transport = new Transport({ idleTimeoutMs });
   const origins = new Map<string, Origin>();
 

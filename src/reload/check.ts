@@ -11,7 +11,9 @@ export interface ReloadHost {
   readonly mode: Mode;
   readonly log: Logger;
   readonly supervisor: Supervisor;
-  config: Config;
+  readonly config: Config;
+  /** The owner of the running config (`ConfigStore`): a validated candidate is swapped in there. */
+  readonly configStore: { swap(config: Config): unknown };
   configPaths(): string[];
   loadConfig(): Promise<LoadedConfig>;
   discover(config?: Config): Promise<WorkerSpec[]>;
@@ -113,8 +115,7 @@ export async function checkForChanges(
       for (const warning of loaded.warnings) {
         log.warn("config warning", { problem: warning });
       }
-      host.config = loaded.config;
-      supervisor.setConfig(loaded.config);
+      host.configStore.swap(loaded.config);
       report.config = "applied";
       log.info("config reloaded", { files: loaded.files.length });
     } catch (err) {

@@ -1,5 +1,3 @@
-import type { Config, Mode } from "../config/mod.ts";
-
 /** Longest wait for the admin listener's last answers once the workers stopped. */
 export const ADMIN_CLOSE_MS = 1000;
 
@@ -20,13 +18,8 @@ export async function within(
   return settled;
 }
 
-/**
- * Fills in `server.host` when no config file set it: 127.0.0.1 in dev (like
- * Vite, so a dev server is not open to the network), 0.0.0.0 in prod (SPEC §9).
- */
-export function withBindHost(config: Config, mode: Mode): Config {
-  if (!config.server.host) {
-    config.server.host = mode === "dev" ? "127.0.0.1" : "0.0.0.0";
-  }
-  return config;
+/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
+export function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
 }

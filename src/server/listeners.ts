@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import { type Config, whereSet } from "../config/mod.ts";
+import type { Config } from "../config/mod.ts";
 import {
   type AdminHandler,
   createAdminHandler,
@@ -80,14 +80,6 @@ export interface Listeners {
   adminHandler: AdminHandler | undefined;
 }
 
-/** Keys tqserver accepts that Deno.serve gives no way to enforce (fully): a startup warning when set. */
-const UNENFORCED: Readonly<Record<string, string>> = {
-  "server.idle_timeout_seconds":
-    "Deno.serve gives no way to close idle keep-alive client connections",
-  "server.read_timeout_seconds":
-    "only a stalled request body is answered 408 (its socket then stays open until the client closes it): Deno.serve gives no way to time out a client before its request head is complete",
-};
-
 /**
  * Binds the public listener (static files, dev hooks, proxy) and the admin
  * listener. Both bind with `reusePort`, so a self-upgrade successor can bind
@@ -97,10 +89,6 @@ export function openListeners(options: ListenersOptions): Listeners {
   const { config, root, table, logger: log, dev, closing, streams } = options;
   const port = options.port ?? config.server.port;
   const staticCfg = config.server.static;
-  for (const [key, why] of Object.entries(UNENFORCED)) {
-    const where = whereSet(config, key);
-    if (where) log.warn("setting not enforced", { key, where, why });
-  }
   const proxy = createProxy(table, {
     logger: log,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
@@ -261,12 +249,33 @@ function bind<T>(host: string, port: number, key: string, serve: () => T): T {
 }
 
 /**
+ * Fails when the public port (`port`, else `server.port`) or the enabled
+ * admin port is taken: a server checks both before any build or worker starts.
+ *
+ * @throws {Deno.errors.AddrInUse} Naming the port, host and config key.
+ */
+export async function assertPortsFree(
+  config: Config,
+  options: { port?: number | undefined },
+): Promise<void> {
+  await assertPortFree(
+    config.server.host,
+    options.port ?? config.server.port,
+    portKey(options),
+  );
+  const admin = config.server.admin;
+  if (admin.enabled) {
+    await assertPortFree(admin.host, admin.port, "server.admin.port");
+  }
+}
+
+/**
  * Fails when something already listens on `host:port`: with `reusePort` a
  * second server would otherwise share the port silently.
  *
  * @throws {Deno.errors.AddrInUse} Naming the port, host and config key.
  */
-export async function assertPortFree(
+async function assertPortFree(
   host: string,
   port: number,
   key: string,

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { Config } from "../config/mod.ts";
+import { type Config, restartOnlyChanges } from "../config/mod.ts";
 import { type Compressor, createCompressor } from "../compress/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { createStaticHandler, type StaticHandler } from "../static/mod.ts";
@@ -74,12 +74,10 @@ export function servedFiles(
     },
     reconfigure(next) {
       if (settingsOf(next) === settingsOf(current)) return;
-      for (const key of ["enabled", "url_prefix"] as const) {
-        if (next.server.static[key] !== current.server.static[key]) {
-          log.warn("config change takes effect at the next server start", {
-            key: `server.static.${key}`,
-          });
-        }
+      for (const key of restartOnlyChanges(current, next)) {
+        log.warn("config change takes effect at the next server start", {
+          key,
+        });
       }
       // Routing keys stay as the listener was opened with; the rest applies now.
       const applied: Config = {

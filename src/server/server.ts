@@ -1,29 +1,12 @@
-import { join, resolve } from "node:path";
-import {
-  type Config,
-  ConfigError,
-  discoverWorkers,
-  loadConfig,
-  type Mode,
-  resolveMode,
-  type WorkerSpec,
-} from "../config/mod.ts";
+import { resolve } from "node:path";
+import { ConfigError, ConfigStore } from "../config/mod.ts";
 import {
   type AdminHandler,
-  type EventLog,
   type ServerStatusJson,
   withUsage,
-  type WorkerOutputJson,
 } from "../admin/mod.ts";
-import {
-  type Builder,
-  type BuildResult,
-  type BuildTarget,
-  describeBuildError,
-  type GoBuilder,
-} from "../build/mod.ts";
-import type { AccessLog, Logger, LogRecord, ServerLog } from "../log/mod.ts";
-import type { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
+import { describeBuildError } from "../build/mod.ts";
+import type { AccessLog, ServerLog } from "../log/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import {
@@ -32,15 +15,9 @@ import {
   type ReloadReport,
   type ReloadState,
 } from "../reload/mod.ts";
-import { RouteTable } from "../routes/mod.ts";
-import { Supervisor } from "../supervisor/mod.ts";
+import type { SpawnedProcess } from "../supervisor/mod.ts";
 import { VERSION } from "../version.ts";
-import {
-  assertPortFree,
-  type Listeners,
-  openListeners,
-  portKey,
-} from "./listeners.ts";
+import { assertPortsFree, type Listeners, openListeners } from "./listeners.ts";
 import { PidFile } from "./pid_file.ts";
 import { OpenStreams } from "./streams.ts";
 import {
@@ -52,32 +29,22 @@ import {
 } from "./upgrade.ts";
 import { sdNotify } from "./sd_notify.ts";
 import { type ServerOptions, StartCancelled } from "./options.ts";
-import { createBuilders, createObservers, warnUnhonoured } from "./wiring.ts";
-import { ADMIN_CLOSE_MS, withBindHost, within } from "./_util.ts";
+import { createObservers } from "./wiring.ts";
+import { ServerHost, type ServerHostParts } from "./host.ts";
+import { ADMIN_CLOSE_MS, urlHost, within } from "./_util.ts";
 import {
   type DevHooks,
   RESTART_EXIT_CODE,
   RUNNER_ENV,
 } from "../dev_contract.ts";
 
-/** The running server: public listener, admin listener, supervisor. */
-export class TqServer {
-  readonly root: string;
-  readonly mode: Mode;
+/**
+ * The running server: the {@linkcode ServerHost} (config, supervisor,
+ * builders) behind a public and an admin listener, with its lifecycle:
+ * start, reload, self-upgrade and shutdown.
+ */
+export class TqServer extends ServerHost {
   readonly startedAt = new Date();
-  readonly table = new RouteTable();
-  readonly log: Logger;
-  /** The timeline of `/api/events` and the dashboard. */
-  readonly events: EventLog;
-  /** The counters of `/metrics`. */
-  readonly metrics: ServerMetrics;
-  /** Memory and CPU of the server and its workers, from `/proc`. */
-  readonly processStats: ProcessStats;
-  readonly supervisor: Supervisor;
-  readonly builder: Builder;
-  /** Builds the Go workers (`src/main.go`). */
-  readonly goBuilder: GoBuilder;
-  config: Config;
   port = 0;
   adminPort = 0;
   /** The process exit code once the server has stopped (75: restart me, under the dev runner). */
@@ -100,61 +67,39 @@ export class TqServer {
   #pidFile: PidFile | undefined;
   #successor: Deno.ChildProcess | undefined;
   #upgradeAbort: AbortController | undefined;
-  #lastDiscoverWarnings = new Set<string>();
   #serverLog: ServerLog | undefined;
   #access: AccessLog | undefined;
   #adminHandler: AdminHandler | undefined;
-  #recordListeners: Set<(record: LogRecord) => void>;
 
   private constructor(
     options: ServerOptions,
-    config: Config,
-    mode: Mode,
-    log: Logger,
-    observed: {
-      events: EventLog;
-      metrics: ServerMetrics;
-      recordListeners: Set<(record: LogRecord) => void>;
-      processStats: ProcessStats;
-      serverLog?: ServerLog;
-    },
+    parts: ServerHostParts & { serverLog: ServerLog | undefined },
   ) {
-    this.#recordListeners = observed.recordListeners;
-    this.processStats = observed.processStats;
-    this.root = resolve(options.root);
+    super(resolve(options.root), parts);
     this.#options = options;
-    this.config = withBindHost(config, mode);
-    this.mode = mode;
-    this.log = log;
-    this.events = observed.events;
-    this.metrics = observed.metrics;
-    this.#serverLog = observed.serverLog;
-    warnUnhonoured(config, mode, log);
-    const builders = createBuilders(this.root, config, mode, log);
-    this.builder = builders.builder;
-    this.goBuilder = builders.goBuilder;
-    this.supervisor = new Supervisor(config, {
-      mode,
-      table: this.table,
-      logger: log,
-      // Dev may hand a warm standby process over instead of spawning one.
-      spawn: (command, opts) =>
-        this.#dev?.spawn
-          ? this.#dev.spawn(command, opts)
-          : new Deno.Command(command, opts).spawn(),
-      // A replaced instance's WebSockets get 1012, and only its own.
-      retireConnections: ({ origin, drainMs }) =>
-        this.#proxy?.retireWebSockets(origin, drainMs) ?? Promise.resolve(),
-    });
+    this.#serverLog = parts.serverLog;
     this.#reloadState = { configMtimes: new Map(), serverMtime: 0 };
-    this.#reload = new Coalescer(async () => {
-      const report = await checkForChanges(this, this.#reloadState);
-      if (report.config === "applied") {
-        this.#listeners?.reconfigure(this.config);
-      }
-      return report;
-    });
+    this.#reload = new Coalescer(() =>
+      checkForChanges(this, this.#reloadState)
+    );
     this.finished = new Promise((resolve) => this.#finish = resolve);
+  }
+
+  // Dev may hand a warm standby process over instead of spawning one.
+  protected override spawnWorker(
+    command: string,
+    options: Deno.CommandOptions,
+  ): SpawnedProcess {
+    return this.#dev?.spawn
+      ? this.#dev.spawn(command, options)
+      : super.spawnWorker(command, options);
+  }
+
+  // A replaced instance's WebSockets get 1012, and only its own.
+  protected override retireConnections(
+    { origin, drainMs }: { origin: string; drainMs: number },
+  ): Promise<void> {
+    return this.#proxy?.retireWebSockets(origin, drainMs) ?? Promise.resolve();
   }
 
   /**
@@ -164,34 +109,19 @@ export class TqServer {
    */
   static async start(options: ServerOptions): Promise<TqServer> {
     const root = resolve(options.root);
-    const loaded = await loadConfig({
+    const { store, loaded } = await ConfigStore.open({
       root,
-      ...(options.configFile ? { configFile: options.configFile } : {}),
-    });
-    const mode = resolveMode({
-      flag: options.mode,
-      env: Deno.env.get("DEPLOYMENT_MODE"),
-      config: loaded.config,
+      configFile: options.configFile,
+      modeFlag: options.mode,
+      modeEnv: Deno.env.get("DEPLOYMENT_MODE"),
     });
     // The logger and the metrics exist before the server they report on.
     const ref: { server?: TqServer } = {};
-    const { events, metrics, serverLog, log, recordListeners, processStats } =
-      createObservers(
-        options,
-        loaded,
-        root,
-        ref,
-      );
+    const observers = createObservers(options, { loaded, root, ref });
     for (const warning of loaded.warnings) {
-      log.warn("config warning", { problem: warning });
+      observers.log.warn("config warning", { problem: warning });
     }
-    const server = new TqServer(options, loaded.config, mode, log, {
-      events,
-      metrics,
-      recordListeners,
-      processStats,
-      ...(serverLog ? { serverLog } : {}),
-    });
+    const server = new TqServer(options, { store, ...observers });
     ref.server = server;
     const { signal } = options;
     // Cancels health waits and builds under way; the start then unwinds below.
@@ -209,88 +139,6 @@ export class TqServer {
       signal?.removeEventListener("abort", cancel);
     }
     return server;
-  }
-
-  /** Calls `listener` with every record the server logs from now on (dev: failures shown on the page). */
-  onLogRecord(listener: (record: LogRecord) => void): void {
-    this.#recordListeners.add(listener);
-  }
-
-  /** The config files' paths that tqserver reads (existing or not). */
-  configPaths(): string[] {
-    const server = this.#options.configFile
-      ? resolve(this.root, this.#options.configFile)
-      : join(this.root, "config", "server.yaml");
-    return [server, join(server, "..", "deployment.yaml")];
-  }
-
-  /** Re-reads the config files. @throws {ConfigError} */
-  async loadConfig() {
-    const loaded = await loadConfig({
-      root: this.root,
-      ...(this.#options.configFile
-        ? { configFile: this.#options.configFile }
-        : {}),
-    });
-    withBindHost(loaded.config, this.mode);
-    return loaded;
-  }
-
-  /** Discovers the workers under the current config, logging warnings the last discovery did not. */
-  async discover(config: Config = this.config): Promise<WorkerSpec[]> {
-    const seen = new Set<string>();
-    const warn = (problem: string) => {
-      seen.add(problem);
-      if (!this.#lastDiscoverWarnings.has(problem)) {
-        this.log.warn(
-          problem.startsWith("Skipped") ? "worker skipped" : "worker warning",
-          { problem },
-        );
-      }
-    };
-    const specs = await discoverWorkers(this.root, config, { warn });
-    // The limit is DENO_V8_FLAGS, which only a Deno program reads.
-    const key = `deployment.${this.mode}.resources.worker_max_memory_mb`;
-    if (config.deployment[this.mode].resources.worker_max_memory_mb > 0) {
-      for (const spec of specs) {
-        if (spec.kind === "go") {
-          warn(
-            `"${key}" has no effect for worker "${spec.name}": it is a Go worker (set workers.default.go_mem_limit)`,
-          );
-        } else if (spec.kind === "binary") {
-          warn(
-            `"${key}" reaches worker "${spec.name}" as DENO_V8_FLAGS, which only a Deno program reads: a prebuilt worker in another language is not limited`,
-          );
-        }
-      }
-    }
-    this.#lastDiscoverWarnings = seen;
-    return specs;
-  }
-
-  /** Builds the TypeScript and Go workers among `specs` whose binaries are stale; `signal` cancels the TypeScript builds. */
-  async build(
-    specs: WorkerSpec[],
-    signal?: AbortSignal,
-  ): Promise<BuildResult[]> {
-    const targets = (kind: WorkerSpec["kind"]): BuildTarget[] =>
-      specs.filter((s) => s.kind === kind && s.entry).map((s) => ({
-        name: s.name,
-        entry: s.entry!,
-        binPath: s.binPath,
-        dir: s.dir,
-      }));
-    const ts = targets("typescript");
-    const go = targets("go");
-    // One count for both builders: `[3/5] hello_go 900 ms`.
-    const progress = { done: 0, total: ts.length + go.length };
-    const [a, b] = await Promise.all([
-      ts.length
-        ? this.builder.buildAll(ts, { progress, ...(signal ? { signal } : {}) })
-        : [],
-      go.length ? this.goBuilder.buildAll(go, { progress }) : [],
-    ]);
-    return [...a, ...b];
   }
 
   /** Runs the SIGHUP check; concurrent calls coalesce. */
@@ -320,20 +168,6 @@ export class TqServer {
   /** Static cache and traffic counters (hits, misses, bytes…); undefined when static files are off. */
   staticStats(): StaticCacheStats | undefined {
     return this.#listeners?.static?.stats();
-  }
-
-  /** The last lines each instance of `worker` printed; undefined for an unknown worker. */
-  workerOutput(worker: string): WorkerOutputJson | undefined {
-    const entry = this.supervisor.workers.get(worker);
-    if (!entry) return undefined;
-    return {
-      worker,
-      instances: [...entry.active, ...entry.draining].map((i) => ({
-        pid: i.pid,
-        port: i.port,
-        lines: i.recentOutput(),
-      })),
-    };
   }
 
   /** Status for `/api/status`. */
@@ -380,15 +214,7 @@ export class TqServer {
     cancelled();
     if (!successor) {
       // Fail fast: both ports are ours before any build or worker starts.
-      await assertPortFree(
-        config.server.host,
-        this.#options.port ?? config.server.port,
-        portKey(this.#options),
-      );
-      const admin = config.server.admin;
-      if (admin.enabled) {
-        await assertPortFree(admin.host, admin.port, "server.admin.port");
-      }
+      await assertPortsFree(config, this.#options);
       this.#listen();
       // Only once both ports are ours: a second server started by mistake on
       // this root fails above and leaves the running one's PID file alone.
@@ -464,6 +290,8 @@ export class TqServer {
       metrics: this.metrics,
       ...(this.#options.now ? { now: this.#options.now } : {}),
     });
+    // The proxy's limits, static files and compression follow the running config.
+    this.configStore.subscribe(({ current }) => listeners.reconfigure(current));
     this.#access = listeners.access;
     this.#adminHandler = listeners.adminHandler;
     this.#proxy = listeners.proxy;
@@ -578,12 +406,6 @@ export class TqServer {
   get foregroundSuccessor(): Deno.ChildProcess | undefined {
     return this.#successor;
   }
-}
-
-/** A host as a browser reaches it: a wildcard address is this machine (127.0.0.1), IPv6 in brackets. */
-function urlHost(host: string): string {
-  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
 }
 
 export { ConfigError, type ServerOptions, StartCancelled };

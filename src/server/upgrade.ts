@@ -1,4 +1,9 @@
-import type { Config } from "../config/mod.ts";
+import {
+  type Config,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  GROUP_GONE_MS,
+  SUCCESSOR_MIN_TIMEOUT_MS,
+} from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { runsFromSource } from "../runtime.ts";
 import { killGroup, killGroupAndWait } from "../supervisor/mod.ts";
@@ -28,7 +33,10 @@ export const HANDOVER_MS = 500;
 
 /** Longest wait for a successor to serve: it starts every worker first. */
 export function successorTimeoutMs(config: Config): number {
-  return Math.max(30_000, config.workers.default.startup_timeout_ms * 3);
+  return Math.max(
+    SUCCESSOR_MIN_TIMEOUT_MS,
+    config.workers.default.startup_timeout_ms * 3,
+  );
 }
 
 /** Options for {@linkcode startSuccessor}. */
@@ -88,7 +96,7 @@ export async function startSuccessor(
     logger,
     timeoutMs,
     args = Deno.args,
-    graceMs = 5000,
+    graceMs = DEFAULT_SHUTDOWN_GRACE_MS,
     foreground = false,
   } = options;
   const { command, args: argv } = options.command ?? selfCommand(args);
@@ -158,7 +166,7 @@ export async function startSuccessor(
     new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
   ]);
   clearTimeout(timer);
-  if (!(await killGroupAndWait(child.pid, 2000))) {
+  if (!(await killGroupAndWait(child.pid, GROUP_GONE_MS))) {
     logger.warn("failed successor's process group is still alive", {
       successor_pid: child.pid,
     });

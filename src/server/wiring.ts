@@ -18,49 +18,22 @@ import { ProcessStats, ServerMetrics } from "../metrics/mod.ts";
 import type { StaticCacheStats } from "../static/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 
-/**
- * Warns once at start about accepted keys that the mode in force cannot
- * honour (SPEC §9: a key is honoured or warned about, never ignored).
- */
-export function warnUnhonoured(config: Config, mode: Mode, log: Logger): void {
-  const settings = config.deployment[mode];
-  const at = `deployment.${mode}`;
-  const warn = (key: string, why: string) =>
-    log.warn("setting not enforced", { key: `${at}.${key}`, why });
-  // Dev bundles with esbuild, which does not type-check.
-  if (mode === "dev" && settings.build.check) {
-    warn(
-      "build.check",
-      "dev bundles with esbuild, which does not type-check: type errors are reported in the background after each build and never block a reload",
-    );
-  }
-  if (settings.build.format === "bundle" && settings.build.target) {
-    warn(
-      "build.target",
-      `it is a deno compile target and ${at}.build.format is "bundle"`,
-    );
-  }
-  if (mode === "prod" && settings.file_watcher.enabled) {
-    warn(
-      "file_watcher.enabled",
-      "prod watches no files: SIGHUP or POST /api/reload applies changes",
-    );
-  }
-  if (mode === "prod" && settings.resources.watch_resource_changes) {
-    warn(
-      "resources.watch_resource_changes",
-      "prod watches no files: a SIGHUP compares public/ and private/ mtimes",
-    );
-  }
+/** Options of {@linkcode createBuilders}. */
+export interface BuildersOptions {
+  /** Project root (absolute): its `deno.json`, when there is one, configures the builds. */
+  root: string;
+  /** The mode in force: whose `deployment.{mode}.build` applies. */
+  mode: Mode;
+  /** Logger of the builds. */
+  logger: Logger;
 }
 
 /** The builders of a server's TypeScript and Go workers, from `deployment.{mode}.build`. */
 export function createBuilders(
-  root: string,
   config: Config,
-  mode: Mode,
-  log: Logger,
+  options: BuildersOptions,
 ): { builder: Builder; goBuilder: GoBuilder } {
+  const { root, mode, logger: log } = options;
   const build = config.deployment[mode].build;
   const builder = new Builder({
     format: build.format,
@@ -111,9 +84,14 @@ export interface ObserverOptions {
  */
 export function createObservers(
   options: ObserverOptions,
-  loaded: LoadedConfig,
-  root: string,
-  ref: { server?: ObservedServer },
+  server: {
+    /** The config as first loaded. */
+    loaded: LoadedConfig;
+    /** Project root (absolute). */
+    root: string;
+    /** Set to the server once it exists. */
+    ref: { server?: ObservedServer };
+  },
 ): {
   events: EventLog;
   metrics: ServerMetrics;
@@ -124,6 +102,7 @@ export function createObservers(
   /** Memory and CPU of the server and the workers (`/api/status`, `/metrics`). */
   processStats: ProcessStats;
 } {
+  const { loaded, root, ref } = server;
   const events = new EventLog();
   const processStats = new ProcessStats();
   const metrics = new ServerMetrics({

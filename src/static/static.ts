@@ -7,6 +7,13 @@ import {
   type Encoding,
   negotiateEncoding,
 } from "../compress/mod.ts";
+import {
+  DEFAULT_STATIC_CACHE_FILE_MAX_BYTES,
+  DEFAULT_STATIC_CACHE_MAX_BYTES,
+  DEFAULT_STATIC_MAX_AGE_SECONDS,
+  DEFAULT_STATIC_PREFIX,
+  DEFAULT_STATIC_REVALIDATE_MS,
+} from "../config/defaults.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { StaticCache, type StaticCacheStats } from "./cache.ts";
 import { type FileEntry, resolveFile, stillValid } from "./_entry.ts";
@@ -70,7 +77,6 @@ interface ParsedPath {
   trailingSlash: boolean;
   key: string;
 }
-const KiB = 1024;
 
 function checkCount(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -124,13 +130,13 @@ export function createStaticHandler(
 ): StaticHandler {
   const {
     workersDir,
-    urlPrefix = "/static",
-    maxAgeSeconds = 3600,
+    urlPrefix = DEFAULT_STATIC_PREFIX,
+    maxAgeSeconds = DEFAULT_STATIC_MAX_AGE_SECONDS,
     isWorker,
     logger = silentLogger,
-    cacheFileMaxBytes = 256 * KiB,
-    cacheMaxBytes = 64 * KiB * KiB,
-    revalidateMs = 1000,
+    cacheFileMaxBytes = DEFAULT_STATIC_CACHE_FILE_MAX_BYTES,
+    cacheMaxBytes = DEFAULT_STATIC_CACHE_MAX_BYTES,
+    revalidateMs = DEFAULT_STATIC_REVALIDATE_MS,
     compress = true,
     compressMinBytes = DEFAULT_MIN_BYTES,
     compressTypes = DEFAULT_COMPRESSIBLE_TYPES,

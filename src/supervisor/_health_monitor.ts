@@ -1,4 +1,5 @@
 import type { Logger } from "../log/mod.ts";
+import { PROBE_TIMEOUT_CAP_MS } from "../config/defaults.ts";
 import type { Instance } from "./instance.ts";
 import type { WorkerEntry } from "./worker.ts";
 
@@ -56,7 +57,10 @@ export class HealthMonitor {
         if (entry.running || entry.state.status === "stopping") return;
         const path = entry.spec.settings.health_path;
         for (const instance of entry.active) {
-          const ok = await instance.probe(path, Math.min(2000, intervalMs));
+          const ok = await instance.probe(
+            path,
+            Math.min(PROBE_TIMEOUT_CAP_MS, intervalMs),
+          );
           instance.failedProbes = ok ? 0 : instance.failedProbes + 1;
           if (
             instance.failedProbes === 0 ||

@@ -1,4 +1,5 @@
 import type { Logger } from "../log/mod.ts";
+import { GROUP_GONE_MS, PROBE_TIMEOUT_CAP_MS } from "../config/defaults.ts";
 import { groupAlive, killGroup, killGroupAndWait } from "./_process_group.ts";
 import { type Clock, systemClock, wait } from "./clock.ts";
 import {
@@ -81,8 +82,6 @@ const EAGER_PROBE_GAP_MS = 4;
 
 /** Longest wait for a stopped worker's last output lines. */
 const OUTPUT_DRAIN_MS = 1000;
-/** Longest wait for a killed group's last processes to go. */
-const GROUP_GONE_MS = 2000;
 
 /**
  * One OS process of a worker: spawned in its own process group with stdin a
@@ -255,7 +254,9 @@ export class Instance {
       }
       try {
         const res = await this.#fetch(this.origin + path, {
-          signal: AbortSignal.timeout(Math.max(50, Math.min(remaining, 2000))),
+          signal: AbortSignal.timeout(
+            Math.max(50, Math.min(remaining, PROBE_TIMEOUT_CAP_MS)),
+          ),
         });
         await res.body?.cancel();
         if (res.ok) {
