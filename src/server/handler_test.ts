@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createPublicHandler } from "./handler.ts";
+import { RouteTable } from "../routes/mod.ts";
 
 const info = {
   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
@@ -20,6 +21,7 @@ Deno.test("dev intercept answers before the proxy (a new worker's building page 
       proxied++;
       return Promise.resolve(new Response("from worker"));
     },
+    routes: new RouteTable(),
     notFound: () => new Response("nf", { status: 404 }),
     dev: {
       handle: () => new Response("tq"),
