@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RouteTable, type Upstream } from "../routes/route_table.ts";
 import { createProxy, type ProxyOptions } from "./proxy.ts";
 import { RequestContext, workerContext } from "./context.ts";
+import type { ErrorHandler, ProxyFailure } from "./_errors.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
 import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
 
@@ -1281,4 +1282,32 @@ Deno.test("a body_temp_dir that cannot take the spool file is a 500 and an error
     records.map((r) => [r.level, r.msg, r.fields.key]),
     [["error", "request body not spooled", "server.body_temp_dir"]],
   );
+});
+
+Deno.test("onError builds every error answer of the proxy, from the failure's status, message, request id and headers", async () => {
+  const failures: ProxyFailure[] = [];
+  const onError: ErrorHandler = (_req, failure) => {
+    failures.push(failure);
+    return new Response(`custom ${failure.status}`, {
+      status: failure.status,
+      headers: failure.headers ?? {},
+    });
+  };
+  await using stack = startProxy([
+    new TestUpstream("down", "/down", undefined),
+  ], { onError, retryWindowMs: 0 });
+  const notFound = await fetch(`${stack.url}/elsewhere`);
+  assert.equal(notFound.status, 404);
+  assert.equal(await notFound.text(), "custom 404");
+  const down = await fetch(`${stack.url}/down`, {
+    headers: { "x-request-id": "abc" },
+  });
+  assert.equal(down.status, 503);
+  assert.equal(down.headers.get("retry-after"), "7");
+  assert.equal(await down.text(), "custom 503");
+  assert.deepEqual(failures.map((f) => [f.status, f.requestId]), [
+    [404, undefined],
+    [503, "abc"],
+  ]);
+  assert.equal(failures[1]!.message, 'No healthy instance of worker "down"');
 });

@@ -99,8 +99,11 @@ export function openListeners(options: ListenersOptions): Listeners {
     const where = whereSet(config, key);
     if (where) log.warn("setting not enforced", { key, where, why });
   }
+  // One builder of every error answer of the public port (HTML or JSON).
+  const onError = errorResponse;
   const proxy = createProxy(table, {
     logger: log,
+    onError,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
     ...proxyLimits(config, root),
   });
@@ -113,10 +116,10 @@ export function openListeners(options: ListenersOptions): Listeners {
     dev,
     compress: (req, res, header) =>
       served.compress ? served.compress(req, res, header) : res,
-    notFound: (req) =>
-      errorResponse(req, { status: 404, message: "Not found" }),
+    notFound: (req) => onError(req, { status: 404, message: "Not found" }),
     closing,
     streams,
+    onError,
   });
   const { metrics, now } = options;
   const access = config.server.access_log
