@@ -71,6 +71,8 @@ export class RequestContext {
   #reader: HeaderReader | undefined = undefined;
 
   /**
+   * Starts the context of a request that just came in.
+   *
    * @param info The connection, as `Deno.serve` hands it to the handler.
    * @param stage What answers. Default `worker`, whose `worker` is `-` until
    *   a route is matched (see {@linkcode workerContext}); otherwise `worker`

@@ -37,4 +37,5 @@ export {
   type ProxyFailure,
 } from "./_errors.ts";
 export { MISSING_HOST } from "./_failures.ts";
+export type { ForwardInit, RequestFields } from "./_headers.ts";
 export { HOP_BY_HOP } from "./_headers.ts";
