@@ -5,7 +5,7 @@ import { normalizeIp, type RequestFields } from "./_headers.ts";
 import { WebSocketRelay } from "./_websocket.ts";
 import { MISSING_HOST, NO_ROUTE } from "./_failures.ts";
 import { forwardingFor, type ForwardingOptions } from "./_forwarding.ts";
-import { HttpForwarder, type ProxySettings } from "./_forward.ts";
+import { HttpForwarder, type ProxySettings } from "./_http.ts";
 import { Transport } from "./_transport.ts";
 import { type RequestContext, workerContext } from "./context.ts";
 
