@@ -1,5 +1,5 @@
 import type { AccessEntry } from "../log/mod.ts";
-import { rawPathOf } from "../routes/mod.ts";
+import type { ContextHandler, RequestContext } from "../proxy/mod.ts";
 import type { ServerMetrics } from "./server_metrics.ts";
 
 type Handler = (
@@ -11,23 +11,20 @@ type Handler = (
 export interface MeterOptions {
   /** Where the counters go. */
   metrics: ServerMetrics;
-  /** Names what answers a raw path: a worker name, `static`, `_tq` or `-`. */
-  classify: (pathname: string) => string;
+  /**
+   * Makes the request's context (e.g. the public handler's `route`): its
+   * `worker` names what answers (a worker name, `static`, `_tq` or `-`), its
+   * `started` is when the latency starts; the handler completes it (the
+   * request id forwarded, the answer's header pairs).
+   */
+  route: (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => RequestContext;
   /** Receives one entry per answered request (the access log). Default: none. */
   access?: ((entry: AccessEntry) => void) | undefined;
   /** The clock of access entries. Default `() => new Date()`. */
   now?: () => Date;
-  /**
-   * Reads an answer's headers for the access log without touching
-   * `res.headers` (e.g. `proxiedHeaders`); undefined for an answer it does
-   * not know, whose `res.headers` is read.
-   */
-  headersOf?: (res: Response) => ((name: string) => string | null) | undefined;
-  /**
-   * The request id a request was forwarded with (e.g. `proxiedRequestId`),
-   * for the access log when the answer carries none.
-   */
-  requestIdOf?: (req: Request) => string | undefined;
 }
 
 /** Path and query of an absolute URL, as the access log shows them. */
@@ -37,39 +34,38 @@ function pathAndQueryOf(url: string): string {
 }
 
 /**
- * Wraps the public handler: counts each request as in flight, then by status
- * class and latency (to the response headers; a streamed body is not
- * waited for), and writes the access log line.
+ * Wraps the public handler: makes each request's context (`route`), counts
+ * the request as in flight, then by status class and latency (to the
+ * response headers; a streamed body is not waited for), and writes the
+ * access log line from the context the handler completed.
  *
  * @example
  * ```ts
- * Deno.serve(meterRequests(handler, { metrics, classify: (p) => table.match(p)?.name ?? "-" }));
+ * Deno.serve(meterRequests(handler, { metrics, route: handler.route }));
  * ```
  */
 export function meterRequests(
-  handler: Handler,
+  handler: ContextHandler,
   options: MeterOptions,
 ): Handler {
   const {
     metrics,
-    classify,
+    route,
     access,
     now = () => new Date(),
-    headersOf = () => undefined,
-    requestIdOf = () => undefined,
   } = options;
   return async (req, info) => {
-    const started = performance.now();
-    const worker = classify(rawPathOf(req.url));
+    const ctx = route(req, info);
+    const worker = ctx.worker;
     const meter = metrics.requestMeter(worker);
     meter.started();
     let status = 500;
     let res: Response | undefined;
     try {
-      res = await handler(req, info);
+      res = await handler(req, info, ctx);
       status = res.status;
     } finally {
-      const seconds = (performance.now() - started) / 1000;
+      const seconds = (performance.now() - ctx.started) / 1000;
       meter.finished(status, seconds);
       if (worker === "static") metrics.staticResponse(status);
       // Headers are read only for the access log: touching them costs on the hot path.
@@ -77,11 +73,12 @@ export function meterRequests(
         const answer = res;
         const header = answer === undefined
           ? undefined
-          : headersOf(answer) ?? ((name: string) => answer.headers.get(name));
+          : ctx.headersOf(answer) ??
+            ((name: string) => answer.headers.get(name));
         const length = header?.("content-length");
         const entry: AccessEntry = {
           time: now(),
-          requestId: header?.("x-request-id") ?? requestIdOf(req) ??
+          requestId: header?.("x-request-id") ?? ctx.requestId ??
             req.headers.get("x-request-id") ?? "-",
           client: info.remoteAddr.hostname,
           method: req.method,

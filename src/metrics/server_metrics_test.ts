@@ -5,6 +5,21 @@ import { parsePrometheus } from "./_prom_parse.ts";
 import { waitFor } from "../../tests/_helpers.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 import type { AccessEntry, LogRecord } from "../log/mod.ts";
+import { RequestContext } from "../proxy/mod.ts";
+import { rawPathOf } from "../routes/mod.ts";
+
+/** A `route` for meterRequests whose context names what `classify` says of the raw path. */
+function context(classify: (path: string) => string) {
+  return (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    const name = classify(rawPathOf(req.url));
+    const ctx = new RequestContext(
+      info,
+      name === "_tq" || name === "static" ? name : "worker",
+    );
+    ctx.worker = name;
+    return ctx;
+  };
+}
 
 const worker = (name: string): WorkerStatusJson => ({
   name,
@@ -74,7 +89,7 @@ Deno.test("every declared metric has a sample once its event happened (none decl
         : new Response("x", { status: 503 }),
     {
       metrics,
-      classify: (p) => p.startsWith("/static/") ? "static" : "index",
+      route: context((p) => p.startsWith("/static/") ? "static" : "index"),
       access: (e) => entries.push(e),
     },
   );
@@ -160,7 +175,7 @@ Deno.test("meterRequests counts a request in flight until its headers exist, and
     if (req.url.endsWith("/boom")) throw new Error("boom");
     await gate;
     return new Response("ok");
-  }, { metrics, classify: () => "api" });
+  }, { metrics, route: context(() => "api") });
   const pending = handler(new Request("http://h/wait"), info);
   await waitFor(
     () =>
@@ -239,7 +254,7 @@ Deno.test("meterRequests logs a streamed body's bytes as sent, once it ended or 
     );
   }, {
     metrics,
-    classify: (p) => p === "/tq" ? "_tq" : "index",
+    route: context((p) => p === "/tq" ? "_tq" : "index"),
     access: (e) => {
       entries.push(e);
       logged();

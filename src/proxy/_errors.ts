@@ -24,42 +24,57 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 }
 
-/** Options for {@linkcode errorResponse}. */
-export interface ErrorResponseInit {
-  /** Extra response headers (e.g. `Retry-After`). Default: none. */
-  headers?: HeadersInit;
+/**
+ * A request the proxy (or the server in front of it) cannot serve, as an
+ * {@linkcode ErrorHandler} receives it.
+ */
+export interface ProxyFailure {
+  /** The status to answer, e.g. 400, 404, 408, 413, 499, 500, 502, 503 or 504. */
+  status: number;
+  /** What went wrong, in sentence case; shown to the client. */
+  message: string;
   /** The request id to report. Default: the request's `X-Request-Id`, or a new UUID. */
-  requestId?: string;
+  requestId?: string | undefined;
+  /** Extra response headers (`Retry-After` of a 503, `Connection: close`). Default: none. */
+  headers?: Readonly<Record<string, string>> | undefined;
+  /** The error behind the failure, when there is one (a worker's reset, a spool error). */
+  cause?: unknown;
 }
 
 /**
- * Builds an error answer of the server itself (not of a worker): an HTML page
- * when the request's `Accept` includes `text/html`, otherwise JSON
+ * Builds every error answer of the proxy and the public handler, like Go's
+ * `ReverseProxy.ErrorHandler`: the failure is already classified (status,
+ * message) and logged; the handler only decides what the client receives.
+ * Default: {@linkcode errorResponse}.
+ */
+export type ErrorHandler = (req: Request, failure: ProxyFailure) => Response;
+
+/**
+ * The default {@linkcode ErrorHandler}: an error answer of the server itself
+ * (not of a worker), an HTML page when the request's `Accept` includes
+ * `text/html`, otherwise JSON
  * `{"error": message, "status": status, "request_id": id}`. It is never
  * cached and carries `X-Request-Id`.
  *
  * @param req The request being answered; its `Accept` picks HTML or JSON.
- * @param status The HTTP status, e.g. 404, 502, 503 or 504.
- * @param message What went wrong, in sentence case.
+ * @param failure Status (e.g. 404, 502, 503 or 504), message, request id and extra headers.
  * @returns A fresh response with mutable headers.
  *
  * @example
  * ```ts
- * const res = errorResponse(new Request("http://localhost/x"), 503, "No healthy instance", {
+ * const res = errorResponse(new Request("http://localhost/x"), {
+ *   status: 503,
+ *   message: "No healthy instance",
  *   headers: { "retry-after": "1" },
  * });
  * res.status; // 503
  * ```
  */
-export function errorResponse(
-  req: Request,
-  status: number,
-  message: string,
-  init: ErrorResponseInit = {},
-): Response {
-  const requestId = init.requestId ?? req.headers.get("x-request-id") ??
+export function errorResponse(req: Request, failure: ProxyFailure): Response {
+  const { status, message } = failure;
+  const requestId = failure.requestId ?? req.headers.get("x-request-id") ??
     crypto.randomUUID();
-  const headers = new Headers(init.headers);
+  const headers = new Headers(failure.headers);
   headers.set("cache-control", "no-store");
   headers.set("x-request-id", requestId);
   let body: string;

@@ -250,20 +250,30 @@ export function framingLine(body: RequestBody): string {
   return "";
 }
 
+/** Options for {@linkcode pumpBody} and {@linkcode pumpFile}. */
+export interface PumpOptions {
+  /** True ends the upload quietly (the worker answered early). */
+  stopped: () => boolean;
+}
+
+/** Options for {@linkcode pumpBody}. */
+export interface PumpBodyOptions extends PumpOptions {
+  /** The client's read timeout and the body size limit. */
+  limits: BodyLimits;
+}
+
 /**
- * Writes the rest of a streamed body to the worker, calling `progress` after
- * every chunk. Rejects with {@linkcode ClientTimeoutError},
- * {@linkcode BodyTooLargeError}, {@linkcode ClientBodyError} or
- * {@linkcode UpstreamWriteError}; `stopped()` true ends it quietly (the
- * worker answered early).
+ * Writes the rest of a streamed body to the worker. Rejects with
+ * {@linkcode ClientTimeoutError}, {@linkcode BodyTooLargeError},
+ * {@linkcode ClientBodyError} or {@linkcode UpstreamWriteError};
+ * `stopped()` true ends it quietly (the worker answered early).
  */
 export async function pumpBody(
   conn: Conn,
   body: Extract<RequestBody, { kind: "stream" }>,
-  limits: BodyLimits,
-  progress: () => void,
-  stopped: () => boolean,
+  options: PumpBodyOptions,
 ): Promise<void> {
+  const { limits, stopped } = options;
   const chunked = body.length < 0;
   let total = 0;
   const send = async (bytes: Uint8Array) => {
@@ -292,7 +302,6 @@ export async function pumpBody(
       throw new BodyTooLargeError(limits.maxBodyBytes);
     }
     await send(frame(value));
-    progress();
   }
   if (chunked) await send(CHUNKED_END);
 }
@@ -307,8 +316,9 @@ const FILE_READ_BYTES = 256 * 1024;
 export async function pumpFile(
   conn: Conn,
   body: Extract<RequestBody, { kind: "file" }>,
-  stopped: () => boolean,
+  options: PumpOptions,
 ): Promise<void> {
+  const { stopped } = options;
   // Opened per attempt: a resend reads it again from the start, and the
   // proxy may remove the path while this reads (the open file stays).
   const file = await Deno.open(body.path, { read: true });

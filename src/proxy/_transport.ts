@@ -203,9 +203,10 @@ export class Transport {
     if (body.kind === "stream" || body.kind === "file") {
       uploaded = false;
       deadline.uploading();
+      const stopped = () => stop;
       const pumped = body.kind === "file"
-        ? pumpFile(conn, body, () => stop)
-        : pumpBody(conn, body, req.limits, () => {}, () => stop);
+        ? pumpFile(conn, body, { stopped })
+        : pumpBody(conn, body, { limits: req.limits, stopped });
       pumped.then(() => {
         uploaded = true;
         deadline.uploaded();

@@ -17,8 +17,10 @@
  * - the server stops: 1001 to both.
  */
 import type { Logger } from "../log/logger.ts";
-import { describeError, errorResponse } from "./_errors.ts";
-import type { HeaderPairs } from "./_headers.ts";
+import { describeError, type ErrorHandler } from "./_errors.ts";
+import { type HeaderPairs, upstreamHeaders } from "./_headers.ts";
+import { unavailable } from "./_failures.ts";
+import type { RequestContext } from "./context.ts";
 import {
   connectWebSocket,
   isSendableCloseCode,
@@ -51,6 +53,12 @@ export interface WebSocketBridge {
 
 /** What {@linkcode proxyWebSocket} needs besides the request. */
 export interface WebSocketProxyOptions {
+  /** Path and query to open on the worker. */
+  target: string;
+  /** The fields sent to the worker (the handshake's own are dropped). */
+  headers: HeaderPairs;
+  /** Builds the error answer of a failed upgrade. */
+  onError: ErrorHandler;
   /** Worker name, for logs and error messages. */
   worker: string;
   /** The instance's origin, `http://host:port`. */
@@ -85,11 +93,10 @@ function sendableReason(reason: string): string {
  */
 export async function proxyWebSocket(
   req: Request,
-  target: string,
-  headers: HeaderPairs,
   options: WebSocketProxyOptions,
 ): Promise<Response> {
-  const { worker, origin, release, timeoutMs, requestId, logger } = options;
+  const { worker, origin, release, timeoutMs, requestId, logger, onError } =
+    options;
   const offered = req.headers.get("sec-websocket-protocol");
   const protocols = offered === null
     ? []
@@ -101,8 +108,8 @@ export async function proxyWebSocket(
     back = await connectWebSocket({
       hostname: hostname.replace(/^\[|\]$/g, ""),
       port: Number(port || "80"),
-      target,
-      headers: headers.filter((pair) => !HANDSHAKE.has(pair[0])),
+      target: options.target,
+      headers: options.headers.filter((pair) => !HANDSHAKE.has(pair[0])),
       protocols,
       maxMessageBytes: options.maxMessageBytes,
       signal,
@@ -115,12 +122,13 @@ export async function proxyWebSocket(
         timeout_ms: timeoutMs,
         request_id: requestId,
       });
-      return errorResponse(
-        req,
-        504,
-        `Worker "${worker}" did not accept the WebSocket within ${timeoutMs} ms`,
-        { requestId },
-      );
+      return onError(req, {
+        status: 504,
+        message:
+          `Worker "${worker}" did not accept the WebSocket within ${timeoutMs} ms`,
+        requestId,
+        cause: err,
+      });
     }
     if (err instanceof WebSocketHandshakeError) {
       logger.warn("worker refused websocket", {
@@ -129,20 +137,23 @@ export async function proxyWebSocket(
         error: err.message,
         request_id: requestId,
       });
-      return errorResponse(
-        req,
-        502,
-        `Worker "${worker}" refused the WebSocket`,
-        { requestId },
-      );
+      return onError(req, {
+        status: 502,
+        message: `Worker "${worker}" refused the WebSocket`,
+        requestId,
+        cause: err,
+      });
     }
     logger.warn("worker unreachable", {
       worker,
       error: describeError(err),
       request_id: requestId,
     });
-    return errorResponse(req, 502, `Worker "${worker}" is unreachable`, {
+    return onError(req, {
+      status: 502,
+      message: `Worker "${worker}" is unreachable`,
       requestId,
+      cause: err,
     });
   }
   let front: WebSocket;
@@ -155,12 +166,12 @@ export async function proxyWebSocket(
   } catch (err) {
     back.close(1006);
     release();
-    return errorResponse(
-      req,
-      400,
-      `Bad WebSocket upgrade: ${describeError(err)}`,
-      { requestId },
-    );
+    return onError(req, {
+      status: 400,
+      message: `Bad WebSocket upgrade: ${describeError(err)}`,
+      requestId,
+      cause: err,
+    });
   }
   front.binaryType = "arraybuffer";
   bridge(front, back, options);
@@ -268,4 +279,81 @@ function bridge(
       } else closeFront(code === 1005 ? undefined : code, reason);
     },
   });
+}
+
+/** Options for {@linkcode WebSocketRelay}. */
+export interface WebSocketRelayOptions {
+  /** Read on every upgrade: a reload changes `maxWebSocketMessageBytes` in place. */
+  settings: Readonly<{ maxWebSocketMessageBytes: number }>;
+  /** Where failures are logged. */
+  logger: Logger;
+  /** Builds the error answer of a failed upgrade. */
+  onError: ErrorHandler;
+}
+
+/** The proxied WebSockets: opens them and keeps the open ones, to close on stop or replace. */
+export class WebSocketRelay {
+  #open = new Set<WebSocketBridge>();
+  #options: WebSocketRelayOptions;
+
+  constructor(options: WebSocketRelayOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Proxies the WebSocket upgrade `req` to an instance of `ctx.upstream`
+   * (503 when none is healthy).
+   *
+   * @param ctx The request's context: `upstream`, `target`, `fields` and
+   *   `forwarding` set.
+   */
+  forward(req: Request, ctx: RequestContext): Promise<Response> {
+    const { settings, logger, onError } = this.#options;
+    const upstream = ctx.upstream!;
+    const forwarding = ctx.forwarding!;
+    const instance = upstream.acquire();
+    if (instance === undefined) {
+      return Promise.resolve(onError(req, unavailable(ctx)));
+    }
+    return proxyWebSocket(req, {
+      target: ctx.target,
+      headers: upstreamHeaders(ctx.fields!, forwarding),
+      onError,
+      origin: instance.origin,
+      release: () => instance.release(),
+      timeoutMs: upstream.writeTimeoutMs,
+      maxMessageBytes: settings.maxWebSocketMessageBytes,
+      logger,
+      requestId: forwarding.requestId,
+      worker: upstream.name,
+      open: this.#open,
+    });
+  }
+
+  /** Closes every proxied WebSocket with 1001 "going away", both legs. */
+  closeAll(): void {
+    for (const socket of this.#open) socket.close(1001, "Server shutting down");
+  }
+
+  /**
+   * Closes the WebSockets connected to the instance at `origin` with 1012
+   * "service restart", each at a random moment in the second half of
+   * `drainMs`; resolves once their worker connections have ended.
+   */
+  retire(origin: string, drainMs: number): Promise<void> {
+    const retiring = [...this.#open].filter((s) => s.origin === origin);
+    if (retiring.length === 0) return Promise.resolve();
+    for (const socket of retiring) {
+      // Spread over the second half of the window: messages in flight get
+      // at least half of it, and a thousand clients do not reconnect in
+      // the same millisecond.
+      const delay = drainMs / 2 + Math.random() * (drainMs / 2);
+      const timer = setTimeout(
+        () => socket.close(1012, "Service restart"),
+        delay,
+      );
+      socket.ended.then(() => clearTimeout(timer));
+    }
+    return Promise.all(retiring.map((s) => s.ended)).then(() => {});
+  }
 }

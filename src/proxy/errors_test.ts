@@ -5,8 +5,7 @@ Deno.test("errorResponse() states its Content-Length, so no later stage turns it
   for (const accept of ["application/json", "text/html"]) {
     const res = errorResponse(
       new Request("http://localhost/x", { headers: { accept } }),
-      408,
-      "The request body stalled for 1000 ms",
+      { status: 408, message: "The request body stalled for 1000 ms" },
     );
     const bytes = await res.bytes();
     assert.equal(res.headers.get("content-length"), String(bytes.length));
@@ -27,8 +26,7 @@ Deno.test("errorResponse() titles every status the proxy answers in its HTML pag
   for (const [status, title] of titles) {
     const res = errorResponse(
       new Request("http://localhost/x", { headers: { accept: "text/html" } }),
-      status,
-      "Something went wrong",
+      { status, message: "Something went wrong" },
     );
     assert.match(await res.text(), new RegExp(`<h1>${status} ${title}</h1>`));
   }

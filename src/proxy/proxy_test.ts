@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { RouteTable, type Upstream } from "../routes/route_table.ts";
-import { createProxy, proxiedHeaders, type ProxyOptions } from "./proxy.ts";
+import { createProxy, type ProxyOptions } from "./proxy.ts";
+import { RequestContext, workerContext } from "./context.ts";
+import type { ErrorHandler, ProxyFailure } from "./_errors.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
 import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
 
@@ -1064,7 +1066,7 @@ Deno.test("proxy never passes on a Content-Length that Transfer-Encoding overrid
   assert.equal(up.inFlight, 0);
 });
 
-Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get would, and nothing else's", async () => {
+Deno.test("RequestContext.headersOf() reads a proxied answer's headers as Headers.get would, and nothing else's", async () => {
   await using worker = rawWorker(async (_path, conn) => {
     await conn.write(
       new TextEncoder().encode(
@@ -1083,11 +1085,10 @@ Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get woul
       remoteAddr: { hostname: "127.0.0.1", port: 1, transport: "tcp" },
       completed: Promise.resolve(),
     } as Deno.ServeHandlerInfo<Deno.NetAddr>;
-    const res = await proxy(
-      new Request("http://t.test/", { headers: { host: "t.test" } }),
-      info,
-    );
-    const header = proxiedHeaders(res);
+    const req = new Request("http://t.test/", { headers: { host: "t.test" } });
+    const ctx = workerContext(req, info, { routes: table });
+    const res = await proxy(req, info, ctx);
+    const header = ctx.headersOf(res);
     assert.ok(header, "a reader for the proxy's own answer");
     for (const name of ["content-type", "cache-control", "x-absent"]) {
       assert.equal(header(name), res.headers.get(name), name);
@@ -1103,7 +1104,8 @@ Deno.test("proxiedHeaders() reads a proxied answer's headers as Headers.get woul
       "content-type",
     ]);
     assert.equal(await res.text(), "ok");
-    assert.equal(proxiedHeaders(new Response("x")), undefined);
+    assert.equal(ctx.headersOf(new Response("x")), undefined);
+    assert.equal(new RequestContext(info).headersOf(res), undefined);
   } finally {
     proxy.close();
   }
@@ -1280,4 +1282,32 @@ Deno.test("a body_temp_dir that cannot take the spool file is a 500 and an error
     records.map((r) => [r.level, r.msg, r.fields.key]),
     [["error", "request body not spooled", "server.body_temp_dir"]],
   );
+});
+
+Deno.test("onError builds every error answer of the proxy, from the failure's status, message, request id and headers", async () => {
+  const failures: ProxyFailure[] = [];
+  const onError: ErrorHandler = (_req, failure) => {
+    failures.push(failure);
+    return new Response(`custom ${failure.status}`, {
+      status: failure.status,
+      headers: failure.headers ?? {},
+    });
+  };
+  await using stack = startProxy([
+    new TestUpstream("down", "/down", undefined),
+  ], { onError, retryWindowMs: 0 });
+  const notFound = await fetch(`${stack.url}/elsewhere`);
+  assert.equal(notFound.status, 404);
+  assert.equal(await notFound.text(), "custom 404");
+  const down = await fetch(`${stack.url}/down`, {
+    headers: { "x-request-id": "abc" },
+  });
+  assert.equal(down.status, 503);
+  assert.equal(down.headers.get("retry-after"), "7");
+  assert.equal(await down.text(), "custom 503");
+  assert.deepEqual(failures.map((f) => [f.status, f.requestId]), [
+    [404, undefined],
+    [503, "abc"],
+  ]);
+  assert.equal(failures[1]!.message, 'No healthy instance of worker "down"');
 });

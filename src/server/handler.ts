@@ -1,19 +1,29 @@
 import type { OpenStreams } from "./streams.ts";
 import type { DevHooks } from "../dev_contract.ts";
-import { errorResponse, proxiedHeaders } from "../proxy/mod.ts";
+import {
+  type ErrorHandler,
+  errorResponse,
+  type HeaderReader,
+  MISSING_HOST,
+  RequestContext,
+  type RouteMatcher,
+  workerContext,
+} from "../proxy/mod.ts";
 import { rawPathOf, routeMatches } from "../routes/mod.ts";
 
 export type { DevHooks };
 
-type Handler = (
-  req: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-) => Response | Promise<Response>;
+type Info = Deno.ServeHandlerInfo<Deno.NetAddr>;
 
 /** Options for {@linkcode createPublicHandler}. */
 export interface PublicHandlerOptions {
-  /** The reverse proxy to the workers; it answers a request without Host 400 itself. */
-  proxy: Handler;
+  /**
+   * The reverse proxy to the workers; it gets the request's context (route
+   * matched, Host checked) and answers 404 when no route matched.
+   */
+  proxy: (req: Request, info: Info, ctx: RequestContext) => Promise<Response>;
+  /** The route table the proxy forwards by: each request is matched once, here. */
+  routes: RouteMatcher;
   /** Static file handler, when `server.static.enabled`. */
   serveStatic?: ((req: Request) => Response | Promise<Response>) | undefined;
   /** URL prefix of static files. Default `/static`. */
@@ -22,13 +32,13 @@ export interface PublicHandlerOptions {
   dev?: DevHooks | undefined;
   /**
    * Compression of workers' answers (`server.compression`), a stage after the
-   * proxy; `header` reads the answer's headers (see `proxiedHeaders`).
+   * proxy; `header` reads the answer's headers (see `RequestContext.headersOf`).
    */
   compress?:
     | ((
       req: Request,
       res: Response,
-      header?: (name: string) => string | null,
+      header?: HeaderReader,
     ) => Response | Promise<Response>)
     | undefined;
   /** Answers `/_tq/` requests when there are no dev hooks. */
@@ -37,7 +47,23 @@ export interface PublicHandlerOptions {
   closing?: () => boolean;
   /** Tracks event streams (live reload, workers' SSE) so a stopping server can end them. */
   streams?: OpenStreams | undefined;
+  /** Builds the 400 of a request without Host. Default: `errorResponse`. */
+  onError?: ErrorHandler;
 }
+
+/**
+ * The public port's handler: takes the request's context from the stage
+ * before it (metrics), or makes it with {@linkcode PublicHandler.route}.
+ */
+export type PublicHandler =
+  & ((req: Request, info: Info, ctx?: RequestContext) => Promise<Response>)
+  & {
+    /**
+     * The request's context: what answers it (`/_tq/`, static files or a
+     * worker), its route matched once. Cheap; made before the handler runs.
+     */
+    route(req: Request, info: Info): RequestContext;
+  };
 
 function withConnectionClose(res: Response): Response {
   try {
@@ -57,11 +83,15 @@ function withConnectionClose(res: Response): Response {
 
 /**
  * The public port's request handler: `/_tq/` (dev), static files, then the
- * proxy. Keeps the hot path to one string scan before the proxy.
+ * proxy. Keeps the hot path to one string scan and one route match before
+ * the proxy.
  */
-export function createPublicHandler(options: PublicHandlerOptions): Handler {
+export function createPublicHandler(
+  options: PublicHandlerOptions,
+): PublicHandler {
   const {
     proxy,
+    routes,
     serveStatic,
     staticPrefix = "/static",
     dev,
@@ -69,34 +99,46 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
     notFound,
     closing = () => false,
     streams,
+    onError = errorResponse,
   } = options;
-  return async (req, info) => {
-    const pathname = rawPathOf(req.url);
-    const tq = routeMatches("/_tq", pathname);
-    const files = !tq && serveStatic !== undefined &&
-      routeMatches(staticPrefix, pathname);
+  const matching = { routes };
+
+  function route(req: Request, info: Info): RequestContext {
+    const path = rawPathOf(req.url);
+    let ctx: RequestContext;
+    if (routeMatches("/_tq", path)) ctx = new RequestContext(info, "_tq");
+    else if (serveStatic !== undefined && routeMatches(staticPrefix, path)) {
+      ctx = new RequestContext(info, "static");
+    } else ctx = workerContext(req, info, matching);
+    ctx.path = path;
+    return ctx;
+  }
+
+  async function handle(
+    req: Request,
+    info: Info,
+    ctx: RequestContext = route(req, info),
+  ): Promise<Response> {
     // RFC 9112 §3.2: a request without Host is answered 400. Deno.serve does
-    // not expose the HTTP version, so an HTTP/1.0 one is refused too. The
-    // proxy checks it in the fields it reads anyway (a `has` here costs every
-    // proxied request), so here only for what the proxy does not answer.
-    if ((tq || files || dev !== undefined) && !req.headers.has("host")) {
-      return errorResponse(req, 400, "The request has no Host header");
-    }
+    // not expose the HTTP version, so an HTTP/1.0 one is refused too. Checked
+    // once, here, for every stage (the proxy's from the fields it reads anyway).
+    if (ctx.hostMissing(req)) return onError(req, MISSING_HOST);
+    const path = ctx.path;
     let res: Response;
-    if (tq) {
-      res = dev ? await dev.handle(req, pathname) : notFound(req);
+    if (ctx.stage === "_tq") {
+      res = dev ? await dev.handle(req, path) : notFound(req);
       if (streams) res = streams.track(res);
-    } else if (files) {
+    } else if (ctx.stage === "static") {
       const served = serveStatic!(req);
       res = served instanceof Promise ? await served : served;
     } else {
-      const early = dev?.intercept?.(pathname, req);
-      res = early ?? await proxy(req, info);
+      const early = dev?.intercept?.(path, req);
+      res = early ?? await proxy(req, info, ctx);
       if (dev && !early) res = dev.transform(res, req);
       // The stages read a proxied answer's headers from its pairs: touching
       // `res.headers` costs Deno.serve its native headers (~2 µs a request).
       const proxied = res;
-      const header = proxiedHeaders(res);
+      const header = ctx.headersOf(res);
       if (compress) {
         const compressed = compress(req, res, header);
         // Most answers pass through as they are: no extra turn for them.
@@ -107,5 +149,7 @@ export function createPublicHandler(options: PublicHandlerOptions): Handler {
       }
     }
     return closing() ? withConnectionClose(res) : res;
-  };
+  }
+
+  return Object.assign(handle, { route });
 }

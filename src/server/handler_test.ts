@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createPublicHandler } from "./handler.ts";
+import { RouteTable } from "../routes/mod.ts";
 
 const info = {
   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
@@ -20,6 +21,7 @@ Deno.test("dev intercept answers before the proxy (a new worker's building page 
       proxied++;
       return Promise.resolve(new Response("from worker"));
     },
+    routes: new RouteTable(),
     notFound: () => new Response("nf", { status: 404 }),
     dev: {
       handle: () => new Response("tq"),
@@ -43,4 +45,46 @@ Deno.test("dev intercept answers before the proxy (a new worker's building page 
   );
   assert.equal(proxied, 1);
   assert.equal(transformed, 1);
+});
+
+Deno.test("a proxied request's route is matched once, for the metrics and the proxy alike", async () => {
+  const table = new RouteTable();
+  table.set([{
+    name: "api",
+    route: "/api",
+    writeTimeoutMs: 1000,
+    acquire: () => undefined,
+    retryAfterSeconds: () => 1,
+  }]);
+  let matches = 0;
+  const routes = {
+    match(path: string) {
+      matches++;
+      return table.match(path);
+    },
+  };
+  const seen: (string | undefined)[] = [];
+  const handler = createPublicHandler({
+    proxy: (_req, _info, ctx) => {
+      seen.push(ctx.upstream?.name);
+      return Promise.resolve(new Response("from worker"));
+    },
+    routes,
+    notFound: () => new Response("nf", { status: 404 }),
+  });
+  const ctx = handler.route(request("/api/x"), info);
+  assert.equal(ctx.worker, "api", "the metrics' name comes from the match");
+  await handler(request("/api/x"), info, ctx);
+  assert.equal(matches, 1);
+  assert.deepEqual(seen, ["api"]);
+  const missing = await handler(
+    new Request("http://localhost/api/x"),
+    info,
+  );
+  assert.equal(
+    missing.status,
+    400,
+    "a request without Host never reaches the proxy",
+  );
+  assert.deepEqual(seen, ["api"]);
 });

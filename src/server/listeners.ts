@@ -13,13 +13,11 @@ import { meterRequests, type ServerMetrics } from "../metrics/mod.ts";
 import {
   createProxy,
   errorResponse,
-  proxiedHeaders,
-  proxiedRequestId,
   type ProxyHandler,
   type ProxyLimits,
 } from "../proxy/mod.ts";
 import type { ReloadReport } from "../reload/mod.ts";
-import { routeMatches, type RouteTable } from "../routes/mod.ts";
+import type { RouteTable } from "../routes/mod.ts";
 import type { StaticHandler } from "../static/mod.ts";
 import { servedFiles } from "./served_files.ts";
 import { createPublicHandler } from "./handler.ts";
@@ -89,22 +87,27 @@ export function openListeners(options: ListenersOptions): Listeners {
   const { config, root, table, logger: log, dev, closing, streams } = options;
   const port = options.port ?? config.server.port;
   const staticCfg = config.server.static;
+  // One builder of every error answer of the public port (HTML or JSON).
+  const onError = errorResponse;
   const proxy = createProxy(table, {
     logger: log,
+    onError,
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
     ...proxyLimits(config, root),
   });
   const served = servedFiles(config, root, log);
   const handler = createPublicHandler({
     proxy,
+    routes: table,
     serveStatic: served.static && ((req) => served.static!(req)),
     staticPrefix: staticCfg.url_prefix,
     dev,
     compress: (req, res, header) =>
       served.compress ? served.compress(req, res, header) : res,
-    notFound: (req) => errorResponse(req, 404, "Not found"),
+    notFound: (req) => onError(req, { status: 404, message: "Not found" }),
     closing,
     streams,
+    onError,
   });
   const { metrics, now } = options;
   const access = config.server.access_log
@@ -119,17 +122,11 @@ export function openListeners(options: ListenersOptions): Listeners {
     })
     : undefined;
   // Counted around everything the public port answers, static files and dev hooks included.
+  // The handler's `route` matches each request once, for both.
   const metered = meterRequests(handler, {
     metrics,
-    classify: (path) =>
-      routeMatches("/_tq", path)
-        ? "_tq"
-        : served.static && routeMatches(staticCfg.url_prefix, path)
-        ? "static"
-        : table.match(path)?.name ?? "-",
+    route: handler.route,
     access: access ? (entry) => access.write(entry) : undefined,
-    headersOf: proxiedHeaders,
-    requestIdOf: proxiedRequestId,
     ...(now ? { now } : {}),
   });
   const server = bind(
