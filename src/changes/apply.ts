@@ -23,6 +23,8 @@ export type ApplyOptions = WatchApply | ScanApply;
  * the replaces that follow finish on their own. For a reload check
  * (`source: "scan"`) it resolves when everything is done, `report` filled.
  *
+ * @throws {TypeError} When the ChangeSet came from the other source.
+ *
  * @example
  * ```ts
  * const changes = classifyChanges(paths, { source: "watch", root, workersDir, workers });

@@ -222,7 +222,7 @@ function workerPath(
  * graph holds one, and the worker whose `src/` holds a file no graph has yet
  * (a test file never belongs to one).
  */
-export function workersOfSources(
+function workersOfSources(
   sources: Iterable<string>,
   options: {
     root: string;
