@@ -56,6 +56,12 @@ export interface ChangeSet {
   removes: string[];
   /** The server's own code changed: restart (dev) or self-upgrade (prod). */
   server: boolean;
+  /**
+   * Every path is a plain source edit (a script or JSON file outside
+   * `config/`, the server's code and worker folders' own files): the builds
+   * may start before the debounce ends (watch only).
+   */
+  early: boolean;
 }
 
 /** Options for {@linkcode classifyChanges}. */
@@ -98,6 +104,7 @@ export function emptyChangeSet(source: ChangeSource): ChangeSet {
     adds: [],
     removes: [],
     server: false,
+    early: false,
   };
 }
 
@@ -196,12 +203,25 @@ export function classifyChanges(
   changes.goBuilds = [...goChanged];
   changes.statics = [...statics];
   changes.signals = [...signals];
+  changes.early = source === "watch" && paths.length > 0 &&
+    paths.every((path) => plainSource(path, root, workersTop));
   if (discovered) {
     const onDisk = new Set(discovered);
     changes.adds = discovered.filter((name) => !workers.has(name));
     changes.removes = [...workers.keys()].filter((name) => !onDisk.has(name));
   }
   return changes;
+}
+
+/** A script or JSON file of some worker: not config, not the server's own code, not a worker folder's own file. */
+function plainSource(path: string, root: string, workersTop: string): boolean {
+  const parts = relative(root, path).split(sep);
+  const top = parts[0];
+  if (!/\.(ts|tsx|js|mjs|json)$/.test(path)) return false;
+  if (top === "config" || top === "main.ts") return false;
+  if (top === "src") return parts[1] === "worker";
+  if (top === workersTop) return parts.length >= 4 && parts[2] === "src";
+  return true;
 }
 
 /** The worker folder a scanned path is in, as `[name, sub, ...rest]`. */

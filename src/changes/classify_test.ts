@@ -62,38 +62,38 @@ const DEV: Case[] = [
       "a worker source change rebuilds only the workers whose graph holds it",
     source: "watch",
     paths: ["/app/workers/index/src/page.tsx"],
-    expect: { builds: ["index"] },
+    expect: { builds: ["index"], early: true },
   },
   {
     name: "a shared module rebuilds every worker whose graph holds it",
     source: "watch",
     paths: ["/app/lib/shared.ts"],
-    expect: { builds: ["index", "api"] },
+    expect: { builds: ["index", "api"], early: true },
   },
   {
     name: "the worker SDK under src/worker/ rebuilds its users, not the server",
     source: "watch",
     paths: ["/app/src/worker/mod.ts"],
-    expect: { builds: ["index", "api"] },
+    expect: { builds: ["index", "api"], early: true },
   },
   {
     name:
       "a new file under a worker's src/ rebuilds that worker before any graph holds it",
     source: "watch",
     paths: ["/app/workers/api/src/new.ts"],
-    expect: { builds: ["api"] },
+    expect: { builds: ["api"], early: true },
   },
   {
     name: "a test file beside a worker's sources rebuilds nothing",
     source: "watch",
     paths: ["/app/workers/api/src/new_test.ts"],
-    expect: {},
+    expect: { early: true },
   },
   {
     name: "a source in no graph and outside workers rebuilds nothing",
     source: "watch",
     paths: ["/app/scripts/tool.ts"],
-    expect: {},
+    expect: { early: true },
   },
   {
     name:
@@ -119,7 +119,7 @@ const DEV: Case[] = [
       "a TypeScript file in a Go worker's src/ names it, but only goBuilds rebuild Go",
     source: "watch",
     paths: ["/app/workers/gow/src/tool.ts"],
-    expect: { builds: ["gow"] },
+    expect: { builds: ["gow"], early: true },
   },
   {
     name:
@@ -205,7 +205,7 @@ const DEV: Case[] = [
       "the source of a worker not running yet is a new worker, built once it is known",
     source: "watch",
     paths: ["/app/workers/blog/src/main.ts"],
-    expect: { builds: ["blog"], structure: true },
+    expect: { builds: ["blog"], structure: true, early: true },
   },
   {
     name: "a batch of several changes is one ChangeSet",

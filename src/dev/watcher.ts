@@ -1,4 +1,3 @@
-import { join, relative, sep } from "node:path";
 import {
   applyChanges,
   type BatchTiming,
@@ -195,9 +194,9 @@ export class DevWatcher {
    */
   #speculate(): void {
     this.#speculateTimer = undefined;
-    const pending = [...this.#pending];
-    if (!pending.every((path) => this.#plainSource(path))) return;
-    for (const name of this.#classify(pending).builds) {
+    const changes = this.#classify([...this.#pending]);
+    if (!changes.early) return;
+    for (const name of changes.builds) {
       const entry = this.#host.supervisor.workers.get(name);
       if (!entry || entry.spec.kind !== "typescript" || !entry.spec.entry) {
         continue;
@@ -210,22 +209,6 @@ export class DevWatcher {
         result: this.#host.builder.build(targetOf(entry.spec), { force: true }),
       });
     }
-  }
-
-  /** A source file of some worker that is neither config, the server's own code, nor a folder change. */
-  #plainSource(path: string): boolean {
-    const root = this.#host.root;
-    const parts = relative(root, path).split(sep);
-    const top = parts[0];
-    if (!/\.(ts|tsx|js|mjs|json)$/.test(path)) return false;
-    if (top === "config" || top === "main.ts") return false;
-    if (top === "src") return parts[1] === "worker";
-    const workersDir = relative(
-      root,
-      join(root, this.#host.config.workers.workers_dir),
-    );
-    if (top === workersDir) return parts.length >= 4 && parts[2] === "src";
-    return true;
   }
 
   #flush(): void {
