@@ -154,12 +154,13 @@ export function classifyChanges(
     if (options.configFiles?.has(path)) changes.config = true;
     else if (options.serverFiles?.has(path)) changes.server = true;
     else if (
-      top === "config" && parts.length === 2 && /\.ya?ml$/.test(parts[1]!)
+      !at && top === "config" && parts.length === 2 &&
+      /\.ya?ml$/.test(parts[1]!)
     ) {
       changes.config = true;
     } else if (
-      top === "main.ts" ||
-      (top === "src" && parts[1] !== "worker" && !TEST_FILE.test(path))
+      !at && (top === "main.ts" ||
+        (top === "src" && parts[1] !== "worker" && !TEST_FILE.test(path)))
     ) {
       changes.server = true;
     } else if (at || (workersTop === top && parts.length >= 2)) {

@@ -324,6 +324,19 @@ const PROD: Case[] = [
     expect: { statics: ["index"], signals: ["index"] },
   },
   {
+    name: "a worker folder under src/ is a worker's, not the server's code",
+    source: "scan",
+    paths: ["/app/src/apps/index/public"],
+    workersDir: "src/apps",
+    workers: new Map([["index", {
+      kind: "typescript",
+      dir: "/app/src/apps/index",
+      binPath: "/app/src/apps/index/bin/index.js",
+    }]]),
+    discovered: ["index"],
+    expect: { statics: ["index"] },
+  },
+  {
     name: "everything at once is one ChangeSet",
     source: "scan",
     paths: [

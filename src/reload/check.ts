@@ -62,6 +62,12 @@ export async function checkForChanges(
     actions: [],
   };
   const scan = await scanChanges(host, state, { record });
+  // A candidate that validated is applied below, before any worker action.
+  if (record || scan.candidate) {
+    scan.configPaths.forEach((p, i) =>
+      state.configMtimes.set(p, scan.configMtimes[i]!)
+    );
+  }
   if (scan.configError !== undefined) {
     report.config = "rejected";
     report.config_error = scan.configError;
@@ -100,11 +106,6 @@ export async function checkForChanges(
     report,
     record,
   });
-  if (record || report.config === "applied") {
-    scan.configPaths.forEach((p, i) =>
-      state.configMtimes.set(p, scan.configMtimes[i]!)
-    );
-  }
   const upgraded = report.actions.some((a) =>
     a.change === "server" && a.action === "upgraded"
   );
