@@ -1,9 +1,17 @@
-import { join } from "node:path";
 import type { Config, LoadedConfig, Mode, WorkerSpec } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
-import { fileMtime, newestMtime, workerMtimes } from "./mtimes.ts";
-import { runsFromSource } from "../runtime.ts";
+import {
+  applyChanges,
+  classifyChanges,
+  emptyChangeSet,
+  type ReloadAction,
+  type ReloadReport,
+  type WorkerFacts,
+} from "../changes/mod.ts";
+import { type ReloadState, scanChanges, type ScanResult } from "./scan.ts";
+
+export type { ReloadAction, ReloadReport } from "../changes/mod.ts";
 
 /** What the check needs from the server. */
 export interface ReloadHost {
@@ -23,70 +31,22 @@ export interface ReloadHost {
   invalidateStatic?(worker: string): void;
 }
 
-/** What the check remembers between runs (worker mtimes live in the supervisor's records). */
-export interface ReloadState {
-  configMtimes: Map<string, number>;
-  serverMtime: number;
-}
-
-/** One thing the check did. */
-export interface ReloadAction {
-  worker: string;
-  change:
-    | "added"
-    | "removed"
-    | "binary"
-    | "private"
-    | "public"
-    | "config"
-    | "server";
-  action:
-    | "started"
-    | "stopped"
-    | "replaced"
-    | "signalled"
-    | "none"
-    | "failed"
-    | "upgraded";
-  error?: string;
-}
-
-/** Result of one check, returned by `POST /api/reload`. */
-export interface ReloadReport {
-  ms: number;
-  /** Workers checked. */
-  workers: number;
-  config: "unchanged" | "applied" | "rejected";
-  config_error?: string;
-  actions: ReloadAction[];
-}
-
 /** Options for {@linkcode checkForChanges}. */
 export interface CheckOptions {
   /** Only record the current mtimes (at startup). Default false. */
   record?: boolean;
 }
 
-/** mtime of the server's own code: the binary when compiled, else `main.ts` and `src/`. */
-export async function serverMtime(): Promise<number> {
-  const exec = Deno.execPath();
-  if (!runsFromSource()) return await fileMtime(exec);
-  const main = Deno.mainModule.startsWith("file://")
-    ? new URL(Deno.mainModule).pathname
-    : "";
-  if (!main) return 0;
-  const [a, b] = await Promise.all([
-    fileMtime(main),
-    newestMtime(join(main, "..", "src")),
-  ]);
-  return Math.max(a, b);
+/** Makes a validated config the running one: the store tells its subscribers (the supervisor among them). */
+function applyConfig(host: ReloadHost, loaded: LoadedConfig): void {
+  host.configStore.swap(loaded.config);
 }
 
 /**
- * The SIGHUP check (SPEC §6, prod): stats every worker's binary, `public/`,
- * `private/`, the config files and the server's own code, then restarts exactly
- * what changed. A worker's recorded mtimes move only after its action succeeded,
- * so a failed replace is retried on the next check.
+ * The SIGHUP check (SPEC §6, prod): scans what changed ({@linkcode scanChanges}),
+ * classifies it and applies it through the change pipeline, then logs one line.
+ * A worker's recorded mtimes move only after its action succeeded, so a failed
+ * replace is retried on the next check.
  */
 export async function checkForChanges(
   host: ReloadHost,
@@ -95,155 +55,110 @@ export async function checkForChanges(
 ): Promise<ReloadReport> {
   const { record = false } = options;
   const started = performance.now();
-  const { log, supervisor } = host;
+  const { log } = host;
   const report: ReloadReport = {
     ms: 0,
     workers: 0,
     config: "unchanged",
     actions: [],
   };
-  const paths = host.configPaths();
-  const mtimes = await Promise.all(paths.map(fileMtime));
-  const configChanged = !record &&
-    paths.some((p, i) => state.configMtimes.get(p) !== mtimes[i]);
-  let specs: WorkerSpec[] | undefined;
-  if (configChanged) {
-    try {
-      // Validate everything, routes included, before anything is applied.
-      const loaded = await host.loadConfig();
-      specs = await host.discover(loaded.config);
-      for (const warning of loaded.warnings) {
-        log.warn("config warning", { problem: warning });
-      }
-      host.configStore.swap(loaded.config);
-      report.config = "applied";
-      log.info("config reloaded", { files: loaded.files.length });
-    } catch (err) {
-      report.config = "rejected";
-      report.config_error = err instanceof Error ? err.message : String(err);
-      log.error("config rejected, keeping the old one", {
-        error: report.config_error,
-      });
-    }
+  const scan = await scanChanges(host, state, { record });
+  // A candidate that validated is applied below, before any worker action.
+  if (record || scan.candidate) {
+    scan.configPaths.forEach((p, i) =>
+      state.configMtimes.set(p, scan.configMtimes[i]!)
+    );
   }
-  if (record || report.config === "applied") {
-    paths.forEach((p, i) => state.configMtimes.set(p, mtimes[i]!));
+  if (scan.configError !== undefined) {
+    report.config = "rejected";
+    report.config_error = scan.configError;
   }
-
-  if (!specs) {
-    try {
-      specs = await host.discover(host.config);
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      log.error("worker discovery failed, nothing restarted", { error });
-      report.config = "rejected";
-      report.config_error = error;
-      report.ms = Math.round(performance.now() - started);
-      return report;
-    }
-  }
-
-  report.workers = specs.length;
-  const seen = new Set<string>();
-  await Promise.all(specs.map(async (spec) => {
-    seen.add(spec.name);
-    const now = await workerMtimes(spec.dir, spec.binPath);
-    const entry = supervisor.workers.get(spec.name);
-    if (record) {
-      if (entry) entry.mtimes = now;
-      return;
-    }
-    if (!entry) {
-      const ok = await supervisor.add(spec);
-      report.actions.push({
-        worker: spec.name,
-        change: "added",
-        action: ok ? "started" : "failed",
-      });
-      const added = supervisor.workers.get(spec.name);
-      if (added) added.mtimes = ok ? now : { ...now, binary: 0 };
-      return;
-    }
-    const rec = entry.mtimes;
-    // First: a replace below returns early, and the cache must drop the old files anyway.
-    if (now.public !== rec.public) {
-      host.invalidateStatic?.(spec.name);
-      report.actions.push({
-        worker: spec.name,
-        change: "public",
-        action: "none",
-      });
-      rec.public = now.public;
-    }
-    const binaryChanged = now.binary !== rec.binary;
-    if (binaryChanged || report.config === "applied") {
-      const result = await supervisor.update(
-        spec,
-        binaryChanged ? "binary-changed" : undefined,
-      );
-      if (result !== "unchanged") {
-        report.actions.push({
-          worker: spec.name,
-          change: binaryChanged ? "binary" : "config",
-          action: result,
-          ...(result === "failed"
-            ? { error: entry.lastError ?? "replace failed" }
-            : {}),
-        });
-        if (result === "replaced") entry.mtimes = now;
-        return;
-      }
-    }
-    if (now.private !== rec.private) {
-      const result = await supervisor.reloadPrivate(spec.name);
-      report.actions.push({
-        worker: spec.name,
-        change: "private",
-        action: result,
-      });
-      if (result !== "failed") rec.private = now.private;
-    }
-  }));
-
-  for (const name of [...supervisor.workers.keys()]) {
-    if (seen.has(name)) continue;
-    await supervisor.remove(name);
-    report.actions.push({ worker: name, change: "removed", action: "stopped" });
-  }
-
-  const self = await serverMtime();
-  if (record || state.serverMtime === 0) {
-    state.serverMtime = self;
-  } else if (self !== state.serverMtime && host.upgrade) {
-    const ok = await host.upgrade();
-    report.actions.push({
-      worker: "tqserver",
-      change: "server",
-      action: ok ? "upgraded" : "failed",
+  if (!scan.specs) {
+    log.error("worker discovery failed, nothing restarted", {
+      error: scan.discoverError,
     });
-    if (ok) state.serverMtime = self;
+    report.config = "rejected";
+    if (scan.discoverError !== undefined) {
+      report.config_error = scan.discoverError;
+    }
+    report.ms = Math.round(performance.now() - started);
+    return report;
+  }
+  report.workers = scan.specs.length;
+  const changes = record
+    ? emptyChangeSet("scan")
+    : classifyChanges(scan.paths, scanContext(host, scan));
+  await applyChanges(changes, {
+    source: "scan",
+    host: {
+      log,
+      supervisor: host.supervisor,
+      applyConfig: (loaded) => applyConfig(host, loaded),
+      ...(host.upgrade ? { upgrade: () => host.upgrade!() } : {}),
+      ...(host.invalidateStatic
+        ? { invalidateStatic: (w: string) => host.invalidateStatic!(w) }
+        : {}),
+    },
+    facts: {
+      specs: scan.specs,
+      mtimes: scan.mtimes,
+      candidate: scan.candidate,
+    },
+    report,
+    record,
+  });
+  const upgraded = report.actions.some((a) =>
+    a.change === "server" && a.action === "upgraded"
+  );
+  if (record || state.serverMtime === 0 || upgraded) {
+    state.serverMtime = scan.serverMtime;
   }
 
   report.ms = Math.round(performance.now() - started);
-  if (!record) {
-    for (const a of report.actions) {
-      const fields = {
-        worker: a.worker,
-        change: a.change,
-        action: a.action,
-        error: a.error,
-      };
-      if (a.action === "failed") log.error("reload action failed", fields);
-      else log.info("reload action", fields);
-    }
-    log.info(summarizeReload(report), {
-      ms: report.ms,
-      workers: report.workers,
-      config: report.config,
-      actions: report.actions.length,
-    });
-  }
+  if (!record) logReport(log, report);
   return report;
+}
+
+/** What the classifier needs to know of a scan: the workers as discovered now, and which files are config or server code. */
+function scanContext(host: ReloadHost, scan: ScanResult) {
+  const { supervisor } = host;
+  const workers = new Map<string, WorkerFacts>();
+  for (const [name, entry] of supervisor.workers) {
+    const { kind, dir, binPath } = entry.spec;
+    workers.set(name, { kind, dir, binPath });
+  }
+  // A running worker is judged by its spec on disk now (its binary may have moved).
+  for (const { name, kind, dir, binPath } of scan.specs ?? []) {
+    if (workers.has(name)) workers.set(name, { kind, dir, binPath });
+  }
+  return {
+    source: "scan" as const,
+    root: host.root,
+    workersDir: host.config.workers.workers_dir,
+    workers,
+    configFiles: new Set(scan.configPaths),
+    serverFiles: new Set([scan.serverPath]),
+    discovered: (scan.specs ?? []).map((s) => s.name),
+  };
+}
+
+function logReport(log: Logger, report: ReloadReport): void {
+  for (const a of report.actions) {
+    const fields = {
+      worker: a.worker,
+      change: a.change,
+      action: a.action,
+      error: a.error,
+    };
+    if (a.action === "failed") log.error("reload action failed", fields);
+    else log.info("reload action", fields);
+  }
+  log.info(summarizeReload(report), {
+    ms: report.ms,
+    workers: report.workers,
+    config: report.config,
+    actions: report.actions.length,
+  });
 }
 
 const REASONS: Record<ReloadAction["change"], string> = {

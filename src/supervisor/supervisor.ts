@@ -9,6 +9,7 @@ import {
   type ReplaceScope,
   type RestartReason,
   WorkerEntry,
+  type WorkerMtimes,
   type WorkerStatusJson,
 } from "./worker.ts";
 import { baseEnv } from "./_env.ts";
@@ -197,6 +198,16 @@ export class Supervisor {
   /** Starts every worker at once; resolves when each is healthy or has failed. */
   async start(specs: WorkerSpec[]): Promise<void> {
     await Promise.all(specs.map((spec) => this.add(spec)));
+  }
+
+  /**
+   * Records file mtimes seen for a worker (the ones given; the others keep
+   * theirs): what the next reload check compares against. Unknown workers are
+   * ignored.
+   */
+  recordMtimes(name: string, mtimes: Partial<WorkerMtimes>): void {
+    const entry = this.#workers.get(name);
+    if (entry) entry.mtimes = { ...entry.mtimes, ...mtimes };
   }
 
   /** Records a problem of a worker that leaves it serving (a failed build): it shows as `last_error`. */
