@@ -359,19 +359,27 @@ function render() {
     row.error.hidden = !w.last_error;
     setText(row.pill, w.status);
     row.pill.className = `pill ${w.status}`;
-    // One line per instance: serving ones first, then starting and draining ones.
-    const inst = w.instances.map((x) =>
-      `pid ${x.pid} :${x.port} · ${x.in_flight} in flight · ${x.requests} req · up ${
+    // Two lines per instance (who it is, then its load): serving ones first,
+    // then starting and draining ones.
+    const inst = w.instances.map((x) => [
+      `pid ${x.pid} :${x.port}${
+        x.status === "healthy" ? "" : ` · ${x.status}`
+      }`,
+      `${x.in_flight} in flight · ${x.requests} req · up ${
         duration(Date.now() - Date.parse(x.started_at))
-      }${x.status === "healthy" ? "" : ` · ${x.status}`}`
-    ).join("\n") ||
-      "none";
-    if (row.instances.dataset.v !== inst) {
-      row.instances.dataset.v = inst;
+      }`,
+    ]);
+    const key = JSON.stringify(inst);
+    if (row.instances.dataset.v !== key) {
+      row.instances.dataset.v = key;
       row.instances.replaceChildren(
-        ...inst.split("\n").map((t) =>
-          el("span", { class: "inst mono", text: t })
-        ),
+        ...(inst.length ? inst : [["none", ""]]).map(([who, load]) => {
+          const item = el("span", { class: "inst mono", text: who });
+          if (load) {
+            item.append(el("span", { class: "inst-detail", text: load }));
+          }
+          return item;
+        }),
       );
     }
     setText(
@@ -403,9 +411,7 @@ function render() {
     // The current second is not over: "now" is the last complete one.
     const done = series.rate.slice(0, -1);
     const rateNow = done.length ? done[done.length - 1] : 0;
-    const seen = series.latency_ms.slice(0, -1).filter((v) =>
-      v > 0
-    );
+    const seen = series.latency_ms.slice(0, -1).filter((v) => v > 0);
     const lat = seen.length ? seen[seen.length - 1] : 0;
     renderSpark(
       row.rate,
