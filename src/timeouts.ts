@@ -41,15 +41,23 @@ function arm(): void {
   Deno.unrefTimer(timer);
 }
 
+/** Options for {@linkcode within}. */
+export interface WithinOptions {
+  /** How long `work` may take, in ms. */
+  ms: number;
+  /** Builds the error `within` rejects with when the time is up. */
+  onTimeout: () => Error;
+}
+
 /**
  * Settles like `work`, or rejects with `onTimeout()` when `work` has not
  * settled within `ms` (checked every {@linkcode TICK_MS}).
  */
 export function within<T>(
   work: Promise<T>,
-  ms: number,
-  onTimeout: () => Error,
+  options: WithinOptions,
 ): Promise<T> {
+  const { ms, onTimeout } = options;
   return new Promise<T>((resolve, reject) => {
     const entry: Pending = {
       at: performance.now() + ms,

@@ -13,15 +13,17 @@ async function keepingAlive(fn: () => Promise<void>): Promise<void> {
 
 Deno.test("within() passes a settled value or error through and leaves no deadline behind", async () => {
   assert.equal(
-    await within(Promise.resolve(7), 1000, () => new Error("late")),
+    await within(Promise.resolve(7), {
+      ms: 1000,
+      onTimeout: () => new Error("late"),
+    }),
     7,
   );
   await assert.rejects(
-    within(
-      Promise.reject(new TypeError("gone")),
-      1000,
-      () => new Error("late"),
-    ),
+    within(Promise.reject(new TypeError("gone")), {
+      ms: 1000,
+      onTimeout: () => new Error("late"),
+    }),
     TypeError,
   );
   assert.equal(pendingCount(), 0);
@@ -32,7 +34,7 @@ Deno.test("within() rejects with its timeout error once the work is silent for m
     const never = new Promise<number>(() => {});
     const started = performance.now();
     await assert.rejects(
-      within(never, 60, () => new RangeError("silent")),
+      within(never, { ms: 60, onTimeout: () => new RangeError("silent") }),
       RangeError,
     );
     const took = performance.now() - started;
@@ -44,13 +46,15 @@ Deno.test("within() rejects with its timeout error once the work is silent for m
 Deno.test("within() keeps each deadline its own: a short one fires while a long one waits", () =>
   keepingAlive(async () => {
     let resolveLong!: (v: string) => void;
-    const long = within(
-      new Promise<string>((r) => resolveLong = r),
-      5000,
-      () => new Error("long timed out"),
-    );
+    const long = within(new Promise<string>((r) => resolveLong = r), {
+      ms: 5000,
+      onTimeout: () => new Error("long timed out"),
+    });
     await assert.rejects(
-      within(new Promise(() => {}), 30, () => new Error("short")),
+      within(new Promise(() => {}), {
+        ms: 30,
+        onTimeout: () => new Error("short"),
+      }),
       /short/,
     );
     assert.equal(pendingCount(), 1);

@@ -149,7 +149,7 @@ async function peek(
     out.pending ??= reader.read();
     let r: ReadableStreamReadResult<Uint8Array>;
     try {
-      r = await within(out.pending, left, late);
+      r = await within(out.pending, { ms: left, onTimeout: late });
     } catch (err) {
       if (err === LATE) break;
       throw err;

@@ -13,9 +13,11 @@ export interface Location {
   line: number;
 }
 
-/** What {@linkcode validateTree} needs besides the tree. */
-export interface ValidateContext {
+/** Options of {@linkcode validateTree}: what it needs besides the tree and the schema. */
+export interface ValidateTreeOptions {
+  /** Root-relative name of the file the tree was parsed from, for errors and locations. */
   file: string;
+  /** Called with each warning (an unknown or deprecated key). */
   warn: (message: string) => void;
   /** Filled with formatted key path → location of every key read. */
   locations: Map<string, Location>;
@@ -40,11 +42,11 @@ export function formatKey(path: readonly string[]): string {
 export function validateTree(
   tree: TreeNode,
   schema: Field,
-  ctx: ValidateContext,
+  options: ValidateTreeOptions,
 ): ConfigPart {
   if (tree.type !== "map") {
     throw new ConfigError(
-      ctx.file,
+      options.file,
       tree.line,
       "",
       `expected a mapping with top-level keys like "server:", got ${
@@ -52,14 +54,14 @@ export function validateTree(
       }`,
     );
   }
-  return read(tree, schema, [], ctx) as ConfigPart;
+  return read(tree, schema, [], options) as ConfigPart;
 }
 
 function read(
   node: TreeNode,
   field: Field,
   path: string[],
-  ctx: ValidateContext,
+  ctx: ValidateTreeOptions,
 ): unknown {
   const fail = (expected: string): never => {
     throw new ConfigError(
@@ -197,7 +199,7 @@ function readObject(
   node: TreeNode,
   field: Extract<Field, { kind: "object" }>,
   path: string[],
-  ctx: ValidateContext,
+  ctx: ValidateTreeOptions,
   fail: (expected: string) => never,
 ): ConfigPart {
   const out: ConfigPart = {};

@@ -74,15 +74,24 @@ export function settingsFor(route: string, config: Config): WorkerSettings {
   return settings;
 }
 
+/** Options of {@linkcode binaryPath}. */
+export interface BinaryPathOptions {
+  /** Project root (absolute): a relative `binaries.path` is resolved against it. */
+  root: string;
+  /** The worker's name, put in place of `{worker_name}`. */
+  name: string;
+}
+
 /**
  * The absolute executable path of worker `name` from `binaries.path`.
  *
  * @example
  * ```ts
- * binaryPath("/srv/app", "index", config); // "/srv/app/workers/index/bin/index"
+ * binaryPath(config, { root: "/srv/app", name: "index" }); // "/srv/app/workers/index/bin/index"
  * ```
  */
-export function binaryPath(root: string, name: string, config: Config): string {
+export function binaryPath(config: Config, options: BinaryPathOptions): string {
+  const { root, name } = options;
   return resolve(root, config.binaries.path.replaceAll("{worker_name}", name));
 }
 
@@ -156,7 +165,7 @@ export async function discoverWorkers(
     }
     const ts = join(dir, "src", "main.ts");
     const go = join(dir, "src", "main.go");
-    const binPath = binaryPath(root, name, config);
+    const binPath = binaryPath(config, { root, name });
     const [hasTs, hasGo] = await Promise.all([isFile(ts), isFile(go)]);
     let kind: WorkerKind;
     if (hasTs) {

@@ -143,7 +143,10 @@ export class Admin {
       }
     }
     const res = await this.#host.shResult(
-      curlScript(`${this.url}${path}`, method, this.#token !== ""),
+      curlScript(`${this.url}${path}`, {
+        method,
+        withToken: this.#token !== "",
+      }),
       {
         ...(this.#token
           ? { stdin: `Authorization: Bearer ${this.#token}\n` }
@@ -217,6 +220,14 @@ export class Admin {
 /** How a host's server was told to reload. */
 export type ReloadVia = "admin" | "pid-file" | "killall";
 
+/** Options for {@linkcode reloadServer}. */
+export interface ReloadServerOptions {
+  /** The host's admin API. Default none: the server is signalled. */
+  admin?: Admin | undefined;
+  /** Root-relative PID file of the host's server, e.g. `logs/tqserver.pid`. */
+  pidFile: string;
+}
+
 /**
  * Reloads a host's server: `POST /api/reload` when an admin URL is set and
  * answers; else SIGHUP to the PID file's process; else `killall -HUP tqserver`.
@@ -225,9 +236,9 @@ export type ReloadVia = "admin" | "pid-file" | "killall";
  */
 export async function reloadServer(
   host: Host,
-  admin: Admin | undefined,
-  pidFile: string,
+  options: ReloadServerOptions,
 ): Promise<ReloadVia> {
+  const { admin, pidFile } = options;
   if (admin) {
     let res: AdminAnswer | undefined;
     try {

@@ -27,7 +27,9 @@ export interface ShipPlan {
 }
 
 /** Options for {@linkcode planShipment}. */
-export interface PlanOptions {
+export interface PlanShipmentOptions {
+  /** Root-relative folder of the workers (`workers.workers_dir`), e.g. `workers`. */
+  workersDir: string;
   /** Ship only these workers (no config/, server/, no removal of other workers). Default false. */
   onlyWorkers?: boolean;
 }
@@ -67,10 +69,9 @@ function ancestors(rel: string): string[] {
 export async function planShipment(
   root: string,
   workers: WorkerSpec[],
-  workersDir: string,
-  options: PlanOptions = {},
+  options: PlanShipmentOptions,
 ): Promise<ShipPlan> {
-  const { onlyWorkers = false } = options;
+  const { workersDir, onlyWorkers = false } = options;
   const shipped: ShippedWorker[] = [];
   const skipped: string[] = [];
   const include = new Set<string>();
@@ -181,6 +182,12 @@ export function filterArgs(rules: string[]): string[] {
   return rules.map((r) => `--filter=${r}`);
 }
 
+/** Options for {@linkcode listShipped}. */
+export interface ListShippedOptions {
+  /** Command runner (rsync). Default {@linkcode runCommand}. */
+  run?: RunFn;
+}
+
 /**
  * The root-relative files `rules` select here, as rsync sees them (so the
  * manifest lists exactly what rsync sends).
@@ -188,8 +195,9 @@ export function filterArgs(rules: string[]): string[] {
 export async function listShipped(
   root: string,
   rules: string[],
-  run: RunFn = runCommand,
+  options: ListShippedOptions = {},
 ): Promise<string[]> {
+  const { run = runCommand } = options;
   const empty = await Deno.makeTempDir({ prefix: "tq-deploy-list-" });
   try {
     const res = await run([

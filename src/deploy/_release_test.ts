@@ -62,7 +62,7 @@ Deno.test({
       );
       Deno.mkdirSync(join(root, "logs"));
       Deno.writeTextFileSync(join(root, "logs", "x.log"), "never shipped\n");
-      const plan = await planShipment(root, [a, b], "workers");
+      const plan = await planShipment(root, [a, b], { workersDir: "workers" });
       assert.deepEqual(plan.skipped, ["b"]);
       assert.deepEqual(plan.extras, ["config"]);
       assert.equal(plan.rules.at(-1), "- *");
@@ -76,7 +76,8 @@ Deno.test({
       assert.match(manifest, /^[0-9a-f]{64} {2}config\/server\.yaml$/m);
       assert.equal(manifest.trim().split("\n").length, 3);
 
-      const only = await planShipment(root, [a], "workers", {
+      const only = await planShipment(root, [a], {
+        workersDir: "workers",
         onlyWorkers: true,
       });
       assert.deepEqual((await listShipped(root, only.rules)).sort(), [

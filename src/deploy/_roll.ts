@@ -26,6 +26,16 @@ function sameSecond(iso: string | null, ms: number): boolean {
     Math.floor(Date.parse(iso) / 1000) === Math.floor(ms / 1000);
 }
 
+/** Options for {@linkcode waitHealthy}. */
+export interface WaitHealthyOptions {
+  /** What the apply on the host changed. */
+  changes: Change[];
+  /** The workers the deploy shipped. */
+  shipped: ShippedWorker[];
+  /** How long to wait, in ms. */
+  timeoutMs: number;
+}
+
 /**
  * Waits until every worker the changes touched is healthy: on the shipped
  * binary's mtime when its binary changed, and without `last_error` when it
@@ -36,10 +46,9 @@ function sameSecond(iso: string | null, ms: number): boolean {
  */
 export async function waitHealthy(
   admin: Admin,
-  changes: Change[],
-  shipped: ShippedWorker[],
-  timeoutMs: number,
+  options: WaitHealthyOptions,
 ): Promise<void> {
+  const { changes, shipped, timeoutMs } = options;
   const changed = changedWorkers(changes, shipped);
   // A config change may restart any worker: all must be healthy, but only
   // those whose own files changed are held to a clean last_error (another's
@@ -91,6 +100,16 @@ function totalRestarts(workers: WorkerStatus[]): number {
   return workers.reduce((n, w) => n + (w.restarts ?? 0), 0);
 }
 
+/** Options for {@linkcode watchCanary}. */
+export interface WatchCanaryOptions {
+  /** Public-port request and 5xx counts before the deploy. Default none: judged against a 0% rate. */
+  before?: { total: number; errors: number } | undefined;
+  /** How long to watch, in ms. */
+  ms: number;
+  /** Logs a canary without traffic and a passed one. */
+  logger: Logger;
+}
+
 /**
  * Watches the canary for `ms`: fails when its workers restart (crashes),
  * turn unhealthy, or its 5xx rate on the public port rises clearly above
@@ -99,10 +118,9 @@ function totalRestarts(workers: WorkerStatus[]): number {
  */
 export async function watchCanary(
   admin: Admin,
-  before: { total: number; errors: number } | undefined,
-  ms: number,
-  logger: Logger,
+  options: WatchCanaryOptions,
 ): Promise<void> {
+  const { before, ms, logger } = options;
   const base = before ?? { total: 0, errors: 0 };
   const baseRate = base.total > 0 ? base.errors / base.total : 0;
   const start = await admin.requestCounts();
@@ -153,16 +171,24 @@ export async function watchCanary(
   });
 }
 
+/** Options for {@linkcode restoreHosts}. */
+export interface RestoreHostsOptions {
+  /** Reload each restored host's server and wait until it is healthy. Default false. */
+  reload?: boolean;
+}
+
 /**
  * Undoes deploy `id` on every host that took it (all at once: the fleet is
- * mixed until they are back), reloads them and waits until they are healthy.
- * A host that failed keeps its reason, with what its rollback did added.
+ * mixed until they are back), reloads them (with `reload`) and waits until
+ * they are healthy. A host that failed keeps its reason, with what its
+ * rollback did added.
  */
 export async function restoreHosts(
   fleet: Fleet,
   id: string,
-  reload: boolean,
+  options: RestoreHostsOptions = {},
 ): Promise<void> {
+  const { reload = false } = options;
   await Promise.all([...fleet.took].map(async (i) => {
     const host = fleet.hosts[i]!;
     const report = fleet.reports[i]!;
@@ -170,7 +196,7 @@ export async function restoreHosts(
       await host.sh(rollbackScript(id));
       if (reload) {
         const admin = fleet.admin(i);
-        await reloadServer(host, admin, fleet.pidFile);
+        await reloadServer(host, { admin, pidFile: fleet.pidFile });
         if (admin) await waitAllHealthy(admin, fleet.healthTimeoutMs);
       }
       if (report.state === "failed") {

@@ -123,16 +123,21 @@ export function signalScript(pidFile: string): string {
   ].filter(Boolean).join("\n");
 }
 
+/** Options for {@linkcode curlScript}. */
+export interface CurlScriptOptions {
+  /** The request method. */
+  method: "GET" | "POST";
+  /** Read an Authorization header from stdin (`-H @-`). Default false. */
+  withToken?: boolean;
+}
+
 /**
  * `curl` on the host for the admin API: the Authorization header comes on
  * stdin (`-H @-`), never on a command line; prints the body, then the status
  * code on a line of its own.
  */
-export function curlScript(
-  url: string,
-  method: "GET" | "POST",
-  withToken: boolean,
-): string {
+export function curlScript(url: string, options: CurlScriptOptions): string {
+  const { method, withToken = false } = options;
   return [
     "curl -sS --max-time 60 -w '\\n%{http_code}'",
     `-X ${method}`,

@@ -107,7 +107,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     fetch: fetchFn = fetch,
   } = options;
   const started = performance.now();
-  const plan = await planShipment(root, workers, workersDir, { onlyWorkers });
+  const plan = await planShipment(root, workers, { workersDir, onlyWorkers });
   if (plan.workers.length === 0 && plan.extras.length === 0) {
     throw new Error(
       `Nothing to deploy: no worker has a binary${
@@ -198,7 +198,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 
   const id = newDeployId();
-  const files = await listShipped(root, plan.rules, run);
+  const files = await listShipped(root, plan.rules, { run });
   const manifest = await buildManifest(root, files);
   logger.info("deploy started", {
     target: options.name,
@@ -270,15 +270,14 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     if (!reload) return;
     const admin = fleet.admin(i);
     try {
-      const via = await reloadServer(host, admin, pidFile);
+      const via = await reloadServer(host, { admin, pidFile });
       report.reloaded = true;
       if (admin) {
-        await waitHealthy(
-          admin,
-          report.changes,
-          plan.workers,
-          healthTimeoutMs,
-        );
+        await waitHealthy(admin, {
+          changes: report.changes,
+          shipped: plan.workers,
+          timeoutMs: healthTimeoutMs,
+        });
       } else {
         logger.warn("no admin_url: reloaded without a health check", {
           host: host.label,
@@ -324,7 +323,11 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     }
     if (canary && admin) {
       try {
-        await watchCanary(admin, before, canarySeconds * 1000, logger);
+        await watchCanary(admin, {
+          before,
+          ms: canarySeconds * 1000,
+          logger,
+        });
       } catch (err) {
         reports[0]!.state = "failed";
         reports[0]!.reason = `canary: ${(err as Error).message}`;
@@ -338,7 +341,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     id,
     hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
   });
-  await restoreHosts(fleet, id, reload);
+  await restoreHosts(fleet, id, { reload });
   const done = result(id, false);
   done.rollbackMs = Math.round(performance.now() - failedAt);
   return done;

@@ -117,7 +117,7 @@ export async function rollback(
       reports[i]!.reason = "has no deploy";
     }
   });
-  await restoreHosts(fleet, id, reload);
+  await restoreHosts(fleet, id, { reload });
   return {
     id,
     ok: reports.every((r) => r.state !== "failed"),

@@ -180,3 +180,25 @@ export class ProcessStats {
     };
   }
 }
+
+/** The summed usage of instances' process groups; undefined when none could be read. */
+export function groupsUsage(
+  stats: ProcessStats,
+  instances: readonly { pid: number }[],
+): ProcessUsage | undefined {
+  let sum: ProcessUsage | undefined;
+  for (const { pid } of instances) {
+    const u = stats.group(pid);
+    if (!u) continue;
+    sum = sum
+      ? {
+        rssBytes: sum.rssBytes + u.rssBytes,
+        cpuSeconds: Math.round((sum.cpuSeconds + u.cpuSeconds) * 100) / 100,
+        virtualBytes: sum.virtualBytes + u.virtualBytes,
+        processes: sum.processes + u.processes,
+        startTimeSeconds: Math.min(sum.startTimeSeconds, u.startTimeSeconds),
+      }
+      : { ...u };
+  }
+  return sum;
+}

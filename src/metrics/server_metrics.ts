@@ -3,7 +3,8 @@ import type { StaticCacheStats } from "../static/mod.ts";
 import type { WorkerStatusJson } from "../supervisor/mod.ts";
 import { type HistogramSample, LATENCY_BUCKETS, Registry } from "./registry.ts";
 import { RateSeries } from "./series.ts";
-import type { ProcessStats, ProcessUsage } from "./process_stats.ts";
+import { groupsUsage, type ProcessStats } from "./process_stats.ts";
+import { declareProcessMetrics } from "./_process_metrics.ts";
 
 /** What the server is, for the gauges read at each scrape. */
 export interface MetricsSource {
@@ -334,84 +335,4 @@ export class ServerMetrics {
   render(): string {
     return this.registry.render();
   }
-}
-
-/** The summed usage of instances' process groups; undefined when none could be read. */
-export function groupsUsage(
-  stats: ProcessStats,
-  instances: readonly { pid: number }[],
-): ProcessUsage | undefined {
-  let sum: ProcessUsage | undefined;
-  for (const { pid } of instances) {
-    const u = stats.group(pid);
-    if (!u) continue;
-    sum = sum
-      ? {
-        rssBytes: sum.rssBytes + u.rssBytes,
-        cpuSeconds: Math.round((sum.cpuSeconds + u.cpuSeconds) * 100) / 100,
-        virtualBytes: sum.virtualBytes + u.virtualBytes,
-        processes: sum.processes + u.processes,
-        startTimeSeconds: Math.min(sum.startTimeSeconds, u.startTimeSeconds),
-      }
-      : { ...u };
-  }
-  return sum;
-}
-
-/**
- * The standard Prometheus process metrics (as client libraries name them),
- * for the server (no label) and per worker (`worker`, summed over its
- * instances' process groups; a restart starts its CPU counter again).
- */
-function declareProcessMetrics(r: Registry) {
-  const labels = ["worker"];
-  const cpu = r.counter({
-    name: "process_cpu_seconds_total",
-    help:
-      "User and system CPU time spent, seconds: the server's (no label) or a worker's process groups.",
-    labels,
-  });
-  const rss = r.gauge({
-    name: "process_resident_memory_bytes",
-    help: "Resident memory size in bytes: the server's or a worker's.",
-    labels,
-  });
-  const virt = r.gauge({
-    name: "process_virtual_memory_bytes",
-    help: "Virtual memory size in bytes: the server's or a worker's.",
-    labels,
-  });
-  const start = r.gauge({
-    name: "process_start_time_seconds",
-    help:
-      "Start time of the process since the epoch, seconds: the server's or a worker's oldest.",
-    labels,
-  });
-  const openFds = r.gauge({
-    name: "process_open_fds",
-    help: "Open file descriptors of the server.",
-  });
-  const maxFds = r.gauge({
-    name: "process_max_fds",
-    help: "Maximum number of open file descriptors of the server.",
-  });
-  return {
-    collect(
-      usage: (ProcessUsage & { openFds?: number; maxFds?: number }) | undefined,
-      worker: string,
-    ): void {
-      if (worker === "") {
-        // The server comes first in each collection: start from scratch, so a removed worker's samples go.
-        for (const m of [cpu, rss, virt, start]) m.reset();
-      }
-      if (!usage) return;
-      const l = { worker };
-      cpu.inc(l, usage.cpuSeconds);
-      rss.set(l, usage.rssBytes);
-      virt.set(l, usage.virtualBytes);
-      start.set(l, usage.startTimeSeconds);
-      if (usage.openFds !== undefined) openFds.set({}, usage.openFds);
-      if (usage.maxFds) maxFds.set({}, usage.maxFds);
-    },
-  };
 }

@@ -18,6 +18,7 @@ const CHUNK_SIZE = 64 * 1024;
  * `at`; returns the end, or -1 when it does not fit.
  */
 export function latin1Into(text: string, buf: Uint8Array, at: number): number {
+  // Positional arguments, no options object: it runs for every head written and would allocate one each time.
   const end = at + text.length;
   if (end > buf.length) return -1;
   for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);

@@ -54,6 +54,13 @@ export interface BodyLimits {
   tempDir?: string | undefined;
 }
 
+/**
+ * Options for {@linkcode prepareBody}: the request's {@linkcode BodyLimits}
+ * themselves, the object the transport reads later too, so a body costs no
+ * options object of its own.
+ */
+export type PrepareBodyOptions = BodyLimits;
+
 /** A body with a Content-Length up to this size is read before the head is written. */
 const SMALL_BODY_BYTES = 16 * 1024;
 
@@ -87,7 +94,7 @@ export function readWithin(
   const read = reader.read().catch((err) => {
     throw bodyError(err);
   });
-  return within(read, ms, () => new ClientTimeoutError(ms));
+  return within(read, { ms, onTimeout: () => new ClientTimeoutError(ms) });
 }
 
 /**
@@ -105,19 +112,20 @@ function bodyError(err: unknown): ClientBodyError {
  * Reads as much of the client's body as the framing rules need before
  * anything is written to a worker.
  *
- * @param body The client's body stream, or null.
+ * @param req The client's request; its body stream is read, or null.
  * @param contentLength The client's Content-Length, or -1 when it sent chunked.
+ * @param options The request's body limits.
  * @throws {BodyTooLargeError} When the body is over `maxBodyBytes`.
  * @throws {ClientTimeoutError} When the client stalls.
  */
 export async function prepareBody(
   req: Request,
   contentLength: number,
-  limits: BodyLimits,
+  options: PrepareBodyOptions,
 ): Promise<RequestBody> {
   const body = req.body;
   if (body === null) return { kind: "none" };
-  const { maxBodyBytes, readTimeoutMs } = limits;
+  const { maxBodyBytes, readTimeoutMs, bufferBytes } = options;
   if (maxBodyBytes > 0 && contentLength > maxBodyBytes) {
     // Refused before anything reaches a worker; cancelled, as below, so
     // the 413 is the one that says `Connection: close` (see _failures.ts).
@@ -144,8 +152,8 @@ export async function prepareBody(
       throw new BodyTooLargeError(maxBodyBytes);
     }
     chunks.push(value);
-    if (total > limits.bufferBytes) {
-      return await spool(reader, chunks, total, limits);
+    if (total > bufferBytes) {
+      return await spool(reader, chunks, total, options);
     }
   }
   return { kind: "bytes", bytes: concat(chunks, total) };
@@ -235,7 +243,7 @@ function bytesWithin(req: Request, ms: number): Promise<Uint8Array> {
   const read = req.bytes().catch((err) => {
     throw bodyError(err);
   });
-  return within(read, ms, () => new ClientTimeoutError(ms));
+  return within(read, { ms, onTimeout: () => new ClientTimeoutError(ms) });
 }
 
 /** The framing header line for `body`, ending in CRLF, or "" for none. */

@@ -53,6 +53,7 @@ function byteString(bytes: Uint8Array): string {
  * line end is accepted too (RFC 9112 §2.2 lets a recipient do so).
  */
 export function findHeadEnd(buf: Uint8Array, from: number, to: number): number {
+  // Positional arguments, no options object: it runs on every read of a response head and would allocate one each time.
   // A plain loop: heads are short, and subarray()/indexOf() allocate per call.
   for (let i = from; i + 1 < to; i++) {
     if (buf[i] !== 10) continue;

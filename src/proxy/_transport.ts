@@ -7,7 +7,8 @@
  * the body by its framing (`_response_body.ts`) without decoding it. Idle
  * connections live in a keep-alive pool (`_conn.ts`); a reused connection the
  * worker had closed is retried once on a fresh one, by Go's Transport rule:
- * when nothing was written, or the request is idempotent and replayable.
+ * when nothing was written, or the request is idempotent and replayable. Its
+ * errors, which say what may be resent, are in `_upstream_errors.ts`.
  */
 import { Conn, Pool } from "./_conn.ts";
 import { DEFAULT_UPSTREAM_IDLE_MS } from "../config/defaults.ts";
@@ -29,6 +30,13 @@ import {
   lengthReader,
 } from "./_response_body.ts";
 import {
+  asTypeError,
+  ConnectError,
+  CutResponseError,
+  headFailure,
+  NoResponseError,
+} from "./_upstream_errors.ts";
+import {
   type BodyLimits,
   framingLine,
   pumpBody,
@@ -36,6 +44,12 @@ import {
   type RequestBody,
   UpstreamWriteError,
 } from "./_request_writer.ts";
+
+export {
+  ConnectError,
+  CutResponseError,
+  NoResponseError,
+} from "./_upstream_errors.ts";
 
 /** Options of {@linkcode Transport}. */
 export interface TransportOptions {
@@ -76,31 +90,6 @@ export interface UpstreamResponse {
    */
   release?: () => void;
 }
-
-/** The worker could not be reached: nothing was sent (safe to send elsewhere). */
-export class ConnectError extends TypeError {}
-
-/**
- * The connection closed or reset before any byte of a response came back.
- * `written` says whether request bytes may have reached the worker.
- */
-export class NoResponseError extends TypeError {
-  constructor(
-    message: string,
-    readonly written: boolean,
-    readonly reused: boolean,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/**
- * The connection failed inside a response head, or inside a body read whole
- * before answering: the client has seen none of it, so an idempotent
- * request may go to another instance (nginx's `proxy_next_upstream error`).
- */
-export class CutResponseError extends TypeError {}
 
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 export const IDEMPOTENT: ReadonlySet<string> = new Set([
@@ -230,9 +219,9 @@ export class Transport {
         try {
           more = conn.filled(await conn.read());
         } catch (err) {
-          throw headFailure(received, reused, err);
+          throw headFailure({ received, reused, cause: err });
         }
-        if (!more) throw headFailure(received, reused);
+        if (!more) throw headFailure({ received, reused });
         received = true;
         head = takeHead(conn, skip);
       }
@@ -367,43 +356,4 @@ function takeHead(conn: Conn, skip: number): ResponseHead | undefined {
     if (head.status >= 200 || head.status === 101) return head;
     skip = 0;
   }
-}
-
-/**
- * The error for a connection that failed (`cause`) or closed while a
- * response head was awaited: a cut response once some of it came, else no
- * response at all (which a reused connection may retry).
- */
-function headFailure(
-  received: boolean,
-  reused: boolean,
-  cause?: unknown,
-): TypeError {
-  const options = cause === undefined ? undefined : { cause };
-  if (received) {
-    return new CutResponseError(
-      cause === undefined
-        ? "Connection to the worker closed inside its response headers"
-        : "Connection to the worker failed",
-      options,
-    );
-  }
-  return cause === undefined
-    ? new NoResponseError(
-      "Connection to the worker closed before its response",
-      true,
-      reused,
-    )
-    : new NoResponseError(
-      "Connection to the worker reset before its response",
-      true,
-      reused,
-      options,
-    );
-}
-
-function asTypeError(err: unknown): TypeError {
-  return err instanceof TypeError
-    ? err
-    : new TypeError("Connection to the worker failed", { cause: err });
 }

@@ -95,7 +95,7 @@ export function openListeners(options: ListenersOptions): Listeners {
     idleTimeoutMs: config.workers.default.idle_timeout_seconds * 1000,
     ...proxyLimits(config, root),
   });
-  const served = servedFiles(config, root, log);
+  const served = servedFiles(config, { root, logger: log });
   const handler = createPublicHandler({
     proxy,
     routes: table,

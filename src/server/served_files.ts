@@ -56,12 +56,20 @@ function settingsOf(config: Config): string {
   ]);
 }
 
+/** Options of {@linkcode servedFiles}. */
+export interface ServedFilesOptions {
+  /** Project root (absolute): `workers.workers_dir` is resolved against it. */
+  root: string;
+  /** Logger of the static handler and of applied or deferred settings. */
+  logger: Logger;
+}
+
 /** Builds the static handler and compression stage of `config`. */
 export function servedFiles(
   config: Config,
-  root: string,
-  log: Logger,
+  options: ServedFilesOptions,
 ): ServedFiles {
+  const { root, logger: log } = options;
   let current = config;
   let serveStatic = makeStatic(config, root, log);
   let compress = makeCompressor(config);

@@ -15,7 +15,7 @@ Deno.test("a reloaded config replaces the static handler and compressor; routing
       "a",
     );
     const config = defaultConfig();
-    const served = servedFiles(config, root, log);
+    const served = servedFiles(config, { root, logger: log });
     const first = served.static!;
     const res = await first(new Request("http://x/static/w/a.txt"));
     assert.equal(await res.text(), "a");

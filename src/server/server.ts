@@ -1,10 +1,6 @@
 import { resolve } from "node:path";
 import { ConfigError, ConfigStore } from "../config/mod.ts";
-import {
-  type AdminHandler,
-  type ServerStatusJson,
-  withUsage,
-} from "../admin/mod.ts";
+import type { AdminHandler, ServerStatusJson } from "../admin/mod.ts";
 import { describeBuildError } from "../build/mod.ts";
 import type { AccessLog, ServerLog } from "../log/mod.ts";
 import type { ProxyHandler } from "../proxy/mod.ts";
@@ -32,6 +28,7 @@ import { type ServerOptions, StartCancelled } from "./options.ts";
 import { createObservers } from "./wiring.ts";
 import { ServerHost, type ServerHostParts } from "./host.ts";
 import { ADMIN_CLOSE_MS, urlHost, within } from "./_util.ts";
+import { serverStatus } from "./_status.ts";
 import {
   type DevHooks,
   RESTART_EXIT_CODE,
@@ -172,23 +169,7 @@ export class TqServer extends ServerHost {
 
   /** Status for `/api/status`. */
   status(): ServerStatusJson {
-    const self = this.processStats.self();
-    return {
-      mode: this.mode,
-      pid: Deno.pid,
-      version: VERSION,
-      started_at: this.startedAt.toISOString(),
-      port: this.port,
-      rss_bytes: self?.rssBytes ?? null,
-      cpu_seconds: self?.cpuSeconds ?? null,
-      responses: this.metrics.responses(),
-      workers: this.supervisor.status().map((w) =>
-        withUsage(w, {
-          stats: this.processStats,
-          responses: this.metrics.responses(w.name),
-        })
-      ),
-    };
+    return serverStatus(this, { startedAt: this.startedAt, port: this.port });
   }
 
   async #start(): Promise<void> {

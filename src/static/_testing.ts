@@ -92,7 +92,19 @@ export async function withTree(
   }
 }
 
-export function get(path: string, headers: HeadersInit = {}, method = "GET") {
+/** Options for {@linkcode get}. */
+export interface GetOptions {
+  /** The request method. Default `GET`. */
+  method?: string;
+}
+
+/** A request for `path` on `http://localhost` with `headers`. */
+export function get(
+  path: string,
+  headers: HeadersInit = {},
+  options: GetOptions = {},
+): Request {
+  const { method = "GET" } = options;
   return new Request("http://localhost" + path, { method, headers });
 }
 

@@ -237,7 +237,9 @@ Deno.test("If-Match and If-Unmodified-Since answer 412 when they fail (RFC 9110 
       });
     }
     await t.step("a HEAD gets the same 412", async () => {
-      const res = await handler(get(url, { "if-match": '"x"' }, "HEAD"));
+      const res = await handler(
+        get(url, { "if-match": '"x"' }, { method: "HEAD" }),
+      );
       assert.equal(res.status, 412);
       assert.equal(res.body, null);
     });
@@ -260,7 +262,7 @@ Deno.test("a symlink loop and a name too long are 404 and log nothing at ERROR",
       ]
     ) {
       for (const method of ["GET", "HEAD"]) {
-        const res = await handler(get(path, {}, method));
+        const res = await handler(get(path, {}, { method }));
         assert.equal(res.status, 404, `${method} ${path.slice(0, 40)}`);
         await res.body?.cancel();
       }

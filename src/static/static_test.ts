@@ -46,7 +46,9 @@ Deno.test("HEAD answers the GET headers without a body", async () => {
   await withTree(async ({ handler }) => {
     const getRes = await handler(get("/static/index/app.css"));
     await getRes.body?.cancel();
-    const res = await handler(get("/static/index/app.css", {}, "HEAD"));
+    const res = await handler(
+      get("/static/index/app.css", {}, { method: "HEAD" }),
+    );
     assert.equal(res.status, 200);
     assert.equal(res.body, null);
     for (
@@ -170,7 +172,9 @@ Deno.test("byte ranges answer 206 with Content-Range, or 416 when unsatisfiable"
     await t.step(
       "HEAD with a range has the 206 headers and no body",
       async () => {
-        const res = await handler(get(url, { range: "bytes=0-9" }, "HEAD"));
+        const res = await handler(
+          get(url, { range: "bytes=0-9" }, { method: "HEAD" }),
+        );
         assert.equal(res.status, 206);
         assert.equal(res.headers.get("content-length"), "10");
         assert.equal(res.body, null);
@@ -201,7 +205,7 @@ Deno.test("a cancelled body (client abort) closes the file", async () => {
 Deno.test("methods other than GET and HEAD answer 405 with Allow", async () => {
   await withTree(async ({ handler }) => {
     for (const method of ["POST", "PUT", "DELETE", "OPTIONS"]) {
-      const res = await handler(get("/static/index/app.css", {}, method));
+      const res = await handler(get("/static/index/app.css", {}, { method }));
       assert.equal(res.status, 405, method);
       assert.equal(res.headers.get("allow"), "GET, HEAD");
       await res.body?.cancel();

@@ -62,7 +62,10 @@ export async function retireInstance(
   if (delayMs > 0) await wait(clock, delayMs).fired;
   if (connections) {
     // Bounded: the proxy's closing handshakes are, but this is its promise.
-    await within(connections, drainMs + 1000, () => DRAIN_OVER).catch(
+    await within(connections, {
+      ms: drainMs + 1000,
+      onTimeout: () => DRAIN_OVER,
+    }).catch(
       () => {},
     );
   }

@@ -19,6 +19,7 @@ import { type RetireConnections, retireInstance } from "./_retire.ts";
 import { InstanceStarter } from "./_starter.ts";
 import { enqueue } from "./_queue.ts";
 import { signalReload } from "./_reload_signal.ts";
+import { specChange } from "./_spec_change.ts";
 
 /** True once the worker is being removed (read through a call: the state changes across awaits). */
 function stopping(entry: WorkerEntry): boolean {
@@ -258,18 +259,10 @@ export class Supervisor {
   ): Promise<"unchanged" | "replaced" | "failed"> {
     const entry = this.#workers.get(spec.name);
     if (!entry) throw new TypeError(`Unknown worker "${spec.name}"`);
-    const key = (s: WorkerSpec) =>
-      JSON.stringify([
-        s.route,
-        { ...s.settings, instances: 0 },
-        s.kind,
-        s.binPath,
-      ]);
-    const changed = key(entry.spec) !== key(spec);
-    const rescaled = entry.spec.settings.instances !== spec.settings.instances;
+    const change = specChange(entry.spec, spec);
     entry.spec = spec;
-    if (!changed && !reason) {
-      if (!rescaled) return "unchanged";
+    if (change !== "replace" && !reason) {
+      if (change === "none") return "unchanged";
       return await this.#enqueue(entry, "config-changed", new Set())
         ? "replaced"
         : "failed";
