@@ -4,6 +4,7 @@
 // Layout beside the serving tree (workers/, config/, server/ are never
 // versioned folders):
 //   .tqdeploy/current                 id of the deploy the host runs
+//   .tqdeploy/lock/owner              who deploys now (one deploy or rollback at a time)
 //   .tqdeploy/stage/                  the incoming tree, checked before it is applied
 //   .tqdeploy/releases/ID/manifest.sha256, filter, prev, changes, created, created_dirs
 //   .tqdeploy/releases/ID/backup/     every file the deploy replaced or deleted
@@ -18,6 +19,29 @@ export function inspectScript(): string {
     `if [ -z "$TQ_FRESH" ] && [ -x server/bin/tqserver ]; then echo compiled=1; fi`,
     `if command -v rsync >/dev/null 2>&1; then echo rsync=1; fi`,
   ].join("\n");
+}
+
+/**
+ * Takes the host's deploy lock for `holder` (`mkdir` is atomic), or exits 75
+ * naming who holds it and how to clear a lock no deploy holds any more (run
+ * with `create`).
+ */
+export function lockScript(holder: string): string {
+  return [
+    `mkdir -p ${D}`,
+    `if mkdir ${D}/lock 2>/dev/null; then printf '%s\\n' ${
+      shellQuote(holder)
+    } > ${D}/lock/owner; exit 0; fi`,
+    `printf 'another deploy holds its lock (%s); if none runs, remove %s\\n' "$(cat ${D}/lock/owner 2>/dev/null || echo 'holder unknown')" "$(pwd)/${D}/lock" >&2`,
+    `exit 75`,
+  ].join("\n");
+}
+
+/** Releases the deploy lock when `holder` holds it (another's is left alone). */
+export function unlockScript(holder: string): string {
+  return `if [ "$(cat ${D}/lock/owner 2>/dev/null)" = ${
+    shellQuote(holder)
+  } ]; then rm -rf ${D}/lock; fi`;
 }
 
 /**

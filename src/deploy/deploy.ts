@@ -3,6 +3,7 @@ import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { Admin, reloadServer } from "./_admin.ts";
 import { Host, runCommand, type RunFn } from "./_host.ts";
+import { lockHolder, lockHosts } from "./_lock.ts";
 import {
   buildManifest,
   filterArgs,
@@ -198,153 +199,159 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 
   const id = newDeployId();
-  const files = await listShipped(root, plan.rules, { run });
-  const manifest = await buildManifest(root, files);
-  logger.info("deploy started", {
-    target: options.name,
-    id,
-    files: files.length,
-    hosts: hosts.length,
-  });
+  // One deploy at a time per host: a second one stops here, having changed nothing.
+  const locks = await lockHosts(hosts, { holder: lockHolder(id), logger });
+  try {
+    const files = await listShipped(root, plan.rules, { run });
+    const manifest = await buildManifest(root, files);
+    logger.info("deploy started", {
+      target: options.name,
+      id,
+      files: files.length,
+      hosts: hosts.length,
+    });
 
-  // One per host: it remembers whether the host's admin API answers from here.
-  const admins = hosts.map((h) =>
-    target.admin_url
-      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
-      : undefined
-  );
-  const fleet: Fleet = {
-    hosts,
-    reports,
-    took: new Set<number>(),
-    admin: (i) => admins[i],
-    pidFile,
-    healthTimeoutMs,
-    logger,
-  };
-  const ship = async (i: number): Promise<void> => {
-    const host = hosts[i]!;
-    const report = reports[i]!;
-    try {
-      // The manifest comes on stdin, the filter in the script: one round trip.
-      await host.sh(prepareScript(id, plan.rules), {
-        create: true,
-        stdin: manifest,
-      });
-      // Unchanged files are hard-linked from the serving tree: only what
-      // changed crosses the network. Compared by checksum: a rebuild of
-      // the same size in the same second passes rsync's quick check.
-      await host.rsync(
-        [
-          "-a",
-          "--checksum",
-          "--link-dest=../..",
-          ...filterArgs(plan.rules),
-          `${root}/`,
-        ],
-        ".tqdeploy/stage/",
-      );
-      const out = await host.sh(verifyApplyScript(id, target.keep_releases));
-      fleet.took.add(i);
-      report.changes = parseChanges(out);
-      report.state = "deployed";
-      logger.info("host updated", {
-        host: host.label,
-        id,
-        changes: report.changes.length,
-      });
-    } catch (err) {
-      report.state = "failed";
-      report.reason = (err as Error).message;
-      if (!fleet.took.has(i)) {
-        await host.sh(discardScript(id)).catch((cleanup) =>
-          logger.warn("stage left on host", {
-            host: host.label,
-            id,
-            error: cleanup,
-          })
-        );
-      }
-      throw err;
-    }
-    if (!reload) return;
-    const admin = fleet.admin(i);
-    try {
-      const via = await reloadServer(host, { admin, pidFile });
-      report.reloaded = true;
-      if (admin) {
-        await waitHealthy(admin, {
-          changes: report.changes,
-          shipped: plan.workers,
-          timeoutMs: healthTimeoutMs,
-        });
-      } else {
-        logger.warn("no admin_url: reloaded without a health check", {
-          host: host.label,
-          via,
-        });
-      }
-      logger.info("host live", { host: host.label, id, via });
-    } catch (err) {
-      report.state = "failed";
-      report.reason = (err as Error).message;
-      throw err;
-    }
-  };
-
-  const order = hosts.map((_, i) => i);
-  const batches: number[][] = [];
-  let rest = order;
-  if (canarySeconds !== undefined && reload && order.length > 0) {
-    batches.push([0]);
-    rest = order.slice(1);
-  }
-  for (let i = 0; i < rest.length; i += target.batch) {
-    batches.push(rest.slice(i, i + target.batch));
-  }
-  let failedAt: number | undefined;
-  for (const [b, batch] of batches.entries()) {
-    const canary = b === 0 && canarySeconds !== undefined && reload;
-    const admin = canary ? fleet.admin(0) : undefined;
-    const before = admin
-      ? await admin.requestCounts().catch((err) => {
-        // Without a baseline the canary is judged against a 0% rate.
-        logger.warn("canary baseline unavailable", {
-          url: admin.url,
-          error: err,
-        });
-        return undefined;
-      })
-      : undefined;
-    const settled = await Promise.allSettled(batch.map(ship));
-    if (settled.some((s) => s.status === "rejected")) {
-      failedAt = performance.now();
-      break;
-    }
-    if (canary && admin) {
+    // One per host: it remembers whether the host's admin API answers from here.
+    const admins = hosts.map((h) =>
+      target.admin_url
+        ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+        : undefined
+    );
+    const fleet: Fleet = {
+      hosts,
+      reports,
+      took: new Set<number>(),
+      admin: (i) => admins[i],
+      pidFile,
+      healthTimeoutMs,
+      logger,
+    };
+    const ship = async (i: number): Promise<void> => {
+      const host = hosts[i]!;
+      const report = reports[i]!;
       try {
-        await watchCanary(admin, {
-          before,
-          ms: canarySeconds * 1000,
-          logger,
+        // The manifest comes on stdin, the filter in the script: one round trip.
+        await host.sh(prepareScript(id, plan.rules), {
+          create: true,
+          stdin: manifest,
+        });
+        // Unchanged files are hard-linked from the serving tree: only what
+        // changed crosses the network. Compared by checksum: a rebuild of
+        // the same size in the same second passes rsync's quick check.
+        await host.rsync(
+          [
+            "-a",
+            "--checksum",
+            "--link-dest=../..",
+            ...filterArgs(plan.rules),
+            `${root}/`,
+          ],
+          ".tqdeploy/stage/",
+        );
+        const out = await host.sh(verifyApplyScript(id, target.keep_releases));
+        fleet.took.add(i);
+        report.changes = parseChanges(out);
+        report.state = "deployed";
+        logger.info("host updated", {
+          host: host.label,
+          id,
+          changes: report.changes.length,
         });
       } catch (err) {
-        reports[0]!.state = "failed";
-        reports[0]!.reason = `canary: ${(err as Error).message}`;
+        report.state = "failed";
+        report.reason = (err as Error).message;
+        if (!fleet.took.has(i)) {
+          await host.sh(discardScript(id)).catch((cleanup) =>
+            logger.warn("stage left on host", {
+              host: host.label,
+              id,
+              error: cleanup,
+            })
+          );
+        }
+        throw err;
+      }
+      if (!reload) return;
+      const admin = fleet.admin(i);
+      try {
+        const via = await reloadServer(host, { admin, pidFile });
+        report.reloaded = true;
+        if (admin) {
+          await waitHealthy(admin, {
+            changes: report.changes,
+            shipped: plan.workers,
+            timeoutMs: healthTimeoutMs,
+          });
+        } else {
+          logger.warn("no admin_url: reloaded without a health check", {
+            host: host.label,
+            via,
+          });
+        }
+        logger.info("host live", { host: host.label, id, via });
+      } catch (err) {
+        report.state = "failed";
+        report.reason = (err as Error).message;
+        throw err;
+      }
+    };
+
+    const order = hosts.map((_, i) => i);
+    const batches: number[][] = [];
+    let rest = order;
+    if (canarySeconds !== undefined && reload && order.length > 0) {
+      batches.push([0]);
+      rest = order.slice(1);
+    }
+    for (let i = 0; i < rest.length; i += target.batch) {
+      batches.push(rest.slice(i, i + target.batch));
+    }
+    let failedAt: number | undefined;
+    for (const [b, batch] of batches.entries()) {
+      const canary = b === 0 && canarySeconds !== undefined && reload;
+      const admin = canary ? fleet.admin(0) : undefined;
+      const before = admin
+        ? await admin.requestCounts().catch((err) => {
+          // Without a baseline the canary is judged against a 0% rate.
+          logger.warn("canary baseline unavailable", {
+            url: admin.url,
+            error: err,
+          });
+          return undefined;
+        })
+        : undefined;
+      const settled = await Promise.allSettled(batch.map(ship));
+      if (settled.some((s) => s.status === "rejected")) {
         failedAt = performance.now();
         break;
       }
+      if (canary && admin) {
+        try {
+          await watchCanary(admin, {
+            before,
+            ms: canarySeconds * 1000,
+            logger,
+          });
+        } catch (err) {
+          reports[0]!.state = "failed";
+          reports[0]!.reason = `canary: ${(err as Error).message}`;
+          failedAt = performance.now();
+          break;
+        }
+      }
     }
+    if (failedAt === undefined) return result(id, true);
+    logger.error("deploy failed, rolling back", {
+      id,
+      hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
+    });
+    await restoreHosts(fleet, id, { reload });
+    const done = result(id, false);
+    done.rollbackMs = Math.round(performance.now() - failedAt);
+    return done;
+  } finally {
+    await locks.release();
   }
-  if (failedAt === undefined) return result(id, true);
-  logger.error("deploy failed, rolling back", {
-    id,
-    hosts: [...fleet.took].map((i) => hosts[i]!.label).join(",") || "-",
-  });
-  await restoreHosts(fleet, id, { reload });
-  const done = result(id, false);
-  done.rollbackMs = Math.round(performance.now() - failedAt);
-  return done;
 }
 
 /** The changes that are files (created directories left out of counts). */

@@ -217,3 +217,74 @@ Deno.test("formatFleet() prints one row per worker and the reason for an unreach
     /^web2\s+no\s+-\s+-\s+-\s+-\s+-\s+ssh to web2 failed: timeout$/,
   );
 });
+
+Deno.test({
+  name:
+    "a deploy or rollback stops before it changes anything while another holds the host's deploy lock, and releases its own",
+  ignore: !hasRsync,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
+    try {
+      const src = join(tmp, "src");
+      const path = join(tmp, "target");
+      const target: DeployTarget = {
+        hosts: [],
+        path,
+        ssh_options: "",
+        admin_url: "",
+        batch: 1,
+        canary_seconds: 0,
+        keep_releases: 5,
+      };
+      const w = project(src);
+      build(src, "v1", { "public/a.txt": "a1" });
+      const first = await deploy({
+        root: src,
+        name: "t",
+        target,
+        workers: [w],
+      });
+      assert.equal(first.ok, true, JSON.stringify(first.hosts));
+      const lock = join(path, ".tqdeploy", "lock");
+      assert.throws(() => Deno.statSync(lock), "a deploy leaves no lock");
+
+      // Another deploy is under way (its lock, as it writes it).
+      Deno.mkdirSync(lock);
+      Deno.writeTextFileSync(
+        join(lock, "owner"),
+        "id=20260101T000000Z-abcd by=ci@build1 pid=42 at=2026-01-01T00:00:00Z\n",
+      );
+      build(src, "v2", { "public/a.txt": "a2" });
+      await assert.rejects(
+        () => deploy({ root: src, name: "t", target, workers: [w] }),
+        /another deploy holds its lock \(id=20260101T000000Z-abcd by=ci@build1 pid=42 .*\); if none runs, remove .*\.tqdeploy\/lock/,
+      );
+      await assert.rejects(
+        () => rollback({ target, reload: false }),
+        /another deploy holds its lock/,
+      );
+      assert.match(read(join(path, "workers/index/bin/index")), /v1/);
+      assert.equal(read(join(path, "workers/index/public/a.txt")), "a1");
+      assert.equal(read(join(path, ".tqdeploy/current")).trim(), first.id);
+      assert.match(read(join(lock, "owner")), /by=ci@build1/, "left alone");
+
+      // Once the other one is done, the deploy goes through and unlocks.
+      Deno.removeSync(lock, { recursive: true });
+      const second = await deploy({
+        root: src,
+        name: "t",
+        target,
+        workers: [w],
+      });
+      assert.equal(second.ok, true, JSON.stringify(second.hosts));
+      assert.match(read(join(path, "workers/index/bin/index")), /v2/);
+      assert.throws(() => Deno.statSync(lock), "released after the deploy");
+      const back = await rollback({ target, reload: false });
+      assert.equal(back.ok, true, JSON.stringify(back));
+      assert.match(read(join(path, "workers/index/bin/index")), /v1/);
+      assert.throws(() => Deno.statSync(lock), "released after the rollback");
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

@@ -2,6 +2,7 @@ import type { DeployTarget } from "../config/mod.ts";
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { Admin } from "./_admin.ts";
 import { Host, runCommand, type RunFn } from "./_host.ts";
+import { lockHolder, lockHosts } from "./_lock.ts";
 import { DEPLOY_ID } from "./_release.ts";
 import { type Fleet, restoreHosts } from "./_roll.ts";
 import { inspectScript } from "./_scripts.ts";
@@ -117,7 +118,16 @@ export async function rollback(
       reports[i]!.reason = "has no deploy";
     }
   });
-  await restoreHosts(fleet, id, { reload });
+  const reachable = hosts.filter((_, i) => reports[i]!.state !== "failed");
+  const locks = await lockHosts(reachable, {
+    holder: lockHolder(`rollback-${id}`),
+    logger,
+  });
+  try {
+    await restoreHosts(fleet, id, { reload });
+  } finally {
+    await locks.release();
+  }
   return {
     id,
     ok: reports.every((r) => r.state !== "failed"),
