@@ -189,8 +189,32 @@ async function adminStatus(fleet: Fleet, i: number) {
     },
   );
   return await res.json() as {
-    workers: { name: string; restarts: number; status: string }[];
+    workers: {
+      name: string;
+      restarts: number;
+      status: string;
+      requests: number;
+    }[];
   };
+}
+
+/** Requests the fleet's workers answered so far (retired instances' included). */
+async function fleetRequests(fleet: Fleet): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < HOST_ADDRS.length; i++) {
+    for (const w of (await adminStatus(fleet, i)).workers) total += w.requests;
+  }
+  return total;
+}
+
+/** Resolves once wrk's requests through nginx reached the fleet's workers `count` more times (bounded). */
+async function loadReaches(fleet: Fleet, count: number, what: string) {
+  const from = await fleetRequests(fleet);
+  await waitFor(
+    async () => (await fleetRequests(fleet)) >= from + count,
+    10_000,
+    `${count} requests of wrk ${what}`,
+  );
 }
 
 function startHost(
@@ -246,7 +270,13 @@ function startWrk(
       const timer = setTimeout(() => proc.stop(), 10_000);
       await proc.child.status;
       clearTimeout(timer);
-      await new Promise((r) => setTimeout(r, 100));
+      // Its totals end with "Transfer/sec"; a wrk that printed none fails
+      // the caller's assertions with its output.
+      await waitFor(
+        () => proc.output().includes("Transfer/sec"),
+        2000,
+        "wrk's totals",
+      ).catch(() => {});
       const text = proc.output();
       const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
       const non2xx = Number(
@@ -516,11 +546,11 @@ workers:
         "a rolling deploy of a changed worker under wrk -c20 through nginx fails no request",
         async () => {
           const wrk = hasWrk ? startWrk(fleet.nginx!.port) : undefined;
-          await new Promise((r) => setTimeout(r, 500));
+          if (wrk) await loadReaches(fleet, 100, "before the deploy");
           const started = performance.now();
           const r = await deploySh(src, "--reload", "fleet");
           const ms = performance.now() - started;
-          await new Promise((r) => setTimeout(r, 500));
+          if (wrk) await loadReaches(fleet, 100, "after the deploy");
           const load = await wrk?.stop();
           assert.equal(r.code, 0, r.out);
           d1 = /deploy (\S+) to fleet: done/.exec(r.out)?.[1] ?? "";
@@ -705,6 +735,7 @@ workers:
               } catch {
                 // Counted by the servers; the test only needs traffic.
               }
+              // The pace of the traffic the canary judges, not a wait.
               await new Promise((r) => setTimeout(r, 10));
             }
             return n;

@@ -27,6 +27,8 @@ time.sleep(3600)
 const ABORTS = `#!/usr/bin/env python3
 import os, sys, time
 print("about to abort", file=sys.stderr, flush=True)
+# Dies shortly after its start, as a crashing worker does: the fixture's
+# behaviour, not a wait.
 time.sleep(0.1)
 os.abort()
 `;

@@ -217,6 +217,7 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
       let last = performance.now();
       for (let i = 0; i < 20; i++) {
         writeWorker(project, "c", `"c-burst-${i}"`, false);
+        // The pace of the burst is the behaviour under test, not a wait.
         await new Promise((r) => setTimeout(r, 5));
         const now = performance.now();
         if (now - last >= 40) gaps++;
@@ -227,6 +228,8 @@ Deno.test("dev mode rebuilds and replaces on save, shows build errors, and live-
         10000,
         "the last save",
       );
+      // A late extra build is what must not happen: no condition to wait
+      // for, only time for one to show in the log.
       await new Promise((r) => setTimeout(r, 300));
       const built = builds(server, "c") - before;
       assert.ok(

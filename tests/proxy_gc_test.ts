@@ -49,6 +49,8 @@ async function promotedUnderLoad(path: string): Promise<number> {
       maxMs: 20_000,
     });
     const deadline = Date.now() + 15_000;
+    // A bounded poll that may run out: 60 scavenges are wanted, 20 enough
+    // (asserted below), so it is not waitFor, which would throw.
     while (Date.now() < deadline && scavenges(server.logs()).length < 60) {
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -44,6 +44,7 @@ Deno.test({
       await Promise.all([rapid(), rapid(), rapid()]);
       // …and with pauses the worker's idle close falls into, POSTs included.
       for (let i = 0; i < 40; i++) {
+        // The pauses are the behaviour under test, not a wait.
         await new Promise((r) => setTimeout(r, 2 + (i % 4) * 5));
         const method = i % 2 ? "POST" : "GET";
         await check(

@@ -101,6 +101,7 @@ Deno.test({
         let sent = 0;
         const body = new ReadableStream<Uint8Array>({
           async pull(controller) {
+            // The pace of the upload is the behaviour under test, not a wait.
             await new Promise((r) => setTimeout(r, 300));
             if (sent === 6) return controller.close();
             sent++;

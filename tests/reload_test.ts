@@ -34,7 +34,12 @@ Deno.test("three binary replacements under load with SIGHUP fail no request", as
       assert.notEqual(after.pid, before.pid);
       assert.equal(after.last_restart_reason, "binary-changed");
       // Keep the load going on the new instance for a while before the next deploy.
-      await new Promise((r) => setTimeout(r, 500));
+      const served = load.count();
+      await waitFor(
+        () => load.count() >= served + 100,
+        10000,
+        `100 requests of the load on ${version}`,
+      );
     }
     await waitFor(() => load.count() > 200, 10000, "some load");
     const result = await load.stop();

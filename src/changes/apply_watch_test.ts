@@ -5,6 +5,7 @@ import type { Supervisor, WorkerMtimes } from "../supervisor/mod.ts";
 import { type LiveEvent, LiveReload } from "../dev/livereload.ts";
 import { applyChanges } from "./apply.ts";
 import { type ChangeSet, emptyChangeSet } from "./classify.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 /** Remembers every event sent to browsers. */
 class RecordingLive extends LiveReload {
@@ -142,12 +143,11 @@ Deno.test("applyChanges() carries out a batch of dev file events", async (t) => 
       });
       // Replaces and signals finish after applyChanges() returns; the browsers'
       // event comes last, after every call: wait for it (bounded).
-      const deadline = Date.now() + 2000;
-      while (
-        shown(live.events).length < c.events.length && Date.now() < deadline
-      ) {
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await waitFor(
+        () => shown(live.events).length >= c.events.length,
+        2000,
+        `the browsers' events ${JSON.stringify(c.events)}`,
+      );
       live.close();
       assert.deepEqual(calls, c.calls);
       assert.deepEqual(shown(live.events), c.events);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { StandbyPool } from "./standby.ts";
 import { killGroup } from "../supervisor/mod.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 const WORKER = `
 const port = Number(Deno.env.get("TQ_PORT"));
@@ -23,16 +24,12 @@ function freePort(): number {
   return port;
 }
 
-async function answer(port: number): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 10_000;
-  while (true) {
-    try {
-      return await (await fetch(`http://127.0.0.1:${port}/`)).json();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+function answer(port: number): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () => await (await fetch(`http://127.0.0.1:${port}/`)).json(),
+    10_000,
+    `the worker on port ${port} to answer`,
+  );
 }
 
 Deno.test("StandbyPool hands a warm process the next start, with its port and env, and starts plainly when the env differs", async () => {
@@ -74,13 +71,11 @@ Deno.test("StandbyPool hands a warm process the next start, with its port and en
   try {
     const first = spawn(freePort());
     assert.equal(first.spawnedAt, undefined, "no standby yet: a plain start");
-    const deadline = Date.now() + 10_000;
-    const waiting = () => pool.size === 0;
-    while (waiting() && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.equal(pool.size, 1);
-    await new Promise((r) => setTimeout(r, 300)); // let it load its packages
+    await waitFor(() => pool.size === 1, 10_000, "a standby");
+    // Nothing outside the standby shows that it loaded its packages (a late
+    // hand-over works too, the line waits on its stdin): a moment, so that
+    // the usual case, a warm standby, is the one tested.
+    await new Promise((r) => setTimeout(r, 300));
     const before = Date.now();
     const port = freePort();
     const second = spawn(port);
@@ -91,9 +86,7 @@ Deno.test("StandbyPool hands a warm process the next start, with its port and en
     assert.equal(body.name, "w");
     assert.equal(body.preload, null, "the standby's own variable is gone");
     // A different environment cannot use the standby started for the old one.
-    while (waiting() && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(() => pool.size === 1, 10_000, "the next standby");
     const third = spawn(freePort(), { EXTRA: "1" });
     assert.equal(third.spawnedAt, undefined);
   } finally {
@@ -149,11 +142,7 @@ Deno.test("StandbyPool stops the standby of a binary no worker runs any more at 
   };
   try {
     spawn(bins[0]!);
-    const deadline = Date.now() + 10_000;
-    while (pool.size === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.equal(pool.size, 1, "a's standby");
+    await waitFor(() => pool.size === 1, 10_000, "a's standby");
     running.delete(bins[0]!); // worker a removed
     spawn(bins[1]!);
     assert.equal(pool.size, 0, "a's standby was kept after a was removed");

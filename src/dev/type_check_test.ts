@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { LogFields, Logger } from "../log/mod.ts";
 import { LiveReload } from "./livereload.ts";
 import { parseTypeErrors, TypeChecker } from "./type_check.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 Deno.test("parseTypeErrors() takes the first error, its code frame, location and count", () => {
   const output = [
@@ -58,13 +59,8 @@ Deno.test("TypeChecker says which check ran out of time, and a failure that is n
     binPath: join(dir, "w"),
     dir,
   };
-  const until = async (what: string, done: () => boolean) => {
-    const deadline = Date.now() + 10_000;
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`no ${what} within 10 s`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const until = (what: string, done: () => boolean) =>
+    waitFor(done, 10_000, what);
   try {
     await t.step("a check that hangs is killed and named", async () => {
       // A "deno" that never finishes.
@@ -81,7 +77,7 @@ Deno.test("TypeChecker says which check ran out of time, and a failure that is n
       });
       checker.check(target);
       await until(
-        "timeout warning",
+        "the timeout warning",
         () => records.some((r) => r.level === "warn"),
       );
       await checker.close();

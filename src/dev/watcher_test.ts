@@ -5,6 +5,7 @@ import { recordingLogger } from "../build/_testing.ts";
 import type { Supervisor } from "../supervisor/mod.ts";
 import { LiveReload } from "./livereload.ts";
 import { type DevHost, DevWatcher } from "./watcher.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 /** A host with no workers running: it records what the watcher asks of it. */
 function fakeHost(root: string) {
@@ -39,14 +40,6 @@ function fakeHost(root: string) {
   return { host, log, calls };
 }
 
-async function until(check: () => boolean, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 Deno.test("DevWatcher logs lost file events and rescans, so a change made meanwhile is still handled", async () => {
   const root = Deno.makeTempDirSync({ prefix: "tq-watch-" });
   const css = join(root, "workers", "app", "public", "style.css");
@@ -55,9 +48,10 @@ Deno.test("DevWatcher logs lost file events and rescans, so a change made meanwh
   Deno.writeTextFileSync(css, "a {}\n");
   const { host, log, calls } = fakeHost(root);
   const watcher = new DevWatcher(host, new LiveReload(), { debounceMs: 20 });
+  // Deno.watchFs() has its watches in place when it returns: events from
+  // here on are seen, nothing to wait for.
   watcher.start();
   try {
-    await new Promise((r) => setTimeout(r, 200));
     // Thousands of events while this event loop is busy overflow the
     // watcher's queue (Deno's holds 1024), then the edit.
     const writer = new Deno.Command("python3", {
@@ -77,10 +71,10 @@ open(${JSON.stringify(css)}, "w").write("a { color: red }\\n")`,
     while (Date.now() - blocked < 2500) {}
     const done = await writer.output();
     assert.ok(done.success, new TextDecoder().decode(done.stderr));
-    await until(
+    await waitFor(
       () => calls.invalidated.includes("app") && calls.reloads > 0,
       10_000,
-      "the rescan handles the CSS edit",
+      "the rescan to handle the CSS edit",
     );
     const lost = log.records.find((r) =>
       r.msg === "file events were lost, rescanning"
@@ -105,9 +99,8 @@ Deno.test("DevWatcher ignores tests/ by default: fixtures the suite writes trigg
     debounceMs: 20,
     onActivity: () => activity++,
   });
-  watcher.start();
+  watcher.start(); // Watching once it returns (Deno.watchFs is synchronous).
   try {
-    await new Promise((r) => setTimeout(r, 100));
     Deno.writeTextFileSync(
       join(root, "tests", "testdata", "w", "src", "main.ts"),
       "export {};\n",
@@ -115,6 +108,7 @@ Deno.test("DevWatcher ignores tests/ by default: fixtures the suite writes trigg
     Deno.mkdirSync(join(root, "tests", "testdata", "workers", "x"), {
       recursive: true,
     });
+    // What is tested is that nothing happens: no condition to wait for, only time.
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(activity, 0);
     assert.equal(calls.reloads, 0);

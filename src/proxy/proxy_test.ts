@@ -5,6 +5,7 @@ import { RequestContext, workerContext } from "./context.ts";
 import type { ErrorHandler, ProxyFailure } from "./_errors.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
 import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 /** An upstream pointing at one origin, counting what is in flight. */
 class TestUpstream implements Upstream {
@@ -75,13 +76,13 @@ function origin(server: Deno.HttpServer<Deno.NetAddr>): string {
   return `http://127.0.0.1:${server.addr.port}`;
 }
 
-/** Resolves when `check` holds, polling every 10 ms for at most `ms`. */
-async function eventually(check: () => boolean, ms = 2_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("Condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Resolves once the proxy released every instance it took from `up` (bounded). */
+async function released(up: TestUpstream): Promise<void> {
+  await waitFor(
+    () => up.inFlight === 0,
+    2_000,
+    `${up.name}'s requests in flight to drop to 0`,
+  );
 }
 
 /** Sends a raw HTTP/1.1 request and returns the whole raw answer (connection closed). */
@@ -427,6 +428,8 @@ function echoBackend(tag: string) {
     const late = Promise.withResolvers<void>();
     await using backend = serve(async (req) => {
       if (req.url.endsWith("/late")) {
+        // Answers once the test saw its 504 (`late`); the timer only bounds
+        // the wait should the test fail before releasing it.
         await Promise.race([
           late.promise,
           new Promise((r) => setTimeout(r, 2000)),
@@ -464,7 +467,7 @@ function echoBackend(tag: string) {
       await res.body?.cancel();
       assert.ok(Date.now() - started < 1500);
       late.resolve();
-      await eventually(() => up.inFlight === 0);
+      await released(up);
     });
 
     await t.step(
@@ -475,7 +478,7 @@ function echoBackend(tag: string) {
         assert.equal(up.inFlight, 1, "in flight while the body streams");
         const text = await res.text();
         assert.equal(text.match(/^data: /gm)?.length, 6);
-        await eventually(() => up.inFlight === 0);
+        await released(up);
       },
     );
   });
@@ -486,6 +489,8 @@ function echoBackend(tag: string) {
     await using backend = serve(async (req) => {
       if (req.url.endsWith("/wait")) {
         req.signal.addEventListener("abort", () => beforeHeaders.resolve());
+        // Waits for the abort under test; the timer only bounds the wait
+        // should the abort never come (the test then fails on its absence).
         await Promise.race([
           beforeHeaders.promise,
           new Promise((r) => setTimeout(r, 3000)),
@@ -521,7 +526,7 @@ function echoBackend(tag: string) {
       setTimeout(() => controller.abort(), 50);
       await assert.rejects(pending);
       await Promise.race([beforeHeaders.promise, timeout(2000)]);
-      await eventually(() => up.inFlight === 0);
+      await released(up);
     });
 
     await t.step("while the body streams", async () => {
@@ -530,7 +535,7 @@ function echoBackend(tag: string) {
       await reader.read();
       await reader.cancel();
       await Promise.race([midBody.promise, timeout(2000)]);
-      await eventually(() => up.inFlight === 0);
+      await released(up);
     });
   });
 
@@ -567,7 +572,7 @@ function echoBackend(tag: string) {
     assert.equal(up.inFlight, 1, "an open WebSocket counts as in flight");
     ws.close();
     await closed;
-    await eventually(() => up.inFlight === 0);
+    await released(up);
   });
 }
 
@@ -582,6 +587,7 @@ Deno.test("proxy does not count a slow upload against the response-header timeou
   let sent = 0;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      // The pace of the upload is the behaviour under test, not a wait.
       await new Promise((r) => setTimeout(r, 70));
       if (sent === 5) return controller.close();
       sent++;
@@ -591,7 +597,7 @@ Deno.test("proxy does not count a slow upload against the response-header timeou
   const res = await fetch(proxy.url + "/", { method: "POST", body });
   assert.equal(res.status, 200);
   assert.equal(await res.text(), "5000");
-  await eventually(() => up.inFlight === 0);
+  await released(up);
 });
 
 Deno.test("proxy releases at the end of the body when the server gives no completed promise", async () => {
@@ -635,6 +641,7 @@ Deno.test("proxy resends a GET on a new connection when the worker closed the id
   // A worker that closes each keep-alive connection 20 ms after answering.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let connections = 0;
+  let closed = 0;
   const serving = (async () => {
     for (let i = 0; i < 2; i++) {
       const conn = await listener.accept();
@@ -645,8 +652,11 @@ Deno.test("proxy resends a GET on a new connection when the worker closed the id
           `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
         ),
       );
+      // The worker's idle close comes after the answer, as a keep-alive
+      // timeout would: part of the behaviour under test.
       await new Promise((r) => setTimeout(r, 20));
       conn.close();
+      closed++;
     }
   })();
   const port = (listener.addr as Deno.NetAddr).port;
@@ -656,7 +666,11 @@ Deno.test("proxy resends a GET on a new connection when the worker closed the id
     const res = await fetch(proxy.url + "/");
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "ok");
-    await new Promise((r) => setTimeout(r, 60));
+    await waitFor(
+      () => closed === i + 1,
+      2_000,
+      `the worker to close connection ${i + 1}`,
+    );
   }
   await serving;
   listener.close();
@@ -891,7 +905,9 @@ Deno.test("proxy keeps idle worker connections for the upstream's idleTimeoutMs 
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`${proxy.url}/${name}`);
       assert.equal(await res.text(), "ok");
-      await new Promise((r) => setTimeout(r, 400));
+      // Idle time is what is tested: past the short upstream's 100 ms,
+      // within the proxy's 30 s. Nothing to wait for but the clock.
+      if (i === 0) await new Promise((r) => setTimeout(r, 400));
     }
   }
   assert.equal(ports.short!.size, 2, "idle past 100 ms: a new connection");
@@ -1039,6 +1055,7 @@ Deno.test("proxy never passes on a Content-Length that Transfer-Encoding overrid
       await conn.write(encoder.encode(head + "3\r\nabc\r\n0\r\n\r\n"));
     } else {
       await conn.write(encoder.encode(head + "3\r\nabc\r\n"));
+      // The end in a later packet is the case under test, not a wait.
       await new Promise((r) => setTimeout(r, 50));
       await conn.write(encoder.encode("0\r\n\r\n"));
     }
@@ -1255,7 +1272,11 @@ Deno.test("a chunked body past requestBufferBytes is spooled under bodyTempDir, 
       "the file exists while the worker reads",
     );
     assert.deepEqual(seen, [{ length: "300000", te: null, bytes: 300_000 }]);
-    await eventually(() => [...Deno.readDirSync(dir)].length === 0);
+    await waitFor(
+      () => [...Deno.readDirSync(dir)].length === 0,
+      2_000,
+      `the spool file in ${dir} to be removed`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

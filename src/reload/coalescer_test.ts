@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Coalescer } from "./coalescer.ts";
+import { waitFor } from "../../tests/_helpers.ts";
 
 Deno.test("Coalescer turns requests made during a run into exactly one more run", async () => {
   let runs = 0;
@@ -17,7 +18,7 @@ Deno.test("Coalescer turns requests made during a run into exactly one more run"
   ];
   release();
   assert.equal(await first, 1);
-  await new Promise((resolve) => setTimeout(resolve, 0));
+  await waitFor(() => runs === 2, 1000, "the second run to start");
   release();
   assert.deepEqual(await Promise.all(during), [2, 2, 2]);
   assert.equal(runs, 2);

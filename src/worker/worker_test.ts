@@ -116,9 +116,21 @@ Deno.test("serve() runs a fetch app by the worker contract", async (t) => {
         const res = await fetch(`${w.origin}/app/slow?ms=400`);
         assert.equal(res.status, 200);
         w.child.kill("SIGTERM");
-        // Nothing outside the worker shows that it began draining (its log
-        // is read at exit): a moment for the first SIGTERM to be handled.
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Draining begins with the listener closed: a connect is refused.
+        const { port } = new URL(w.origin);
+        await waitFor(
+          async () => {
+            try {
+              (await Deno.connect({ hostname: "127.0.0.1", port: +port }))
+                .close();
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          5000,
+          `the worker on port ${port} to stop accepting after SIGTERM`,
+        );
         // A repeated SIGTERM or a late SIGHUP while draining changes nothing.
         w.child.kill("SIGTERM");
         w.child.kill("SIGHUP");
