@@ -253,3 +253,23 @@ export class Host {
     }`;
   }
 }
+
+/** Options for {@linkcode targetHosts}. */
+export interface TargetHostsOptions {
+  /** Command runner. Default {@linkcode runCommand}. */
+  run?: RunFn;
+}
+
+/** The hosts of a target, in order; a target without hosts is one local directory. */
+export function targetHosts(
+  target: { hosts: string[]; path: string; ssh_options: string },
+  options: TargetHostsOptions = {},
+): Host[] {
+  const { run } = options;
+  return (target.hosts.length ? target.hosts : [""]).map((login) =>
+    new Host(login, target.path, {
+      sshOptions: target.ssh_options,
+      ...(run ? { run } : {}),
+    })
+  );
+}

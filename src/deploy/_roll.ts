@@ -1,8 +1,9 @@
 // Folder-private: the health gate after a reload, the canary watch, and
 // putting hosts back on their previous release.
-import type { Logger } from "../log/mod.ts";
-import { type Admin, reloadServer, type WorkerStatus } from "./_admin.ts";
-import type { Host } from "./_host.ts";
+import type { DeployTarget } from "../config/mod.ts";
+import { type Logger, silentLogger } from "../log/mod.ts";
+import { Admin, reloadServer, type WorkerStatus } from "./_admin.ts";
+import { type Host, type RunFn, targetHosts } from "./_host.ts";
 import { type Change, changedWorkers, type ShippedWorker } from "./_release.ts";
 import { rollbackScript } from "./_scripts.ts";
 import type { HostReport } from "./types.ts";
@@ -17,6 +18,58 @@ export interface Fleet {
   pidFile: string;
   healthTimeoutMs: number;
   logger: Logger;
+}
+
+/** How a deploy or rollback reaches and checks its hosts. */
+export interface FleetOptions {
+  /** `server.pid_file` of the deployed config, for a reload without the admin API. Default `logs/tqserver.pid`. */
+  pidFile?: string;
+  /** Bearer token for the hosts' admin API (`server.admin.token`). Default none. */
+  adminToken?: string;
+  /** How long a host's workers may take to be healthy after a reload, in ms. Default 60000. */
+  healthTimeoutMs?: number;
+  /** Logger. Default silent. */
+  logger?: Logger;
+  /** Command runner (ssh, rsync). Default: `Deno.Command`. */
+  run?: RunFn;
+  /** fetch for admin APIs reachable from here. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+/**
+ * The hosts of `target`, each `untouched` so far, with its admin API when the
+ * target has an `admin_url` (one `Admin` per host: it remembers whether the
+ * API answers from here).
+ */
+export function openFleet(target: DeployTarget, options: FleetOptions): Fleet {
+  const {
+    pidFile = "logs/tqserver.pid",
+    adminToken = "",
+    healthTimeoutMs = 60_000,
+    logger = silentLogger,
+    run,
+    fetch: fetchFn = fetch,
+  } = options;
+  const hosts = targetHosts(target, run ? { run } : {});
+  const admins = hosts.map((h) =>
+    target.admin_url
+      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
+      : undefined
+  );
+  return {
+    hosts,
+    reports: hosts.map((h) => ({
+      host: h.label,
+      state: "untouched",
+      changes: [],
+      reloaded: false,
+    })),
+    took: new Set(),
+    admin: (i) => admins[i],
+    pidFile,
+    healthTimeoutMs,
+    logger,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
-import { type Logger, silentLogger } from "../log/mod.ts";
-import { Admin, reloadServer } from "./_admin.ts";
-import { Host, runCommand, type RunFn } from "./_host.ts";
+import { silentLogger } from "../log/mod.ts";
+import { reloadServer } from "./_admin.ts";
+import { runCommand } from "./_host.ts";
 import { lockHolder, lockHosts } from "./_lock.ts";
 import {
   buildManifest,
@@ -19,13 +19,19 @@ import {
   prepareScript,
   verifyApplyScript,
 } from "./_scripts.ts";
-import { type Fleet, restoreHosts, waitHealthy, watchCanary } from "./_roll.ts";
+import {
+  type FleetOptions,
+  openFleet,
+  restoreHosts,
+  waitHealthy,
+  watchCanary,
+} from "./_roll.ts";
 import type { HostReport } from "./types.ts";
 
 export type { HostReport, HostState } from "./types.ts";
 
 /** Options for {@linkcode deploy}. */
-export interface DeployOptions {
+export interface DeployOptions extends FleetOptions {
   /** Project root (the source of the deploy). */
   root: string;
   /** Target name, for messages. */
@@ -44,18 +50,6 @@ export interface DeployOptions {
   reload?: boolean;
   /** Deploy the first host alone and watch it this many seconds before the rest; undefined = no canary. */
   canarySeconds?: number;
-  /** `server.pid_file` of the deployed config, for a reload without the admin API. Default `logs/tqserver.pid`. */
-  pidFile?: string;
-  /** Bearer token for the hosts' admin API (`server.admin.token`). Default none. */
-  adminToken?: string;
-  /** How long a host's changed workers may take to be healthy after a reload, in ms. Default 60000. */
-  healthTimeoutMs?: number;
-  /** Logger. Default silent. */
-  logger?: Logger;
-  /** Command runner (ssh, rsync). Default: `Deno.Command`. */
-  run?: RunFn;
-  /** fetch for admin APIs reachable from here. Default `globalThis.fetch`. */
-  fetch?: typeof fetch;
 }
 
 /** What a deploy did. */
@@ -100,12 +94,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     dryRun = false,
     reload = false,
     canarySeconds,
-    pidFile = "logs/tqserver.pid",
-    adminToken = "",
-    healthTimeoutMs = 60_000,
     logger = silentLogger,
     run = runCommand,
-    fetch: fetchFn = fetch,
   } = options;
   const started = performance.now();
   const plan = await planShipment(root, workers, { workersDir, onlyWorkers });
@@ -118,15 +108,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
   const warned = await shipWarnings(root, plan);
   for (const w of warned) logger.warn("deploy warning", { problem: w });
-  const hosts = (target.hosts.length ? target.hosts : [""]).map((login) =>
-    new Host(login, target.path, { sshOptions: target.ssh_options, run })
-  );
-  const reports = hosts.map((h): HostReport => ({
-    host: h.label,
-    state: "untouched",
-    changes: [],
-    reloaded: false,
-  }));
+  const fleet = openFleet(target, options);
+  const { hosts, reports } = fleet;
   const result = (id: string, ok: boolean): DeployResult => ({
     id,
     ok,
@@ -211,21 +194,6 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       hosts: hosts.length,
     });
 
-    // One per host: it remembers whether the host's admin API answers from here.
-    const admins = hosts.map((h) =>
-      target.admin_url
-        ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
-        : undefined
-    );
-    const fleet: Fleet = {
-      hosts,
-      reports,
-      took: new Set<number>(),
-      admin: (i) => admins[i],
-      pidFile,
-      healthTimeoutMs,
-      logger,
-    };
     const ship = async (i: number): Promise<void> => {
       const host = hosts[i]!;
       const report = reports[i]!;
@@ -274,13 +242,13 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       if (!reload) return;
       const admin = fleet.admin(i);
       try {
-        const via = await reloadServer(host, { admin, pidFile });
+        const via = await reloadServer(host, { admin, pidFile: fleet.pidFile });
         report.reloaded = true;
         if (admin) {
           await waitHealthy(admin, {
             changes: report.changes,
             shipped: plan.workers,
-            timeoutMs: healthTimeoutMs,
+            timeoutMs: fleet.healthTimeoutMs,
           });
         } else {
           logger.warn("no admin_url: reloaded without a health check", {

@@ -1,33 +1,19 @@
 import type { DeployTarget } from "../config/mod.ts";
-import { type Logger, silentLogger } from "../log/mod.ts";
-import { Admin } from "./_admin.ts";
-import { Host, runCommand, type RunFn } from "./_host.ts";
+import { silentLogger } from "../log/mod.ts";
 import { lockHolder, lockHosts } from "./_lock.ts";
 import { DEPLOY_ID } from "./_release.ts";
-import { type Fleet, restoreHosts } from "./_roll.ts";
+import { type FleetOptions, openFleet, restoreHosts } from "./_roll.ts";
 import { inspectScript } from "./_scripts.ts";
 import type { HostReport } from "./types.ts";
 
 /** Options for {@linkcode rollback}. */
-export interface RollbackOptions {
+export interface RollbackOptions extends FleetOptions {
   /** The target from `deployment.targets`. */
   target: DeployTarget;
   /** The deploy to undo (with every later one); default: the newest deploy the hosts run. */
   id?: string;
   /** Reload each host after its files are back and wait until it is healthy. Default true. */
   reload?: boolean;
-  /** `server.pid_file`, for a reload without the admin API. Default `logs/tqserver.pid`. */
-  pidFile?: string;
-  /** Bearer token for the hosts' admin API. Default none. */
-  adminToken?: string;
-  /** How long a host may take to be healthy after its reload, in ms. Default 60000. */
-  healthTimeoutMs?: number;
-  /** Logger. Default silent. */
-  logger?: Logger;
-  /** Command runner (ssh, rsync). Default: `Deno.Command`. */
-  run?: RunFn;
-  /** fetch for admin APIs reachable from here. Default `globalThis.fetch`. */
-  fetch?: typeof fetch;
 }
 
 /** What a rollback did. */
@@ -53,27 +39,15 @@ export async function rollback(
   const {
     target,
     reload = true,
-    pidFile = "logs/tqserver.pid",
-    adminToken = "",
-    healthTimeoutMs = 60_000,
     logger = silentLogger,
-    run = runCommand,
-    fetch: fetchFn = fetch,
   } = options;
   if (options.id !== undefined && !DEPLOY_ID.test(options.id)) {
     throw new RangeError(
       `"${options.id}" is not a deploy id (e.g. "20260101T120000Z-3fa2"; see scripts/deploy.sh status)`,
     );
   }
-  const hosts = (target.hosts.length ? target.hosts : [""]).map((login) =>
-    new Host(login, target.path, { sshOptions: target.ssh_options, run })
-  );
-  const reports = hosts.map((h): HostReport => ({
-    host: h.label,
-    state: "untouched",
-    changes: [],
-    reloaded: false,
-  }));
+  const fleet = openFleet(target, options);
+  const { hosts, reports } = fleet;
   const looks = await Promise.allSettled(
     hosts.map((h) =>
       h.sh(inspectScript(), { ifExists: true, timeoutMs: 30_000 })
@@ -98,20 +72,6 @@ export async function rollback(
       ),
     };
   }
-  const admins = hosts.map((h) =>
-    target.admin_url
-      ? new Admin(h, target.admin_url, { token: adminToken, fetch: fetchFn })
-      : undefined
-  );
-  const fleet: Fleet = {
-    hosts,
-    reports,
-    took: new Set(),
-    admin: (i) => admins[i],
-    pidFile,
-    healthTimeoutMs,
-    logger,
-  };
   hosts.forEach((_, i) => {
     if (reports[i]!.state !== "failed" && current[i]) fleet.took.add(i);
     else if (reports[i]!.state !== "failed") {

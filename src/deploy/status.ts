@@ -1,6 +1,6 @@
 import type { DeployTarget } from "../config/mod.ts";
 import { Admin } from "./_admin.ts";
-import { Host, runCommand, type RunFn } from "./_host.ts";
+import { runCommand, type RunFn, targetHosts } from "./_host.ts";
 import { currentScript } from "./_scripts.ts";
 
 /** Options for {@linkcode fleetStatus}. */
@@ -43,9 +43,7 @@ export async function fleetStatus(
   options: FleetStatusOptions = {},
 ): Promise<FleetHost[]> {
   const { adminToken = "", run = runCommand, fetch: fetchFn = fetch } = options;
-  const hosts = (target.hosts.length ? target.hosts : [""]).map((login) =>
-    new Host(login, target.path, { sshOptions: target.ssh_options, run })
-  );
+  const hosts = targetHosts(target, { run });
   return await Promise.all(hosts.map(async (host): Promise<FleetHost> => {
     const out: FleetHost = {
       host: host.label,
