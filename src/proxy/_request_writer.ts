@@ -142,21 +142,36 @@ export async function prepareBody(
     return { kind: "stream", reader, length: contentLength, first: [] };
   }
   const chunks: Uint8Array[] = [];
-  let total = 0;
+  const read = { total: 0 };
   for (;;) {
-    const { done, value } = await readWithin(reader, readTimeoutMs);
-    if (done) break;
-    total += value.length;
-    if (maxBodyBytes > 0 && total > maxBodyBytes) {
-      reader.cancel().catch(() => {});
-      throw new BodyTooLargeError(maxBodyBytes);
-    }
+    const value = await nextChunk(reader, read, options);
+    if (value === undefined) break;
     chunks.push(value);
-    if (total > bufferBytes) {
-      return await spool(reader, chunks, total, options);
+    if (read.total > bufferBytes) {
+      return await spool(reader, chunks, read, options);
     }
   }
-  return { kind: "bytes", bytes: concat(chunks, total) };
+  return { kind: "bytes", bytes: concat(chunks, read.total) };
+}
+
+/**
+ * The next chunk of a body of unknown length, added to `read.total`;
+ * undefined at its end. Past `maxBodyBytes` the body is cancelled and
+ * refused (413), whether it is buffered or spooled.
+ */
+async function nextChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  read: { total: number },
+  limits: BodyLimits,
+): Promise<Uint8Array | undefined> {
+  const { done, value } = await readWithin(reader, limits.readTimeoutMs);
+  if (done) return undefined;
+  read.total += value.length;
+  if (limits.maxBodyBytes > 0 && read.total > limits.maxBodyBytes) {
+    reader.cancel().catch(() => {});
+    throw new BodyTooLargeError(limits.maxBodyBytes);
+  }
+  return value;
 }
 
 /**
@@ -168,10 +183,9 @@ export async function prepareBody(
 async function spool(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   first: Uint8Array[],
-  total: number,
+  read: { total: number },
   limits: BodyLimits,
 ): Promise<RequestBody> {
-  const { maxBodyBytes, readTimeoutMs } = limits;
   let path: string;
   try {
     path = await Deno.makeTempFile({
@@ -193,18 +207,13 @@ async function spool(
     for (const chunk of first) writeAll(file, chunk, path);
     first.length = 0;
     for (;;) {
-      const { done, value } = await readWithin(reader, readTimeoutMs);
-      if (done) break;
-      total += value.length;
-      if (maxBodyBytes > 0 && total > maxBodyBytes) {
-        reader.cancel().catch(() => {});
-        throw new BodyTooLargeError(maxBodyBytes);
-      }
+      const value = await nextChunk(reader, read, limits);
+      if (value === undefined) break;
       writeAll(file, value, path);
     }
     file.close();
     file = undefined;
-    return { kind: "file", path, length: total };
+    return { kind: "file", path, length: read.total };
   } catch (err) {
     file?.close();
     await removeSpooled(path);
