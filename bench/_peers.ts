@@ -103,7 +103,7 @@ export async function stopProcess(
 }
 
 /** Spawns `command`, waits until `base/` answers 200, or fails naming the peer and its last output. */
-async function spawnPeer(
+export async function spawnPeer(
   name: string,
   base: string,
   command: string,

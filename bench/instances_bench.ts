@@ -20,12 +20,11 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hasWrk, runWrk } from "./_wrk.ts";
-import { freePort, stopProcess, tqserverArgs } from "./_peers.ts";
+import { freePort, spawnPeer, tqserverArgs } from "./_peers.ts";
 import { work } from "./_cpu_work.ts";
 
 /** Throughput with 2 instances must be at least this multiple of one. */
 const BAR = 1.5;
-const READY_TIMEOUT_MS = 60_000;
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const encoder = new TextEncoder();
@@ -151,47 +150,14 @@ async function startServer(
       `    instances: ${instances}\n    env:\n      CPU_ITERATIONS: "${iterations}"\n`,
   );
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: tqserverArgs(root, port),
-    cwd: root,
-    env: {},
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      output = (output + chunk).slice(-4000);
-    }
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const stop = async () => {
-    await stopProcess(child);
-    await drained;
-    await Deno.remove(root, { recursive: true });
-  };
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (true) {
-    try {
-      const res = await fetch(base + "/", {
-        signal: AbortSignal.timeout(1000),
-      });
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch {
-      // Not serving yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `tqserver with ${instances} instances did not serve on ${base}:\n${output}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { instances, base, stop };
+  const peer = await spawnPeer(
+    `tqserver with ${instances} instances`,
+    `http://127.0.0.1:${port}`,
+    Deno.execPath(),
+    tqserverArgs(root, port),
+    { cwd: root, env: {}, cleanup: root },
+  );
+  return { instances, base: peer.base, stop: peer.stop };
 }
 
 if (import.meta.main) {
