@@ -2,7 +2,7 @@
 // tests: Python's http.server and Node's node:http (tests/testdata/).
 import { AssertionError } from "node:assert";
 import { join } from "node:path";
-import { REPO } from "./_helpers.ts";
+import { concat, REPO } from "./_helpers.ts";
 
 export const PY_WORKER = join(REPO, "tests", "testdata", "py_worker.py");
 export const NODE_WORKER = join(REPO, "tests", "testdata", "node_worker.mjs");
@@ -101,13 +101,7 @@ export async function rawExchange(
       // Already closed.
     }
   }
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return all;
+  return concat(chunks);
 }
 
 /** {@linkcode rawExchange}, its answer as UTF-8 text. */
