@@ -179,26 +179,18 @@ export interface Sshd {
  */
 export async function startSshd(dir: string): Promise<Sshd> {
   Deno.mkdirSync("/run/sshd", { recursive: true });
-  await sh([
-    "ssh-keygen",
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-f",
-    join(dir, "host_key"),
-  ]);
-  await sh([
-    "ssh-keygen",
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-f",
-    join(dir, "client_key"),
-  ]);
+  for (const key of ["host_key", "client_key"]) {
+    await sh([
+      "ssh-keygen",
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-f",
+      join(dir, key),
+    ]);
+  }
   const clientPub = Deno.readTextFileSync(join(dir, "client_key.pub")).trim();
   const hostPub = Deno.readTextFileSync(join(dir, "host_key.pub")).trim().split(
     " ",
