@@ -9,7 +9,8 @@ import { REPO, waitFor } from "./_helpers.ts";
 
 export const HOST_ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 
-function has(cmd: string, args: string[] = ["-V"]): boolean {
+/** True when `cmd` with `args` runs here. */
+export function installed(cmd: string, args: string[] = ["-V"]): boolean {
   try {
     new Deno.Command(cmd, { args, stdout: "null", stderr: "null" })
       .outputSync();
@@ -17,6 +18,37 @@ function has(cmd: string, args: string[] = ["-V"]): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A Python stdlib worker for tqserver: an HTTP/1.1 server on TQ_PORT that
+ * stops on SIGTERM or when its stdin closes. `globals` (Python lines) stand
+ * before the handler; `answer` (lines indented by 8) is the body of do_GET
+ * and sets `code` and `body`, sent as JSON.
+ */
+export function pythonWorker(answer: string, globals = ""): string {
+  return `#!/usr/bin/env python3
+import json, os, signal, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+${globals}class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+${answer}        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+srv = ThreadingHTTPServer(("127.0.0.1", int(os.environ["TQ_PORT"])), H)
+srv.daemon_threads = True
+signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())
+def watch_stdin():
+    sys.stdin.read()
+    os._exit(0)
+threading.Thread(target=watch_stdin, daemon=True).start()
+srv.serve_forever()
+`;
 }
 
 /** Why the fleet tests cannot run here, or "" when they can. */
@@ -30,7 +62,7 @@ export function fleetMissing(): string {
     ["python3", "python3"],
     ["curl", "curl"],
   ].filter(([cmd]) =>
-    !has(
+    !installed(
       cmd!,
       cmd === "rsync" || cmd === "curl" || cmd === "python3"
         ? ["--version"]
@@ -147,26 +179,18 @@ export interface Sshd {
  */
 export async function startSshd(dir: string): Promise<Sshd> {
   Deno.mkdirSync("/run/sshd", { recursive: true });
-  await sh([
-    "ssh-keygen",
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-f",
-    join(dir, "host_key"),
-  ]);
-  await sh([
-    "ssh-keygen",
-    "-q",
-    "-t",
-    "ed25519",
-    "-N",
-    "",
-    "-f",
-    join(dir, "client_key"),
-  ]);
+  for (const key of ["host_key", "client_key"]) {
+    await sh([
+      "ssh-keygen",
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-f",
+      join(dir, key),
+    ]);
+  }
   const clientPub = Deno.readTextFileSync(join(dir, "client_key.pub")).trim();
   const hostPub = Deno.readTextFileSync(join(dir, "host_key.pub")).trim().split(
     " ",
@@ -379,17 +403,6 @@ export async function startNginx(
     nginxConfig(dir, upstreams, port, untrustedPort),
   );
   const proc = spawn(["/usr/sbin/nginx", "-c", conf, "-p", dir]);
-  await waitFor(
-    async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    `nginx on 127.0.0.1:${port}\n${proc.output()}`,
-  );
+  await waitListening(port, proc, "nginx");
   return { port, untrustedPort, proc };
 }

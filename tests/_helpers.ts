@@ -7,6 +7,17 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ECHO_WORKER = join(REPO, "tests", "testdata", "echo_worker.ts");
 const DENO = Deno.execPath();
 
+/** The bytes of `parts`, one after another. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A port nothing listens on right now. */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -360,13 +371,7 @@ export async function rawRequest(
       // Closed by the deadline.
     }
     clearTimeout(deadline);
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return concat(chunks);
   } finally {
     try {
       conn.close();

@@ -1,7 +1,8 @@
 // Workers no one here wrote the HTTP stack of, for the proxy's end-to-end
 // tests: Python's http.server and Node's node:http (tests/testdata/).
+import { AssertionError } from "node:assert";
 import { join } from "node:path";
-import { REPO } from "./_helpers.ts";
+import { concat, REPO } from "./_helpers.ts";
 
 export const PY_WORKER = join(REPO, "tests", "testdata", "py_worker.py");
 export const NODE_WORKER = join(REPO, "tests", "testdata", "node_worker.mjs");
@@ -47,6 +48,71 @@ export interface RawAnswer {
   text: string;
 }
 
+/** Options of {@linkcode rawExchange}. */
+export interface RawExchangeOptions {
+  /** How long the whole exchange may take before the connection is closed. Default 10 000 ms. */
+  ms?: number;
+  /** Stop reading at one whole Content-Length answer rather than at the close. Default false. */
+  untilAnswer?: boolean;
+}
+
+/**
+ * Opens a connection to 127.0.0.1:`port`, writes `send` whole (or lets it talk
+ * on the connection first, as a 100-continue client does), then returns
+ * every byte that came back until the peer closed, `ms` ran out or (with
+ * `untilAnswer`) one whole Content-Length answer came. A reset counts as the
+ * close; a failed assertion inside `send` still fails the test.
+ */
+export async function rawExchange(
+  port: number,
+  send: Uint8Array | string | ((conn: Deno.Conn) => Promise<void>),
+  options: RawExchangeOptions = {},
+): Promise<Uint8Array> {
+  const { ms = 10_000, untilAnswer = false } = options;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const chunks: Uint8Array[] = [];
+  const timer = setTimeout(() => conn.close(), ms);
+  try {
+    if (typeof send === "function") {
+      await send(conn);
+    } else {
+      const all = typeof send === "string"
+        ? new TextEncoder().encode(send)
+        : send;
+      for (let at = 0; at < all.length;) {
+        at += await conn.write(all.subarray(at));
+      }
+    }
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+      if (untilAnswer && complete(chunks)) break;
+    }
+  } catch (e) {
+    if (e instanceof AssertionError) throw e;
+    // Closed by the timer or reset by the peer: what came is the answer.
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  return concat(chunks);
+}
+
+/** {@linkcode rawExchange}, its answer as UTF-8 text. */
+export async function rawText(
+  port: number,
+  send: Uint8Array | string | ((conn: Deno.Conn) => Promise<void>),
+  options: RawExchangeOptions = {},
+): Promise<string> {
+  return new TextDecoder().decode(await rawExchange(port, send, options));
+}
+
 /**
  * Sends raw bytes on a new connection and parses the one answer: reads until
  * the peer closes, at most `ms`, or (with `untilAnswer`) until one whole
@@ -58,40 +124,7 @@ export async function exchange(
   ms = 10_000,
   untilAnswer = false,
 ): Promise<RawAnswer> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const chunks: Uint8Array[] = [];
-  const timer = setTimeout(() => conn.close(), ms);
-  try {
-    const all = typeof bytes === "string"
-      ? new TextEncoder().encode(bytes)
-      : bytes;
-    for (let at = 0; at < all.length;) {
-      at += await conn.write(all.subarray(at));
-    }
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-      if (untilAnswer && complete(chunks)) break;
-    }
-  } catch {
-    // Closed by the timer or reset by the peer: parse what came.
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return parseAnswer(all);
+  return parseAnswer(await rawExchange(port, bytes, { ms, untilAnswer }));
 }
 
 /** True when `chunks` hold a whole head and its Content-Length body. */

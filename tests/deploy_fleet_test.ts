@@ -11,6 +11,7 @@ import {
   type Nginx,
   portFreeOn,
   type Proc,
+  pythonWorker,
   spawn,
   type Sshd,
   startNginx,
@@ -43,20 +44,8 @@ function workerScript(
   options: { status?: number; failOnMarker?: boolean } = {},
 ): string {
   const { status = 200, failOnMarker = false } = options;
-  return `#!/usr/bin/env python3
-import json, os, signal, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-BUILD = ${JSON.stringify(build)}
-BASE = os.environ["TQ_WORKER_BASE"]
-SICK = ${
-    failOnMarker ? "True" : "False"
-  } and os.path.exists(os.path.join(BASE, "..", "..", "..", "..", "fail-health"))
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args):
-        pass
-    def do_GET(self):
-        if self.path == "/health":
+  return pythonWorker(
+    `        if self.path == "/health":
             code, body = (503 if SICK else 200), b"ok"
         else:
             with open(os.path.join(BASE, "private", "views", "page.txt")) as f:
@@ -65,20 +54,14 @@ class H(BaseHTTPRequestHandler):
             body = json.dumps({"build": BUILD, "view": view, "base": BASE,
                 "xff": self.headers.get("X-Forwarded-For"),
                 "proto": self.headers.get("X-Forwarded-Proto")}).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-srv = ThreadingHTTPServer(("127.0.0.1", int(os.environ["TQ_PORT"])), H)
-srv.daemon_threads = True
-signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
-srv.serve_forever()
-`;
+`,
+    `BUILD = ${JSON.stringify(build)}
+BASE = os.environ["TQ_WORKER_BASE"]
+SICK = ${
+      failOnMarker ? "True" : "False"
+    } and os.path.exists(os.path.join(BASE, "..", "..", "..", "..", "fail-health"))
+`,
+  );
 }
 
 interface Fleet {

@@ -14,51 +14,25 @@ import {
   caddyConfig,
   docBlock,
   haproxyConfig,
+  installed,
   nginxConfig,
   portFreeOn,
   type Proc,
+  pythonWorker,
   spawn,
   waitListening,
 } from "./_fleet.ts";
 
-function installed(cmd: string, args: string[]): boolean {
-  try {
-    new Deno.Command(cmd, { args, stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const PY = installed("python3", ["--version"]);
 
 /** A worker that answers with the X-Forwarded-* it got. */
-const XFF_WORKER = `#!/usr/bin/env python3
-import json, os, signal, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args):
-        pass
-    def do_GET(self):
+const XFF_WORKER = pythonWorker(
+  `        code = 200
         body = json.dumps({"xff": self.headers.get("X-Forwarded-For"),
             "proto": self.headers.get("X-Forwarded-Proto"),
             "host": self.headers.get("X-Forwarded-Host")}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-srv = ThreadingHTTPServer(("127.0.0.1", int(os.environ["TQ_PORT"])), H)
-srv.daemon_threads = True
-signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
-srv.serve_forever()
-`;
+`,
+);
 
 function writeWorker(root: string): void {
   const bin = join(root, "workers", "index", "bin", "index");

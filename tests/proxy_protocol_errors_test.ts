@@ -6,31 +6,11 @@
 // the docs with it.
 import assert from "node:assert/strict";
 import { makeProject, startServer } from "./_helpers.ts";
+import { rawText } from "./_workers.ts";
 
 /** Sends `text` on a new connection; everything that came back before the close (at most `ms`). */
-async function raw(port: number, text: string, ms = 5000): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const timer = setTimeout(() => conn.close(), ms);
-  let out = "";
-  try {
-    await conn.write(new TextEncoder().encode(text));
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      out += new TextDecoder().decode(buf.subarray(0, n));
-    }
-  } catch {
-    // Reset, or closed by the timer: what came is the answer.
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
-  return out;
+function raw(port: number, text: string, ms = 5000): Promise<string> {
+  return rawText(port, text, { ms });
 }
 
 Deno.test({

@@ -5,7 +5,7 @@
 // stays a Content-Length through the compression stage.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeProject, startServer, waitFor } from "./_helpers.ts";
+import { concat, makeProject, startServer, waitFor } from "./_helpers.ts";
 import {
   exchange,
   hasCommand,
@@ -28,13 +28,7 @@ function chunkedRequest(path: string, body: Uint8Array, size = 64 * 1024) {
     parts.push(encoder.encode("\r\n"));
   }
   parts.push(encoder.encode("0\r\n\r\n"));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 function spooled(dir: string): string[] {

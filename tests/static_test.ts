@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { join } from "node:path";
 import {
+  concat,
   makeProject,
   type Project,
   REPO,
@@ -95,16 +96,6 @@ interface RawAnswer {
   status: number;
   headers: Headers;
   body: Uint8Array;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Undoes chunked framing. */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WorkerSpec } from "../config/mod.ts";
-import { defaultWorkerSettings } from "../config/mod.ts";
 import {
   buildManifest,
   changedWorkers,
@@ -11,6 +10,7 @@ import {
   parseChanges,
   planShipment,
 } from "./_release.ts";
+import { binaryWorker, hasRsync } from "./_testing.ts";
 
 function worker(root: string, name: string, withBinary = true): WorkerSpec {
   const dir = join(root, "workers", name);
@@ -26,25 +26,8 @@ function worker(root: string, name: string, withBinary = true): WorkerSpec {
     });
     Deno.chmodSync(join(dir, "bin", name), 0o755);
   }
-  return {
-    name,
-    dir,
-    route: `/${name}`,
-    kind: "binary",
-    entry: undefined,
-    binPath: join(dir, "bin", name),
-    settings: defaultWorkerSettings(),
-  };
+  return binaryWorker(dir, name, `/${name}`);
 }
-
-const hasRsync = (() => {
-  try {
-    return new Deno.Command("rsync", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 Deno.test({
   name:

@@ -1,45 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { DeployTarget, WorkerSpec } from "../config/mod.ts";
-import { defaultWorkerSettings } from "../config/mod.ts";
 import { runCommand, type RunFn } from "./_host.ts";
 import { deploy, summaryLines } from "./deploy.ts";
 import { rollback } from "./rollback.ts";
+import { build, hasRsync, localDeploy } from "./_testing.ts";
 import { formatFleet } from "./status.ts";
-
-const hasRsync = (() => {
-  try {
-    return new Deno.Command("rsync", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
-
-function project(root: string): WorkerSpec {
-  const dir = join(root, "workers", "index");
-  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
-  Deno.mkdirSync(join(dir, "public"), { recursive: true });
-  Deno.mkdirSync(join(dir, "private", "views"), { recursive: true });
-  return {
-    name: "index",
-    dir,
-    route: "/",
-    kind: "binary",
-    entry: undefined,
-    binPath: join(dir, "bin", "index"),
-    settings: defaultWorkerSettings(),
-  };
-}
-
-function build(root: string, tag: string, files: Record<string, string>): void {
-  const bin = join(root, "workers", "index", "bin", "index");
-  Deno.writeTextFileSync(bin, `#!/bin/sh\n# ${tag}\n`, { mode: 0o755 });
-  Deno.chmodSync(bin, 0o755);
-  for (const [rel, text] of Object.entries(files)) {
-    Deno.writeTextFileSync(join(root, "workers", "index", rel), text);
-  }
-}
 
 const read = (p: string) => Deno.readTextFileSync(p);
 
@@ -50,18 +15,10 @@ Deno.test({
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
     try {
-      const src = join(tmp, "src");
-      const path = join(tmp, "target dir's");
-      const target: DeployTarget = {
-        hosts: [],
-        path,
-        ssh_options: "",
-        admin_url: "",
-        batch: 1,
-        canary_seconds: 0,
-        keep_releases: 2,
-      };
-      const w = project(src);
+      const { src, path, target, worker: w } = localDeploy(tmp, {
+        dir: "target dir's",
+        keepReleases: 2,
+      });
       build(src, "v1", {
         "public/a.txt": "a1",
         "private/views/v.html": "v1",
@@ -128,18 +85,7 @@ Deno.test({
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
     try {
-      const src = join(tmp, "src");
-      const path = join(tmp, "target");
-      const target: DeployTarget = {
-        hosts: [],
-        path,
-        ssh_options: "",
-        admin_url: "",
-        batch: 1,
-        canary_seconds: 0,
-        keep_releases: 5,
-      };
-      const w = project(src);
+      const { src, path, target, worker: w } = localDeploy(tmp);
       build(src, "v1", {});
       assert.equal(
         (await deploy({ root: src, name: "t", target, workers: [w] })).ok,
@@ -225,18 +171,7 @@ Deno.test({
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "tq-deploy-unit-" });
     try {
-      const src = join(tmp, "src");
-      const path = join(tmp, "target");
-      const target: DeployTarget = {
-        hosts: [],
-        path,
-        ssh_options: "",
-        admin_url: "",
-        batch: 1,
-        canary_seconds: 0,
-        keep_releases: 5,
-      };
-      const w = project(src);
+      const { src, path, target, worker: w } = localDeploy(tmp);
       build(src, "v1", { "public/a.txt": "a1" });
       const first = await deploy({
         root: src,

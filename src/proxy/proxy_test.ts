@@ -6,6 +6,7 @@ import type { ErrorHandler, ProxyFailure } from "./_errors.ts";
 import { HOP_BY_HOP } from "./_headers.ts";
 import { type LogRecord, observeLogger, silentLogger } from "../log/logger.ts";
 import { waitFor } from "../../tests/_helpers.ts";
+import { rawText } from "../../tests/_workers.ts";
 
 /** An upstream pointing at one origin, counting what is in flight. */
 class TestUpstream implements Upstream {
@@ -727,35 +728,8 @@ Deno.test("proxy reconfigure() applies new body limits to the next requests", as
  * Content-Length answer, without waiting for the close (Deno.serve keeps a
  * socket open while the client holds an unfinished body). At most 5 s.
  */
-async function oneAnswer(port: number, head: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const timer = setTimeout(() => conn.close(), 5_000);
-  let raw = "";
-  try {
-    await conn.write(new TextEncoder().encode(head));
-    const buf = new Uint8Array(8192);
-    const decoder = new TextDecoder();
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      raw += decoder.decode(buf.subarray(0, n), { stream: true });
-      const end = raw.indexOf("\r\n\r\n");
-      const length = /\r\ncontent-length: *(\d+)/i.exec(raw);
-      if (end >= 0 && length && raw.length - end - 4 >= Number(length[1])) {
-        break;
-      }
-    }
-  } catch {
-    // Closed by the timer: the assertions on what came fail.
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
-  return raw;
+function oneAnswer(port: number, head: string): Promise<string> {
+  return rawText(port, head, { ms: 5_000, untilAnswer: true });
 }
 
 Deno.test("proxy's own 408, 413 and 400 carry Connection: close once", async (t) => {
@@ -1162,11 +1136,8 @@ Deno.test("proxy answers a request without Host 400, routed or not, and the work
  * 100 (Deno.serve sends it when the proxy first reads the body, so the head
  * is ours by then), then `body`; returns what came after the 100.
  */
-async function afterContinue(port: number, body: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const timer = setTimeout(() => conn.close(), 5_000);
-  let raw = "";
-  try {
+function afterContinue(port: number, body: string): Promise<string> {
+  return rawText(port, async (conn) => {
     await conn.write(new TextEncoder().encode(
       "POST /up HTTP/1.1\r\nHost: t.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
     ));
@@ -1177,27 +1148,7 @@ async function afterContinue(port: number, body: string): Promise<string> {
       /^HTTP\/1\.1 100 Continue\r\n\r\n$/,
     );
     await conn.write(new TextEncoder().encode(body));
-    for (;;) {
-      const m = await conn.read(buf);
-      if (m === null) break;
-      raw += new TextDecoder().decode(buf.subarray(0, m));
-      const end = raw.indexOf("\r\n\r\n");
-      const length = /\r\ncontent-length: (\d+)/i.exec(raw);
-      if (end >= 0 && length && raw.length >= end + 4 + Number(length[1])) {
-        break; // One whole answer (a 408 leaves the connection open).
-      }
-    }
-  } catch {
-    // Reset by the server, or closed by the timer: what came is the answer.
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
-  return raw;
+  }, { ms: 5_000, untilAnswer: true });
 }
 
 Deno.test("malformed chunked framing after the head is 400 with a short body and a debug line", async (t) => {

@@ -3,78 +3,19 @@
 // max_requests and health checks, and a change of `instances` alone.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
-import { RouteTable } from "../routes/mod.ts";
-import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import type { SupervisorOptions } from "./supervisor.ts";
+import { setupSupervisor, until, writeEcho } from "./_testing.ts";
 import type { Instance } from "./instance.ts";
 
-const ECHO =
-  new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
-
-/** Writes bin/index: the echo worker tagged `tag`, after `before` (shell lines). */
-function writeEcho(dir: string, tag: string, before = ""): string {
-  const bin = join(dir, "bin", "index");
-  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
-  Deno.writeTextFileSync(
-    bin + ".tmp",
-    `#!/bin/sh\nexport TAG='${tag}'\n${before}exec '${Deno.execPath()}' run -A --no-config '${ECHO}'\n`,
-    { mode: 0o755 },
-  );
-  Deno.chmodSync(bin + ".tmp", 0o755);
-  Deno.renameSync(bin + ".tmp", bin);
-  return bin;
-}
-
-/** Polls `fn` every 10 ms; false when `timeoutMs` passed first. */
-async function until(fn: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
-
 function setup(instances: number, options: Partial<SupervisorOptions> = {}) {
-  const root = Deno.makeTempDirSync({ prefix: "tq-inst-" });
-  const dir = join(root, "workers", "index");
-  const binPath = writeEcho(dir, "v1");
-  const config = defaultConfig();
-  const start = 20000 + Math.floor(Math.random() * 12000);
-  config.workers.port_range_start = start;
-  config.workers.port_range_end = start + 50;
-  config.workers.startup_delay_ms = 10;
-  config.workers.restart_delay_ms = 10;
-  config.workers.shutdown_grace_period_ms = 2000;
-  const settings = {
-    ...config.workers.default,
-    startup_timeout_ms: 5000,
+  const t = setupSupervisor({
+    prefix: "tq-inst-",
     instances,
-  };
-  const spec: WorkerSpec = {
-    name: "index",
-    dir,
-    route: "/",
-    kind: "binary",
-    entry: undefined,
-    binPath,
-    settings,
-  };
-  const table = new RouteTable();
-  const supervisor = new Supervisor(config, {
-    mode: "prod",
-    table,
-    strict: true,
-    healthIntervalMs: 0,
-    ...options,
+    supervisor: options,
   });
-  const entry = () => supervisor.workers.get("index")!;
+  const entry = () => t.supervisor.workers.get("index")!;
   const pids = () => entry().active.map((i) => i.pid);
-  const cleanup = async () => {
-    await supervisor.shutdown();
-    Deno.removeSync(root, { recursive: true });
-  };
-  return { dir, spec, table, supervisor, entry, pids, cleanup };
+  return { ...t, entry, pids };
 }
 
 Deno.test("acquire() picks the instance with the fewest in flight, round-robin among equals", async () => {

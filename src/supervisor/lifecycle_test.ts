@@ -1,34 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
-import { RouteTable } from "../routes/mod.ts";
 import { Backoff } from "./backoff.ts";
-import { FakeClock } from "./_testing.ts";
+import {
+  FakeClock,
+  setupSupervisor,
+  until,
+  writeEcho,
+  writeScript,
+} from "./_testing.ts";
 import { IllegalTransitionError } from "./instance.ts";
-import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import type { SupervisorOptions } from "./supervisor.ts";
 import { WorkerEntry } from "./worker.ts";
 import { silentLogger } from "../log/mod.ts";
-
-const ECHO =
-  new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
-
-function writeScript(dir: string, name: string, body: string): string {
-  const bin = join(dir, "bin", name);
-  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
-  Deno.writeTextFileSync(bin + ".tmp", `#!/bin/sh\n${body}`, { mode: 0o755 });
-  Deno.chmodSync(bin + ".tmp", 0o755);
-  Deno.renameSync(bin + ".tmp", bin);
-  return bin;
-}
-
-/** A shell wrapper around the echo worker, with extra env exports and shell lines before it. */
-function writeEcho(dir: string, tag: string, before = ""): string {
-  return writeScript(
-    dir,
-    "index",
-    `export TAG='${tag}'\n${before}exec '${Deno.execPath()}' run -A --no-config '${ECHO}'\n`,
-  );
-}
 
 /** True while `pid` runs (a zombie waiting to be reaped does not count). */
 function running(pid: number): boolean {
@@ -40,52 +23,8 @@ function running(pid: number): boolean {
   }
 }
 
-async function until(
-  fn: () => boolean,
-  timeoutMs: number,
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
 function setup(options: Partial<SupervisorOptions> = {}, route = "/") {
-  const root = Deno.makeTempDirSync({ prefix: "tq-life-" });
-  const dir = join(root, "workers", "index");
-  const binPath = writeEcho(dir, "v1");
-  const config = defaultConfig();
-  const start = 20000 + Math.floor(Math.random() * 12000);
-  config.workers.port_range_start = start;
-  config.workers.port_range_end = start + 50;
-  config.workers.startup_delay_ms = 10;
-  config.workers.restart_delay_ms = 10;
-  config.workers.shutdown_grace_period_ms = 2000;
-  const settings = { ...config.workers.default, startup_timeout_ms: 5000 };
-  const spec: WorkerSpec = {
-    name: "index",
-    dir,
-    route,
-    kind: "binary",
-    entry: undefined,
-    binPath,
-    settings,
-  };
-  const table = new RouteTable();
-  const supervisor = new Supervisor(config, {
-    mode: "prod",
-    table,
-    strict: true,
-    healthIntervalMs: 0,
-    ...options,
-  });
-  const cleanup = async () => {
-    await supervisor.shutdown();
-    Deno.removeSync(root, { recursive: true });
-  };
-  return { root, dir, spec, table, supervisor, config, cleanup };
+  return setupSupervisor({ prefix: "tq-life-", route, supervisor: options });
 }
 
 Deno.test("a worker that forks a child and then crashes: the child is gone within 2 s", async () => {

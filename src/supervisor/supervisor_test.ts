@@ -1,58 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig, type WorkerSpec } from "../config/mod.ts";
-import { RouteTable } from "../routes/mod.ts";
 import { Supervisor } from "./supervisor.ts";
+import { setupSupervisor, writeEcho } from "./_testing.ts";
 import { waitFor } from "../../tests/_helpers.ts";
 
-const ECHO =
-  new URL("../../tests/testdata/echo_worker.ts", import.meta.url).pathname;
-
-function writeBinary(
-  dir: string,
-  name: string,
-  tag: string,
-  extra = "",
-): string {
-  const bin = join(dir, "bin", name);
-  Deno.mkdirSync(join(dir, "bin"), { recursive: true });
-  Deno.writeTextFileSync(
-    bin + ".tmp",
-    `#!/bin/sh\nexport TAG='${tag}'\n${extra}exec '${Deno.execPath()}' run -A --no-config '${ECHO}'\n`,
-    { mode: 0o755 },
-  );
-  Deno.renameSync(bin + ".tmp", bin);
-  return bin;
-}
-
 function setup() {
-  const root = Deno.makeTempDirSync({ prefix: "tq-sup-" });
-  const dir = join(root, "workers", "index");
-  const binPath = writeBinary(dir, "index", "v1");
-  const config = defaultConfig();
-  const start = 20000 + Math.floor(Math.random() * 12000);
-  config.workers.port_range_start = start;
-  config.workers.port_range_end = start + 50;
-  config.workers.startup_delay_ms = 10;
-  config.workers.restart_delay_ms = 10;
-  config.workers.shutdown_grace_period_ms = 2000;
-  const settings = { ...config.workers.default, startup_timeout_ms: 5000 };
-  const spec: WorkerSpec = {
-    name: "index",
-    dir,
-    route: "/",
-    kind: "binary",
-    entry: undefined,
-    binPath,
-    settings,
-  };
-  const table = new RouteTable();
-  const supervisor = new Supervisor(config, {
-    mode: "prod",
-    table,
-    strict: true,
-  });
-  return { root, dir, spec, table, supervisor };
+  // The periodic health check runs as in prod (every 5 s).
+  return setupSupervisor({ supervisor: { healthIntervalMs: 5000 } });
 }
 
 async function get(origin: string): Promise<{ tag: string; pid: number }> {
@@ -67,7 +22,7 @@ Deno.test("replace() switches to the new instance and stops the old one", async 
     first.release();
     const before = await get(first.origin);
     assert.equal(before.tag, "v1");
-    writeBinary(dir, "index", "v2");
+    writeEcho(dir, "v2");
     assert.equal(await supervisor.replace("index", "binary-changed"), true);
     const next = table.match("/")!.acquire()!;
     next.release();
@@ -93,7 +48,7 @@ Deno.test("replace() keeps the old instance when the new one fails health", asyn
   try {
     await supervisor.add(spec);
     const before = supervisor.workers.get("index")!.active[0]!.pid;
-    writeBinary(dir, "index", "broken", "export FAIL_HEALTH=1\n");
+    writeEcho(dir, "broken", "export FAIL_HEALTH=1\n");
     spec.settings.startup_timeout_ms = 600;
     assert.equal(await supervisor.replace("index", "binary-changed"), false);
     const entry = supervisor.workers.get("index")!;
@@ -114,13 +69,13 @@ Deno.test("a retiring instance finishes its in-flight request before it is stopp
   try {
     // This worker does not drain itself: SIGTERM ends it at once, so only the
     // supervisor's drain (wait for in-flight requests, then SIGTERM) saves the request.
-    writeBinary(dir, "index", "v1", "export ABRUPT_STOP=1\n");
+    writeEcho(dir, "v1", "export ABRUPT_STOP=1\n");
     await supervisor.add(spec);
     // The request is counted (acquired) before the replace but only sent once the
     // replace has switched, so the old instance is already retiring when it runs:
     // without a drain, its SIGTERM (restart_delay_ms = 10) would cut it.
     const target = table.match("/")!.acquire()!;
-    writeBinary(dir, "index", "v2");
+    writeEcho(dir, "v2");
     assert.equal(await supervisor.replace("index", "manual"), true);
     const slow = fetch(target.origin + "/slow?ms=700").then((r) => r.text())
       .finally(() => target.release());
@@ -250,7 +205,7 @@ Deno.test("instances: 2 spreads requests over both and a replace renews both", a
       target.release();
     }
     assert.equal(pids.size, 2);
-    writeBinary(dir, "index", "v2");
+    writeEcho(dir, "v2");
     assert.equal(await supervisor.replace("index", "binary-changed"), true);
     const entry = supervisor.workers.get("index")!;
     assert.equal(entry.active.length, 2);
@@ -267,12 +222,7 @@ Deno.test("instances: 2 spreads requests over both and a replace renews both", a
 Deno.test("stopping a worker does not hang on a grandchild that left its process group", async () => {
   const { root, dir, spec, supervisor } = setup();
   // The worker starts a daemon in its own session that keeps stdout open for 30 s.
-  writeBinary(
-    dir,
-    "index",
-    "v1",
-    `setsid sleep 30 & echo $! > '${dir}/daemon.pid'\n`,
-  );
+  writeEcho(dir, "v1", `setsid sleep 30 & echo $! > '${dir}/daemon.pid'\n`);
   try {
     await supervisor.add(spec);
     const started = Date.now();
